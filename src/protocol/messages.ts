@@ -1,0 +1,141 @@
+/**
+ * bore's messages, as serde's externally tagged enums: `{"Hello":20020}`, `"Heartbeat"`.
+ *
+ * Decoding is as lenient as serde_json and no more: whitespace is fine, UUIDs may take any form
+ * the uuid crate reads, but variant names are case-sensitive, a port is a JSON integer in
+ * 0..=65535 (not a string, float or negative), an object has exactly one key, and anything that
+ * is not UTF-8 or not JSON is a parse error.
+ */
+import { Either, ParseResult, Schema } from "effect"
+import { MessageParseError } from "../errors.js"
+import { parseUuid, type Uuid } from "./uuid.js"
+
+
+/** A TCP port as bore sends it (Rust `u16`). */
+const Port = Schema.Int.pipe(Schema.between(0, 65535))
+
+/** A UUID read in any form bore accepts, written lowercase and hyphenated. */
+const UuidText = Schema.transformOrFail(Schema.String, Schema.String.pipe(Schema.brand("Uuid")), {
+  strict: true,
+  decode: (text, _, ast) => {
+    const id = parseUuid(text)
+    return id === undefined ? ParseResult.fail(new ParseResult.Type(ast, text, "not a UUID")) : ParseResult.succeed(id)
+  },
+  encode: ParseResult.succeed
+})
+
+/**
+ * One enum variant with a payload: `{"<Tag>": value}` on the wire, `{ _tag, <field>: value }`
+ * in Spore.
+ */
+const variant = <const Tag extends string, const Field extends string, A, I>(
+  tag: Tag,
+  field: Field,
+  value: Schema.Schema<A, I>
+) =>
+  Schema.transform(
+    Schema.Struct({ [tag]: value } as { [K in Tag]: Schema.Schema<A, I> }),
+    Schema.Struct({ _tag: Schema.Literal(tag), [field]: Schema.typeSchema(value) } as
+      & { _tag: Schema.Literal<[Tag]> }
+      & { [K in Field]: Schema.Schema<A> }),
+    {
+      strict: false,
+      decode: (wire) => ({ _tag: tag, [field]: (wire as Record<string, unknown>)[tag] }),
+      encode: (message) => ({ [tag]: (message as Record<string, unknown>)[field] })
+    }
+  )
+
+/** A unit variant: `"<Tag>"` on the wire (serde also reads `{"<Tag>":null}`). */
+const unitVariant = <const Tag extends string>(tag: Tag) =>
+  Schema.Union(
+    Schema.transform(Schema.Literal(tag), Schema.Struct({ _tag: Schema.Literal(tag) }), {
+      strict: true,
+      decode: () => ({ _tag: tag }),
+      encode: () => tag
+    }),
+    Schema.transform(
+      Schema.Struct({ [tag]: Schema.Null } as { [K in Tag]: typeof Schema.Null }),
+      Schema.Struct({ _tag: Schema.Literal(tag) }),
+      { strict: false, decode: () => ({ _tag: tag }), encode: () => ({ [tag]: null }) }
+    )
+  )
+
+/** What a client sends to a server. */
+export const ClientMessage = Schema.Union(
+  variant("Authenticate", "answer", Schema.String),
+  variant("Hello", "port", Port),
+  variant("Accept", "id", UuidText)
+)
+export type ClientMessage = typeof ClientMessage.Type
+
+/** What a server sends to a client. */
+export const ServerMessage = Schema.Union(
+  variant("Challenge", "id", UuidText),
+  variant("Hello", "port", Port),
+  unitVariant("Heartbeat"),
+  variant("Connection", "id", UuidText),
+  variant("Error", "message", Schema.String)
+)
+export type ServerMessage = typeof ServerMessage.Type
+
+export const ClientMessages = {
+  authenticate: (answer: string): ClientMessage => ({ _tag: "Authenticate", answer }),
+  hello: (port: number): ClientMessage => ({ _tag: "Hello", port }),
+  accept: (id: Uuid): ClientMessage => ({ _tag: "Accept", id })
+}
+
+export const ServerMessages = {
+  challenge: (id: Uuid): ServerMessage => ({ _tag: "Challenge", id }),
+  hello: (port: number): ServerMessage => ({ _tag: "Hello", port }),
+  heartbeat: { _tag: "Heartbeat" } as ServerMessage,
+  connection: (id: Uuid): ServerMessage => ({ _tag: "Connection", id }),
+  error: (message: string): ServerMessage => ({ _tag: "Error", message })
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+
+/**
+ * What serde_json accepts for these enums besides string contents: a bare string, or an object
+ * of one key whose value is a string, an unsigned integer or null. JSON.parse alone would also
+ * take floats (`1.0`), `-0`, duplicate keys and nested values, which serde rejects.
+ */
+const STRING_LITERAL = /"(?:[^"\\]|\\.)*"/g
+const ENUM_SHAPE = /^\s*(?:""|\{\s*""\s*:\s*(?:""|\d+|null)\s*\})\s*$/
+
+const parseJson = (body: Uint8Array): Either.Either<unknown, MessageParseError> => {
+  let text: string
+  try {
+    text = utf8.decode(body)
+  } catch {
+    return Either.left(new MessageParseError({ reason: "frame is not UTF-8" }))
+  }
+  if (!ENUM_SHAPE.test(text.replace(STRING_LITERAL, "\"\""))) {
+    return Either.left(new MessageParseError({ reason: `not a message: ${JSON.stringify(text)}` }))
+  }
+  try {
+    return Either.right(JSON.parse(text))
+  } catch {
+    return Either.left(new MessageParseError({ reason: `invalid JSON: ${JSON.stringify(text)}` }))
+  }
+}
+
+const decoder = <A, I>(schema: Schema.Schema<A, I>) => {
+  const decode = Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })
+  return (body: Uint8Array): Either.Either<A, MessageParseError> =>
+    Either.flatMap(parseJson(body), (json) =>
+      Either.mapLeft(decode(json), (error) => new MessageParseError({ reason: error.message })))
+}
+
+const encoder = <A, I>(schema: Schema.Schema<A, I>) => {
+  const encode = Schema.encodeSync(schema)
+  return (message: A): string => JSON.stringify(encode(message))
+}
+
+/** A frame body as a client message (what a server reads). */
+export const decodeClientMessage = decoder(ClientMessage)
+/** A frame body as a server message (what a client reads). */
+export const decodeServerMessage = decoder(ServerMessage)
+/** The compact JSON text of a client message, as serde_json writes it. */
+export const encodeClientMessage = encoder(ClientMessage)
+/** The compact JSON text of a server message, as serde_json writes it. */
+export const encodeServerMessage = encoder(ServerMessage)
