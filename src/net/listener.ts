@@ -1,0 +1,76 @@
+/**
+ * Listening sockets as scoped resources.
+ *
+ * Each accepted connection is handled by its own fiber, supervised by the listener: closing the
+ * listener's scope stops accepting and interrupts every handler. Handlers own their socket
+ * (usually through `ownSocket`), so a socket can outlive its handler when ownership moves on, as
+ * a visitor's does when a data stream claims it.
+ */
+import * as net from "node:net"
+import { Effect, ExecutionStrategy, Exit, FiberSet, Scope } from "effect"
+import { BindError } from "../errors.js"
+import { prepareSocket } from "./socket.js"
+
+export interface ListenOptions {
+  readonly host: string
+  readonly port: number
+  /**
+   * Leave accepted sockets unread until someone reads them (visitors wait for their tunnel's
+   * client without us buffering what they send).
+   */
+  readonly pauseOnConnect?: boolean
+}
+
+export interface Listener {
+  /** The port actually bound (differs from the requested one when that was 0). */
+  readonly port: number
+}
+
+/**
+ * Binds host:port and runs `handle` for each accepted socket in its own fiber. A failed bind
+ * leaves nothing behind in the caller's scope, so callers may retry with other ports.
+ */
+export const listen = <R>(
+  options: ListenOptions,
+  handle: (socket: net.Socket) => Effect.Effect<void, never, R>
+): Effect.Effect<Listener, BindError, R | Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+    return yield* bind(options, handle).pipe(
+      Scope.extend(scope),
+      Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
+    )
+  })
+
+const bind = <R>(
+  options: ListenOptions,
+  handle: (socket: net.Socket) => Effect.Effect<void, never, R>
+): Effect.Effect<Listener, BindError, R | Scope.Scope> =>
+  Effect.gen(function*() {
+    const handlers = yield* FiberSet.make<void, never>()
+    const run = yield* FiberSet.runtime(handlers)<R>()
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: options.pauseOnConnect ?? false })
+    server.on("connection", (socket) => {
+      prepareSocket(socket)
+      // A socket error before the handler attaches its own listeners must not crash the process.
+      socket.on("error", () => {})
+      run(handle(socket))
+    })
+    yield* Effect.acquireRelease(
+      Effect.async<void, BindError>((resume) => {
+        const onError = (error: NodeJS.ErrnoException) =>
+          resume(Effect.fail(new BindError({ host: options.host, port: options.port, code: error.code ?? "EUNKNOWN" })))
+        server.once("error", onError)
+        server.listen({ host: options.host, port: options.port }, () => {
+          server.off("error", onError)
+          resume(Effect.void)
+        })
+      }),
+      // Stop accepting at once; the connections still open are the handlers' to close (waiting
+      // for them here would deadlock, since the handlers are interrupted after this runs).
+      () => Effect.sync(() => server.close())
+    )
+    // Once bound, accept errors (EMFILE and the like) are logged, not fatal.
+    server.on("error", (error) => run(Effect.logWarning(`accept failed on port ${options.port}: ${error.message}`)))
+    return { port: (server.address() as net.AddressInfo).port }
+  })

@@ -1,0 +1,81 @@
+/**
+ * TCP sockets as scoped resources: closing the scope that opened a socket destroys it.
+ */
+import * as net from "node:net"
+import { Duration, Effect, Scope } from "effect"
+import { ConnectError } from "../errors.js"
+
+/** bore's NETWORK_TIMEOUT: for connects and for the first frame expected on any stream. */
+export const NETWORK_TIMEOUT = Duration.seconds(3)
+
+/**
+ * Options every Spore socket gets: half-close kept open so each direction ends on its own, and
+ * Nagle off, since the control frames are tiny and latency-sensitive.
+ */
+export const prepareSocket = (socket: net.Socket): net.Socket => {
+  socket.setNoDelay(true)
+  return socket
+}
+
+/** Ties an existing socket to the current scope: it is destroyed when the scope closes. */
+export const ownSocket = (socket: net.Socket): Effect.Effect<net.Socket, never, Scope.Scope> =>
+  Effect.acquireRelease(Effect.succeed(socket), (s) => Effect.sync(() => s.destroy()))
+
+/** Connects to host:port within NETWORK_TIMEOUT; the socket lives as long as the scope. */
+export const connect = (host: string, port: number): Effect.Effect<net.Socket, ConnectError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<net.Socket, ConnectError>((resume) => {
+      const socket = net.connect({ host, port, allowHalfOpen: true })
+      const onConnect = () => {
+        socket.off("error", onError)
+        resume(Effect.succeed(prepareSocket(socket)))
+      }
+      const onError = (error: NodeJS.ErrnoException) => {
+        socket.off("connect", onConnect)
+        socket.destroy()
+        resume(Effect.fail(new ConnectError({ host, port, reason: error.code ?? error.message })))
+      }
+      socket.once("connect", onConnect)
+      socket.once("error", onError)
+      return Effect.sync(() => socket.destroy())
+    }).pipe(
+      Effect.timeoutFail({
+        duration: NETWORK_TIMEOUT,
+        onTimeout: () => new ConnectError({ host, port, reason: "timed out" })
+      })
+    ),
+    (socket) => Effect.sync(() => socket.destroy())
+  )
+
+/** Writes bytes and waits until Node has handed them to the kernel. */
+export const write = (socket: net.Socket, bytes: Uint8Array): Effect.Effect<void, Error> =>
+  Effect.async<void, Error>((resume) => {
+    socket.write(bytes, (error) => resume(error ? Effect.fail(error) : Effect.void))
+  })
+
+/**
+ * Resolves when the peer has ended or closed the socket (or it failed), discarding anything it
+ * sends meanwhile. A server watches a tunnel's control stream this way: bore never reads it after
+ * the Hello, so its content does not matter, but its end frees the tunnel at once.
+ */
+export const untilClosed = (socket: net.Socket): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (socket.destroyed || socket.readableEnded) return resume(Effect.void)
+    const ignore = () => {}
+    const done = () => {
+      stop()
+      resume(Effect.void)
+    }
+    const stop = () => {
+      socket.off("data", ignore)
+      socket.off("end", done)
+      socket.off("close", done)
+      socket.off("error", done)
+    }
+    socket.on("data", ignore)
+    socket.once("end", done)
+    socket.once("close", done)
+    socket.once("error", done)
+    socket.resume()
+    return Effect.sync(stop)
+  })
