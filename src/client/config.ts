@@ -1,0 +1,17 @@
+import type { Option, Redacted } from "effect"
+
+/** What `spore local` was asked to do. */
+export interface ClientConfig {
+  /** Host of the local service to expose. */
+  readonly localHost: string
+  /** Port of the local service to expose. */
+  readonly localPort: number
+  /** The server's host. */
+  readonly to: string
+  /** The public port to ask for; 0 lets the server choose. */
+  readonly port: number
+  /** When set, answer the server's challenge with it. */
+  readonly secret: Option.Option<Redacted.Redacted<string>>
+  /** The server's control port (bore's is fixed at 7835). */
+  readonly controlPort: number
+}

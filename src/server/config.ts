@@ -1,0 +1,17 @@
+import type { Option, Redacted } from "effect"
+
+/** What `spore server` was asked to do. */
+export interface ServerConfig {
+  /** Lowest public port a client may be given. */
+  readonly minPort: number
+  /** Highest public port a client may be given. */
+  readonly maxPort: number
+  /** When set, every connection to the control port must answer a challenge. */
+  readonly secret: Option.Option<Redacted.Redacted<string>>
+  /** Address of the control listener. */
+  readonly bindAddr: string
+  /** Address of the public tunnel listeners. */
+  readonly bindTunnels: string
+  /** Port of the control listener (bore's is fixed at 7835). */
+  readonly controlPort: number
+}

@@ -1,0 +1,61 @@
+/**
+ * Choosing and binding a tunnel's public port, with bore's rules and error texts.
+ */
+import type * as net from "node:net"
+import { Effect, Random, type Scope } from "effect"
+import { type BindError, PortUnavailable } from "../errors.js"
+import { listen, type Listener } from "../net/listener.js"
+
+/**
+ * Random ports tried for `Hello(0)` before giving up. bore's figure: enough to find a free port
+ * with probability 1 - 1e-5 when only 15% of the range is free.
+ */
+export const RANDOM_PORT_TRIES = 150
+
+export interface PortRange {
+  readonly minPort: number
+  readonly maxPort: number
+  /** Address the public listeners bind to. */
+  readonly bindTunnels: string
+}
+
+/** bore's Error text for a failed bind. */
+const bindErrorText = (error: BindError): string => {
+  switch (error.code) {
+    case "EADDRINUSE":
+      return "port already in use"
+    case "EACCES":
+      return "permission denied"
+    default:
+      return "failed to bind to port"
+  }
+}
+
+/**
+ * Opens the public listener of a tunnel: on `requested` if it is not 0 (it must lie in the
+ * range), else on a random free port of the range. Visitors go to `onVisitor`.
+ */
+export const openPublicListener = <R>(
+  range: PortRange,
+  requested: number,
+  onVisitor: (visitor: net.Socket) => Effect.Effect<void, never, R>
+): Effect.Effect<Listener, PortUnavailable, R | Scope.Scope> => {
+  const bind = (port: number) =>
+    listen({ host: range.bindTunnels, port, pauseOnConnect: true }, onVisitor).pipe(
+      Effect.mapError((error) => new PortUnavailable({ message: bindErrorText(error) }))
+    )
+
+  if (requested > 0) {
+    return requested < range.minPort || requested > range.maxPort
+      ? Effect.fail(new PortUnavailable({ message: "client port number not in allowed range" }))
+      : bind(requested)
+  }
+  return Effect.gen(function*() {
+    for (let attempt = 0; attempt < RANDOM_PORT_TRIES; attempt++) {
+      const port = yield* Random.nextIntBetween(range.minPort, range.maxPort + 1)
+      const bound = yield* Effect.option(bind(port))
+      if (bound._tag === "Some") return bound.value
+    }
+    return yield* Effect.fail(new PortUnavailable({ message: "failed to find an available port" }))
+  })
+}

@@ -1,0 +1,29 @@
+/**
+ * `spore server`: the control listener, serving tunnels and data streams until interrupted.
+ */
+import { Effect, Option, type Scope } from "effect"
+import type { BindError } from "../errors.js"
+import { listen } from "../net/listener.js"
+import { makeAuthenticator } from "../protocol/auth.js"
+import type { ServerConfig } from "./config.js"
+import { handleConnection } from "./connection.js"
+import type { PendingRegistry } from "./pending-registry.js"
+
+export interface RunningServer {
+  /** The control port actually bound (useful when the config asked for 0). */
+  readonly controlPort: number
+}
+
+/** Starts the server; it serves until the scope closes, which closes every socket it opened. */
+export const start = (
+  config: ServerConfig
+): Effect.Effect<RunningServer, BindError, PendingRegistry | Scope.Scope> =>
+  Effect.gen(function*() {
+    const auth = Option.map(config.secret, makeAuthenticator)
+    const control = yield* listen({ host: config.bindAddr, port: config.controlPort }, handleConnection(config, auth))
+    yield* Effect.logInfo(
+      `server listening on ${config.bindAddr}:${control.port}, tunnel ports ${config.minPort}-${config.maxPort}` +
+        (Option.isSome(config.secret) ? ", secret required" : "")
+    )
+    return { controlPort: control.port }
+  })

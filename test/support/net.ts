@@ -1,0 +1,101 @@
+/**
+ * Helpers for tests that move real bytes over 127.0.0.1.
+ */
+import { createHash, randomBytes } from "node:crypto"
+import * as net from "node:net"
+import { Effect, Option, Redacted, type Scope } from "effect"
+import * as Client from "../../src/client/client.js"
+import type { ClientConfig } from "../../src/client/config.js"
+import { listen } from "../../src/net/listener.js"
+import type { ServerConfig } from "../../src/server/config.js"
+import * as PendingRegistry from "../../src/server/pending-registry.js"
+import * as Server from "../../src/server/server.js"
+
+export const LOOPBACK = "127.0.0.1"
+
+/** A range of tunnel ports for tests; Hello(0) picks randomly in it and retries if taken. */
+export const TEST_PORT_RANGE = { minPort: 40000, maxPort: 49999 }
+
+export const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex")
+export const randomPayload = (size: number) => randomBytes(size)
+
+/**
+ * An echo service on 127.0.0.1 that honours half-close: it echoes until the peer ends its
+ * side, then ends its own.
+ */
+export const echoService = Effect.map(
+  listen({ host: LOOPBACK, port: 0 }, (socket) =>
+    Effect.async<void>((resume) => {
+      socket.pipe(socket)
+      socket.once("close", () => resume(Effect.void))
+      return Effect.sync(() => socket.destroy())
+    })),
+  (listener) => listener.port
+)
+
+/** A Spore server on 127.0.0.1 with an ephemeral control port; returns that port. */
+export const startServer = (options: { secret?: string; minPort?: number; maxPort?: number } = {}) => {
+  const config: ServerConfig = {
+    minPort: options.minPort ?? TEST_PORT_RANGE.minPort,
+    maxPort: options.maxPort ?? TEST_PORT_RANGE.maxPort,
+    secret: Option.map(Option.fromNullable(options.secret), Redacted.make),
+    bindAddr: LOOPBACK,
+    bindTunnels: LOOPBACK,
+    controlPort: 0
+  }
+  return Effect.map(
+    Server.start(config).pipe(Effect.provide(PendingRegistry.layer)),
+    (server) => server.controlPort
+  )
+}
+
+export const clientConfig = (
+  controlPort: number,
+  localPort: number,
+  options: { secret?: string; port?: number } = {}
+): ClientConfig => ({
+  localHost: LOOPBACK,
+  localPort,
+  to: LOOPBACK,
+  port: options.port ?? 0,
+  secret: Option.map(Option.fromNullable(options.secret), Redacted.make),
+  controlPort
+})
+
+/** Opens a tunnel and serves it in the background for the rest of the scope. */
+export const startTunnel = (config: ClientConfig) =>
+  Effect.gen(function*() {
+    const tunnel = yield* Client.openTunnel(config)
+    yield* Effect.forkScoped(tunnel.serve)
+    return tunnel.remotePort
+  })
+
+/** A TCP connection to 127.0.0.1:port, destroyed when the scope closes. */
+export const dial = (port: number): Effect.Effect<net.Socket, Error, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<net.Socket, Error>((resume) => {
+      const socket = net.connect({ host: LOOPBACK, port, allowHalfOpen: true })
+      socket.once("connect", () => resume(Effect.succeed(socket)))
+      socket.once("error", (error) => resume(Effect.fail(error)))
+    }),
+    (socket) => Effect.sync(() => socket.destroy())
+  )
+
+/** Everything the peer sends until it ends its side. */
+export const readAll = (socket: net.Socket): Effect.Effect<Buffer, Error> =>
+  Effect.async<Buffer, Error>((resume) => {
+    const chunks: Array<Buffer> = []
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk))
+    socket.once("end", () => resume(Effect.succeed(Buffer.concat(chunks))))
+    socket.once("error", (error) => resume(Effect.fail(error)))
+    socket.once("close", () => resume(Effect.succeed(Buffer.concat(chunks))))
+  })
+
+/** Sends `payload` on a fresh connection, half-closes, and returns everything received back. */
+export const roundTrip = (port: number, payload: Uint8Array) =>
+  Effect.scoped(Effect.gen(function*() {
+    const socket = yield* dial(port)
+    const received = readAll(socket)
+    socket.end(payload)
+    return yield* received
+  }))
