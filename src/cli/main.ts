@@ -1,0 +1,51 @@
+/**
+ * The `spore` executable: the one place that reads argv and composes layers.
+ *
+ * Exit codes: 0 after SIGINT/SIGTERM, 1 when the tunnel or server fails, 2 for bad usage.
+ */
+import { Command, ValidationError } from "@effect/cli"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Cause, Console, Effect, Exit } from "effect"
+import { createRequire } from "node:module"
+import { localCommand } from "./local-command.js"
+import * as Logging from "./logger.js"
+import { serverCommand } from "./server-command.js"
+
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
+
+const spore = Command.make("spore").pipe(
+  Command.withDescription("A TCP tunnel that speaks the bore protocol."),
+  Command.withSubcommands([serverCommand, localCommand])
+)
+
+const cli = Command.run(spore, { name: "spore", version })
+
+const describeError = (error: unknown): string => {
+  if (typeof error !== "object" || error === null || !("message" in error)) return String(error)
+  // A parse error's message is bore's wire text; the reason says what was wrong.
+  const detail = "_tag" in error && error._tag === "MessageParseError" && "reason" in error ? `: ${String(error.reason)}` : ""
+  return `${String(error.message)}${detail}`
+}
+
+const program = cli(process.argv).pipe(
+  Effect.as(0),
+  Effect.catchAll((error) => {
+    // @effect/cli has already printed its own validation messages.
+    if (ValidationError.isValidationError(error)) return Effect.succeed(2)
+    const code = typeof error === "object" && error !== null && "_tag" in error && error._tag === "UsageError" ? 2 : 1
+    return Effect.as(Console.error(`error: ${describeError(error)}`), code)
+  }),
+  Effect.provide(NodeContext.layer),
+  Effect.provide(Logging.layer)
+)
+
+NodeRuntime.runMain(program, {
+  disableErrorReporting: true,
+  disablePrettyLogger: true,
+  teardown: (exit, onExit) => {
+    if (Exit.isSuccess(exit)) return onExit(typeof exit.value === "number" ? exit.value : 0)
+    if (Cause.isInterruptedOnly(exit.cause)) return onExit(0)
+    process.stderr.write(`error: ${Cause.pretty(exit.cause)}\n`)
+    onExit(1)
+  }
+})

@@ -1,0 +1,64 @@
+/**
+ * Option builders shared by the commands: every option says its default and its environment
+ * variables in `--help`, and reads them in the order given (SPORE_* before BORE_*).
+ */
+import { Options } from "@effect/cli"
+import { Config, Data, Effect, Option, Redacted } from "effect"
+import * as net from "node:net"
+
+/** A command-line value that makes no sense; reported in one line with exit code 2. */
+export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
+
+const firstOf = <A>(read: (name: string) => Config.Config<A>, names: ReadonlyArray<string>) =>
+  names.map(read).reduce((first, next) => Config.orElse(first, () => next))
+
+const describe = (text: string, defaultText: string | undefined, env: ReadonlyArray<string>) =>
+  [text, defaultText === undefined ? "" : ` Default: ${defaultText}.`, env.length === 0 ? "" : ` Env: ${env.join(", ")}.`]
+    .join("")
+
+export const integerOption = (name: string, text: string, options: { default: number; env?: ReadonlyArray<string>; alias?: string }) => {
+  const env = options.env ?? []
+  let option = Options.integer(name).pipe(Options.withDescription(describe(text, String(options.default), env)))
+  if (options.alias !== undefined) option = Options.withAlias(option, options.alias)
+  return env.length === 0
+    ? Options.withDefault(option, options.default)
+    : option.pipe(Options.withFallbackConfig(firstOf(Config.integer, env)), Options.withDefault(options.default))
+}
+
+export const textOption = (name: string, text: string, options: { default?: string; env?: ReadonlyArray<string>; alias?: string }) => {
+  const env = options.env ?? []
+  let option = Options.text(name).pipe(Options.withDescription(describe(text, options.default, env)))
+  if (options.alias !== undefined) option = Options.withAlias(option, options.alias)
+  if (env.length > 0) option = Options.withFallbackConfig(option, firstOf(Config.string, env))
+  return options.default === undefined ? Options.optional(option) : Options.map(Options.withDefault(option, options.default), Option.some)
+}
+
+/** The shared secret: never echoed in help, logs or errors. */
+export const secretOption = Options.redacted("secret").pipe(
+  Options.withAlias("s"),
+  Options.withDescription(describe(
+    "Secret shared by server and clients; connections must prove they know it.",
+    undefined,
+    ["SPORE_SECRET", "BORE_SECRET"]
+  )),
+  Options.withFallbackConfig(firstOf(Config.redacted, ["SPORE_SECRET", "BORE_SECRET"])),
+  // The flag parser types its value as Redacted<unknown>; it is always text.
+  Options.map((secret) => Redacted.make(String(Redacted.value(secret)))),
+  Options.optional
+)
+
+/** Keeps an empty secret (e.g. an unset variable in a unit file) from meaning "no secret". */
+export const checkSecret = (secret: Option.Option<Redacted.Redacted<string>>) =>
+  Option.isSome(secret) && Redacted.value(secret.value).length === 0
+    ? Effect.fail(new UsageError({ message: "--secret is empty; leave it out to run without a secret" }))
+    : Effect.succeed(secret)
+
+export const checkPort = (name: string, value: number, options: { allowZero: boolean }) =>
+  Number.isInteger(value) && value >= (options.allowZero ? 0 : 1) && value <= 65535
+    ? Effect.succeed(value)
+    : Effect.fail(new UsageError({ message: `--${name} must be a port number from ${options.allowZero ? 0 : 1} to 65535, not ${value}` }))
+
+export const checkIpAddress = (name: string, value: string) =>
+  net.isIP(value) === 0
+    ? Effect.fail(new UsageError({ message: `--${name} must be an IP address, not ${JSON.stringify(value)}` }))
+    : Effect.succeed(value)
