@@ -2,9 +2,10 @@
  * Listening sockets as scoped resources.
  *
  * Each accepted connection is handled by its own fiber, supervised by the listener: closing the
- * listener's scope stops accepting and interrupts every handler. Handlers own their socket
- * (usually through `ownSocket`), so a socket can outlive its handler when ownership moves on, as
- * a visitor's does when a data stream claims it.
+ * listener's scope stops accepting and interrupts every handler.
+ *
+ * Handler fibers start uninterruptible, so whatever a handler does first (install a finalizer,
+ * register the socket somewhere) always happens, even if the listener closes at that instant.
  */
 import * as net from "node:net"
 import { Effect, ExecutionStrategy, Exit, FiberSet, Scope } from "effect"
@@ -19,6 +20,13 @@ export interface ListenOptions {
    * client without us buffering what they send).
    */
   readonly pauseOnConnect?: boolean
+  /**
+   * Who closes accepted sockets. "listener" (the default): the socket is destroyed when its
+   * handler ends, and the handler is interruptible. "handler": the handler takes the socket
+   * over (a visitor waiting to be claimed outlives the fiber that accepted it); it then runs
+   * uninterruptibly and must be short.
+   */
+  readonly socketOwner?: "listener" | "handler"
 }
 
 export interface Listener {
@@ -48,13 +56,18 @@ const bind = <R>(
 ): Effect.Effect<Listener, BindError, R | Scope.Scope> =>
   Effect.gen(function*() {
     const handlers = yield* FiberSet.make<void, never>()
-    const run = yield* FiberSet.runtime(handlers)<R>()
+    // Captured while uninterruptible: fibers forked through `run` start uninterruptible.
+    const run = yield* Effect.uninterruptible(FiberSet.runtime(handlers)<R>())
+    const serve = options.socketOwner === "handler"
+      ? handle
+      : (socket: net.Socket) =>
+        Effect.ensuring(Effect.interruptible(handle(socket)), Effect.sync(() => socket.destroy()))
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: options.pauseOnConnect ?? false })
     server.on("connection", (socket) => {
       prepareSocket(socket)
       // A socket error before the handler attaches its own listeners must not crash the process.
       socket.on("error", () => {})
-      run(handle(socket))
+      run(serve(socket))
     })
     yield* Effect.acquireRelease(
       Effect.async<void, BindError>((resume) => {

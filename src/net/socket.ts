@@ -17,10 +17,6 @@ export const prepareSocket = (socket: net.Socket): net.Socket => {
   return socket
 }
 
-/** Ties an existing socket to the current scope: it is destroyed when the scope closes. */
-export const ownSocket = (socket: net.Socket): Effect.Effect<net.Socket, never, Scope.Scope> =>
-  Effect.acquireRelease(Effect.succeed(socket), (s) => Effect.sync(() => s.destroy()))
-
 /** Connects to host:port within NETWORK_TIMEOUT; the socket lives as long as the scope. */
 export const connect = (host: string, port: number): Effect.Effect<net.Socket, ConnectError, Scope.Scope> =>
   Effect.acquireRelease(

@@ -9,7 +9,6 @@ import type * as net from "node:net"
 import { Effect, Option } from "effect"
 import { AuthenticationError, type PortUnavailable } from "../errors.js"
 import { type FramedSocket, makeFramedSocket, readFirstMessage } from "../net/framed-socket.js"
-import { ownSocket } from "../net/socket.js"
 import { splice } from "../net/splice.js"
 import type { Authenticator } from "../protocol/auth.js"
 import { decodeClientMessage, encodeServerMessage, ServerMessages } from "../protocol/messages.js"
@@ -71,7 +70,6 @@ export const handleConnection = (
 ) =>
 (socket: net.Socket): Effect.Effect<void, never, PendingRegistry> =>
   Effect.gen(function*() {
-    yield* ownSocket(socket)
     const stream = makeFramedSocket(socket)
     if (Option.isSome(auth)) yield* authenticate(stream, auth.value)
 

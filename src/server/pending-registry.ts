@@ -39,11 +39,16 @@ export const make = Effect.sync(() => {
       yield* Deferred.await(entry.claimed).pipe(
         Effect.timeout(PENDING_TIMEOUT),
         Effect.catchTag("TimeoutException", () => Effect.logInfo(`visitor ${id} was not claimed in time; closed`)),
+        Effect.interruptible,
         Effect.ensuring(Effect.sync(() => {
           entries.delete(id)
           if (!entry.wasClaimed) visitor.destroy()
         })),
-        Effect.forkScoped
+        Effect.forkScoped,
+        // The fiber starts uninterruptible so its cleanup is installed even if the tunnel
+        // closes before the fiber's first step (an interrupted fiber that never started would
+        // skip its `ensuring`, leaking the socket and the entry).
+        Effect.uninterruptible
       )
       return id
     })

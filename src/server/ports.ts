@@ -33,7 +33,8 @@ const bindErrorText = (error: BindError): string => {
 
 /**
  * Opens the public listener of a tunnel: on `requested` if it is not 0 (it must lie in the
- * range), else on a random free port of the range. Visitors go to `onVisitor`.
+ * range), else on a random free port of the range. Visitors go to `onVisitor`, which takes
+ * each socket over (see `socketOwner` in the listener).
  */
 export const openPublicListener = <R>(
   range: PortRange,
@@ -41,7 +42,7 @@ export const openPublicListener = <R>(
   onVisitor: (visitor: net.Socket) => Effect.Effect<void, never, R>
 ): Effect.Effect<Listener, PortUnavailable, R | Scope.Scope> => {
   const bind = (port: number) =>
-    listen({ host: range.bindTunnels, port, pauseOnConnect: true }, onVisitor).pipe(
+    listen({ host: range.bindTunnels, port, pauseOnConnect: true, socketOwner: "handler" }, onVisitor).pipe(
       Effect.mapError((error) => new PortUnavailable({ message: bindErrorText(error) }))
     )
 

@@ -99,3 +99,27 @@ export const roundTrip = (port: number, payload: Uint8Array) =>
     socket.end(payload)
     return yield* received
   }))
+
+/** Two ends of one loopback TCP connection, both destroyed when the scope closes. */
+export const socketPair = Effect.gen(function*() {
+  const accepted = yield* Effect.acquireRelease(
+    Effect.async<{ server: net.Server; port: number; next: Promise<net.Socket> }>((resume) => {
+      const server = net.createServer({ allowHalfOpen: true })
+      const next = new Promise<net.Socket>((onSocket) => server.once("connection", onSocket))
+      server.listen(0, LOOPBACK, () => resume(Effect.succeed({ server, port: (server.address() as net.AddressInfo).port, next })))
+    }),
+    ({ server }) => Effect.sync(() => server.close())
+  )
+  const near = yield* dial(accepted.port)
+  const far = yield* Effect.acquireRelease(Effect.promise(() => accepted.next), (s) => Effect.sync(() => s.destroy()))
+  return { near, far }
+})
+
+/** Resolves when the socket has been closed by the peer or destroyed. */
+export const closed = (socket: net.Socket): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (socket.destroyed || socket.readableEnded) return resume(Effect.void)
+    socket.resume()
+    socket.once("end", () => resume(Effect.void))
+    socket.once("close", () => resume(Effect.void))
+  })
