@@ -59,7 +59,7 @@ describe("tunnel end to end", () => {
       const reply = randomPayload(4 * MiB)
       // Reads the whole request (until the visitor's FIN), then answers and closes.
       const service = yield* localService((socket) =>
-        Effect.flatMap(readAll(socket), (request) =>
+        Effect.flatMap(Effect.orDie(readAll(socket)), (request) =>
           Effect.async<void>((resume) => {
             socket.end(Buffer.concat([Buffer.from(`${request.length}:`), reply]), () => resume(Effect.void))
           })))

@@ -1,0 +1,127 @@
+/**
+ * The real `spore` executable: help, version, usage errors, and a tunnel between two processes.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
+import { Effect } from "effect"
+import { runSpore, startSpore } from "../support/process.js"
+
+const version = (await import("../../package.json", { with: { type: "json" } })).default.version
+
+/** A local web app on 127.0.0.1 that answers every request with its method and path. */
+const webApp = Effect.acquireRelease(
+  Effect.async<http.Server>((resume) => {
+    const server = http.createServer((request, response) => {
+      let body = ""
+      request.on("data", (chunk: Buffer) => (body += chunk.toString()))
+      request.on("end", () => response.end(`hello from ${request.method} ${request.url} (${body.length} bytes)`))
+    })
+    server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+  }),
+  (server) => Effect.sync(() => server.close())
+)
+
+const serverArgs = ["server", "--bind-addr", "127.0.0.1", "--control-port", "0", "--min-port", "32000", "--max-port", "32767"]
+
+describe("spore CLI", () => {
+  it.live("--version prints the package version", () =>
+    Effect.gen(function*() {
+      const result = yield* runSpore(["--version"])
+      expect(result.code).toBe(0)
+      expect(result.stdout.trim()).toBe(version)
+    }))
+
+  it.live("--help lists every flag with its default and environment variables", () =>
+    Effect.gen(function*() {
+      const server = (yield* runSpore(["server", "--help"])).stdout
+      for (const text of ["--min-port", "Default: 1024", "SPORE_MIN_PORT, BORE_MIN_PORT", "--max-port", "Default: 65535",
+        "SPORE_MAX_PORT, BORE_MAX_PORT", "--secret", "SPORE_SECRET, BORE_SECRET", "--bind-addr", "Default: 0.0.0.0",
+        "--bind-tunnels", "--control-port", "Default: 7835"]) {
+        expect(server).toContain(text)
+      }
+      const local = (yield* runSpore(["local", "--help"], { BORE_SECRET: "do-not-print-me" })).stdout
+      for (const text of ["LOCAL_PORT", "--local-port", "--local-host", "Default: localhost", "--to",
+        "SPORE_SERVER, BORE_SERVER", "--port", "Default: 0", "--secret", "--control-port"]) {
+        expect(local).toContain(text)
+      }
+      expect(local).not.toContain("do-not-print-me")
+    }))
+
+  it.live("bad arguments get one clear line and exit code 2, never a stack trace", () =>
+    Effect.gen(function*() {
+      const cases: Array<[ReadonlyArray<string>, RegExp]> = [
+        [["server", "--min-port", "70000"], /--min-port must be a port number/],
+        [["server", "--min-port", "5000", "--max-port", "10"], /port range is empty/],
+        [["server", "--bind-addr", "not-an-ip"], /--bind-addr must be an IP address/],
+        [["server", "--min-port", "abc"], /is not a integer/],
+        [["local", "--to", "127.0.0.1"], /missing the local port/],
+        [["local", "8080"], /missing --to/],
+        [["local", "8080", "--local-port", "9090", "--to", "x"], /disagree/],
+        [["local", "0", "--to", "x"], /--local-port must be a port number/],
+        [["local", "8080", "--to", "x", "--secret", ""], /--secret is empty/]
+      ]
+      for (const [args, message] of cases) {
+        const result = yield* runSpore(args)
+        expect(result.code, args.join(" ")).toBe(2)
+        expect(result.stderr, args.join(" ")).toMatch(message)
+        expect(result.stderr).not.toMatch(/\n\s+at /)
+      }
+    }))
+
+  it.live("a server and a client process carry HTTP requests to a local web app, then stop cleanly", () =>
+    Effect.gen(function*() {
+      const app = yield* webApp
+      const appPort = (app.address() as AddressInfo).port
+      // Secrets from the environment, through both the BORE_ and the SPORE_ names.
+      const server = yield* startSpore(serverArgs, { BORE_SECRET: "env-secret" })
+      const controlPort = (yield* server.waitFor(/server listening on 127\.0\.0\.1:(\d+)/))[1]!
+      const client = yield* startSpore(
+        ["local", String(appPort), "--local-host", "127.0.0.1", "--to", "127.0.0.1", "--control-port", controlPort],
+        { SPORE_SECRET: "env-secret" }
+      )
+      const publicPort = (yield* client.waitFor(/listening at 127\.0\.0\.1:(\d+)/))[1]!
+
+      const get = yield* Effect.promise(() => fetch(`http://127.0.0.1:${publicPort}/some/path`).then((r) => r.text()))
+      expect(get).toBe("hello from GET /some/path (0 bytes)")
+      const post = yield* Effect.promise(() =>
+        fetch(`http://127.0.0.1:${publicPort}/upload`, { method: "POST", body: "x".repeat(100_000) }).then((r) => r.text()))
+      expect(post).toBe("hello from POST /upload (100000 bytes)")
+
+      expect(server.stderr() + client.stderr()).not.toContain("env-secret")
+      client.child.kill("SIGTERM")
+      server.child.kill("SIGINT")
+      expect((yield* client.exited).code).toBe(0)
+      expect((yield* server.exited).code).toBe(0)
+    }).pipe(Effect.scoped))
+
+  it.live("a client with the wrong secret exits 1 with bore's text", () =>
+    Effect.gen(function*() {
+      const server = yield* startSpore([...serverArgs, "--secret", "right"])
+      const controlPort = (yield* server.waitFor(/server listening on 127\.0\.0\.1:(\d+)/))[1]!
+      const result = yield* runSpore(["local", "9", "--to", "127.0.0.1", "--control-port", controlPort, "--secret", "wrong"])
+      expect(result.code).toBe(1)
+      expect(result.stderr.trim()).toBe("error: server error: invalid secret")
+    }).pipe(Effect.scoped))
+
+  it.live("a client whose server goes away exits 1 and says so (bore exits 0)", () =>
+    Effect.gen(function*() {
+      const server = yield* startSpore(serverArgs)
+      const controlPort = (yield* server.waitFor(/server listening on 127\.0\.0\.1:(\d+)/))[1]!
+      const client = yield* startSpore(["local", "9", "--to", "127.0.0.1", "--control-port", controlPort])
+      yield* client.waitFor(/listening at/)
+      server.child.kill("SIGTERM")
+      const result = yield* client.exited
+      expect(result.code).toBe(1)
+      expect(result.stderr).toContain("error: lost the control connection to the server")
+    }).pipe(Effect.scoped))
+
+  it.live("a server whose control port is taken exits 1 with a clear message", () =>
+    Effect.gen(function*() {
+      const first = yield* startSpore(serverArgs)
+      const controlPort = (yield* first.waitFor(/server listening on 127\.0\.0\.1:(\d+)/))[1]!
+      const second = yield* runSpore(["server", "--bind-addr", "127.0.0.1", "--control-port", controlPort])
+      expect(second.code).toBe(1)
+      expect(second.stderr.trim()).toBe(`error: could not listen on 127.0.0.1:${controlPort}: EADDRINUSE`)
+    }).pipe(Effect.scoped))
+})

@@ -1,0 +1,84 @@
+/**
+ * Running the real `spore` executable in tests, bounded in time.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { Effect, type Scope } from "effect"
+
+const BIN = fileURLToPath(new URL("../../bin/spore.js", import.meta.url))
+/** No test process may outlive this, whatever happens. */
+const PROCESS_LIMIT_MS = 30_000
+
+export interface Finished {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+export interface Running {
+  readonly child: ChildProcess
+  /** Everything the process wrote to stderr so far. */
+  readonly stderr: () => string
+  /** Waits until a stderr line matches, and returns the match. */
+  readonly waitFor: (pattern: RegExp) => Effect.Effect<RegExpMatchArray, Error>
+  /** Waits for the process to exit. */
+  readonly exited: Effect.Effect<Finished>
+}
+
+const launch = (args: ReadonlyArray<string>, env: Record<string, string>) => {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  const killer = setTimeout(() => child.kill("SIGKILL"), PROCESS_LIMIT_MS)
+  let stdout = ""
+  let stderr = ""
+  child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
+  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
+  const done = new Promise<Finished>((resolve) =>
+    child.once("close", (code) => {
+      clearTimeout(killer)
+      resolve({ code, stdout, stderr })
+    })
+  )
+  return { child, done, stderr: () => stderr }
+}
+
+/** Runs `spore ARGS` to completion. */
+export const runSpore = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Effect.Effect<Finished> =>
+  Effect.promise(() => launch(args, env).done)
+
+/** Starts `spore ARGS` in the background; it is killed when the scope closes. */
+export const startSpore = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string> = {}
+): Effect.Effect<Running, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const { child, done, stderr } = launch(args, env)
+      const waitFor = (pattern: RegExp) =>
+        Effect.async<RegExpMatchArray, Error>((resume) => {
+          const check = () => {
+            const match = pattern.exec(stderr())
+            if (match !== null) {
+              stop()
+              resume(Effect.succeed(match))
+            }
+          }
+          const onClose = () => {
+            stop()
+            check()
+            resume(Effect.fail(new Error(`spore exited before printing ${pattern}; stderr:\n${stderr()}`)))
+          }
+          const stop = () => {
+            child.stderr?.off("data", check)
+            child.off("close", onClose)
+          }
+          child.stderr?.on("data", check)
+          child.once("close", onClose)
+          check()
+        })
+      return { child, stderr, waitFor, exited: Effect.promise(() => done) }
+    }),
+    ({ child }) => Effect.sync(() => child.kill("SIGKILL"))
+  )
