@@ -19,6 +19,16 @@ const canBind = (port: number) =>
 
 const portOf = (hello: string | undefined) => Number(/^\{"Hello":(\d+)\}$/.exec(hello ?? "")?.[1])
 
+/** A server and a tunnel opened on it by a hand-driven control connection. */
+const tunnelByHand = Effect.gen(function*() {
+  const control = yield* startServer()
+  const peer = wirePeer(yield* dial(control))
+  peer.send("{\"Hello\":0}")
+  const port = portOf(yield* peer.next)
+  expect(port).toBeGreaterThan(0)
+  return { control, peer, port }
+})
+
 describe("server", () => {
   it.scoped("closes a silent connection at exactly 3 s without a word (no secret)", () =>
     Effect.gen(function*() {
@@ -46,11 +56,7 @@ describe("server", () => {
 
   it.scoped("sends a heartbeat at once after Hello, then every 500 ms, and one after each Connection", () =>
     Effect.gen(function*() {
-      const control = yield* startServer()
-      const peer = wirePeer(yield* dial(control))
-      peer.send("{\"Hello\":0}")
-      const port = portOf(yield* peer.next)
-      expect(port).toBeGreaterThan(0)
+      const { peer, port } = yield* tunnelByHand
       expect(yield* peer.next).toBe("\"Heartbeat\"")
       for (let beat = 0; beat < 4; beat++) {
         yield* TestClock.adjust("500 millis")
@@ -63,10 +69,7 @@ describe("server", () => {
 
   it.scoped("frees the tunnel's port as soon as its client closes the control connection", () =>
     Effect.gen(function*() {
-      const control = yield* startServer()
-      const peer = wirePeer(yield* dial(control))
-      peer.send("{\"Hello\":0}")
-      const port = portOf(yield* peer.next)
+      const { peer, port } = yield* tunnelByHand
       expect(yield* canBind(port)).toBe(false)
       peer.socket.destroy()
       // No clock movement: bore needs failed heartbeat writes to notice; Spore reads the stream.
@@ -80,10 +83,7 @@ describe("server", () => {
 
   it.scoped("closes waiting visitors when their tunnel closes", () =>
     Effect.gen(function*() {
-      const control = yield* startServer()
-      const peer = wirePeer(yield* dial(control))
-      peer.send("{\"Hello\":0}")
-      const port = portOf(yield* peer.next)
+      const { peer, port } = yield* tunnelByHand
       const visitor = yield* dial(port)
       expect(yield* peer.nextNonHeartbeat).toMatch(/^\{"Connection"/)
       peer.socket.destroy()
@@ -93,10 +93,7 @@ describe("server", () => {
 
   it.scoped("a visitor nobody claims is closed after 10 s; a late Accept gets a silent close", () =>
     Effect.gen(function*() {
-      const control = yield* startServer()
-      const peer = wirePeer(yield* dial(control))
-      peer.send("{\"Hello\":0}")
-      const port = portOf(yield* peer.next)
+      const { control, peer, port } = yield* tunnelByHand
       const visitor = yield* dial(port)
       const connection = yield* peer.nextNonHeartbeat
       const id = JSON.parse(connection ?? "{}").Connection as string
@@ -112,10 +109,7 @@ describe("server", () => {
 
   it.scoped("ignores whatever the client sends on the control stream after Hello", () =>
     Effect.gen(function*() {
-      const control = yield* startServer()
-      const peer = wirePeer(yield* dial(control))
-      peer.send("{\"Hello\":0}")
-      const port = portOf(yield* peer.next)
+      const { peer, port } = yield* tunnelByHand
       peer.send("garbage")
       peer.socket.write("x".repeat(10_000))
       yield* TestClock.adjust("500 millis")
