@@ -19,28 +19,35 @@ export const prepareSocket = (socket: net.Socket): net.Socket => {
 
 /** Connects to host:port within NETWORK_TIMEOUT; the socket lives as long as the scope. */
 export const connect = (host: string, port: number): Effect.Effect<net.Socket, ConnectError, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.async<net.Socket, ConnectError>((resume) => {
-      const socket = net.connect({ host, port, allowHalfOpen: true })
-      const onConnect = () => {
-        socket.off("error", onError)
-        resume(Effect.succeed(prepareSocket(socket)))
-      }
-      const onError = (error: NodeJS.ErrnoException) => {
-        socket.off("connect", onConnect)
-        socket.destroy()
-        resume(Effect.fail(new ConnectError({ host, port, reason: error.code ?? error.message })))
-      }
-      socket.once("connect", onConnect)
-      socket.once("error", onError)
-      return Effect.sync(() => socket.destroy())
-    }).pipe(
-      Effect.timeoutFail({
-        duration: NETWORK_TIMEOUT,
-        onTimeout: () => new ConnectError({ host, port, reason: "timed out" })
-      })
-    ),
-    (socket) => Effect.sync(() => socket.destroy())
+  // Not acquireRelease: its acquire is uninterruptible, so the timeout could never stop a
+  // connect that hangs. Only the dial is interruptible; the finalizer is added before anything
+  // else can interrupt.
+  Effect.uninterruptibleMask((restore) =>
+    restore(dial(host, port)).pipe(
+      Effect.tap((socket) => Effect.addFinalizer(() => Effect.sync(() => socket.destroy())))
+    )
+  )
+
+const dial = (host: string, port: number): Effect.Effect<net.Socket, ConnectError> =>
+  Effect.async<net.Socket, ConnectError>((resume) => {
+    const socket = net.connect({ host, port, allowHalfOpen: true })
+    const onConnect = () => {
+      socket.off("error", onError)
+      resume(Effect.succeed(prepareSocket(socket)))
+    }
+    const onError = (error: NodeJS.ErrnoException) => {
+      socket.off("connect", onConnect)
+      socket.destroy()
+      resume(Effect.fail(new ConnectError({ host, port, reason: error.code ?? error.message })))
+    }
+    socket.once("connect", onConnect)
+    socket.once("error", onError)
+    return Effect.sync(() => socket.destroy())
+  }).pipe(
+    Effect.timeoutFail({
+      duration: NETWORK_TIMEOUT,
+      onTimeout: () => new ConnectError({ host, port, reason: "timed out" })
+    })
   )
 
 /** Writes bytes and waits until Node has handed them to the kernel. */
