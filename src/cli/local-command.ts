@@ -1,9 +1,10 @@
 /** `spore local`: flags, their validation, and the running client. */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect, Option } from "effect"
+import { Console, Duration, Effect, Option } from "effect"
 import * as Client from "../client/client.js"
+import type { ClientStatus } from "../client/client.js"
 import type { ClientConfig } from "../client/config.js"
-import { checkPort, checkSecret, integerOption, secretOption, textOption, UsageError } from "./options.js"
+import { checkPort, checkSeconds, checkSecret, integerOption, secretOption, textOption, UsageError } from "./options.js"
 
 const options = {
   localPortArg: Args.integer({ name: "LOCAL_PORT" }).pipe(
@@ -21,6 +22,13 @@ const options = {
   controlPort: integerOption("control-port", "The server's control port.", {
     default: 7835,
     env: ["SPORE_CONTROL_PORT"]
+  }),
+  noReconnect: Options.boolean("no-reconnect").pipe(
+    Options.withDescription("Exit (with code 1) when the server is lost, instead of reconnecting.")
+  ),
+  maxReconnectDelay: integerOption("max-reconnect-delay", "Longest wait in seconds between reconnection attempts.", {
+    default: 64,
+    env: ["SPORE_MAX_RECONNECT_DELAY"]
   })
 }
 
@@ -41,16 +49,30 @@ const toConfig = (flags: Flags): Effect.Effect<ClientConfig, UsageError> =>
       to: flags.to.value,
       port: yield* checkPort("port", flags.port, { allowZero: true }),
       secret: yield* checkSecret(flags.secret),
-      controlPort: yield* checkPort("control-port", flags.controlPort, { allowZero: false })
+      controlPort: yield* checkPort("control-port", flags.controlPort, { allowZero: false }),
+      reconnect: !flags.noReconnect,
+      maxReconnectDelay: Duration.seconds(yield* checkSeconds("max-reconnect-delay", flags.maxReconnectDelay, { min: 1 }))
     }
   })
+
+/** The client's state, one plain line on stderr each time it changes. */
+const report = (status: ClientStatus) => {
+  switch (status._tag) {
+    case "Listening":
+      return Console.error(`${status.resumed ? "resumed: " : ""}listening at ${status.host}:${status.port}`)
+    case "Lost":
+      return Console.error(`lost the connection to the server: ${status.reason}`)
+    case "AttemptFailed":
+      return Console.error(`could not reach the server: ${status.reason}`)
+    case "Retrying":
+      return Console.error(`reconnecting in ${(Duration.toMillis(status.delay) / 1000).toFixed(1)} s`)
+  }
+}
 
 export const localCommand = Command.make("local", options, (flags) =>
   Effect.gen(function*() {
     const config = yield* toConfig(flags)
-    const tunnel = yield* Client.openTunnel(config)
-    yield* Console.error(`listening at ${config.to}:${tunnel.remotePort}`)
-    return yield* tunnel.serve
+    return yield* Client.run(config, report)
   }).pipe(Effect.scoped)).pipe(
     Command.withDescription("Expose a local port through a remote server.")
   )

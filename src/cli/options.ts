@@ -62,3 +62,8 @@ export const checkIpAddress = (name: string, value: string) =>
   net.isIP(value) === 0
     ? Effect.fail(new UsageError({ message: `--${name} must be an IP address, not ${JSON.stringify(value)}` }))
     : Effect.succeed(value)
+
+export const checkSeconds = (name: string, value: number, options: { min: number }) =>
+  Number.isInteger(value) && value >= options.min && value <= 86_400
+    ? Effect.succeed(value)
+    : Effect.fail(new UsageError({ message: `--${name} must be a whole number of seconds from ${options.min} to 86400, not ${value}` }))

@@ -1,10 +1,9 @@
 /** `spore server`: flags, their validation, and the running server. */
 import { Command } from "@effect/cli"
-import { Effect, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import type { ServerConfig } from "../server/config.js"
-import * as PendingRegistry from "../server/pending-registry.js"
 import * as Server from "../server/server.js"
-import { checkIpAddress, checkPort, checkSecret, integerOption, secretOption, textOption, UsageError } from "./options.js"
+import { checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, secretOption, textOption, UsageError } from "./options.js"
 
 const options = {
   minPort: integerOption("min-port", "Lowest public port a tunnel may get.", {
@@ -26,7 +25,12 @@ const options = {
   controlPort: integerOption("control-port", "Port clients connect to (bore's is 7835; 0 picks a free one).", {
     default: 7835,
     env: ["SPORE_CONTROL_PORT"]
-  })
+  }),
+  leaseSeconds: integerOption(
+    "lease-seconds",
+    "How long a Spore client's port stays reserved for it after its connection is lost.",
+    { default: 30, env: ["SPORE_LEASE_SECONDS"] }
+  )
 }
 
 type Flags = Command.Command.ParseConfig<typeof options>
@@ -44,7 +48,8 @@ const toConfig = (flags: Flags): Effect.Effect<ServerConfig, UsageError> =>
       secret: yield* checkSecret(flags.secret),
       bindAddr,
       bindTunnels,
-      controlPort: yield* checkPort("control-port", flags.controlPort, { allowZero: true })
+      controlPort: yield* checkPort("control-port", flags.controlPort, { allowZero: true }),
+      lease: Duration.seconds(yield* checkSeconds("lease-seconds", flags.leaseSeconds, { min: 0 }))
     }
   })
 
@@ -53,6 +58,6 @@ export const serverCommand = Command.make("server", options, (flags) =>
     const config = yield* toConfig(flags)
     yield* Server.start(config)
     return yield* Effect.never
-  }).pipe(Effect.scoped, Effect.provide(PendingRegistry.layer))).pipe(
+  }).pipe(Effect.scoped)).pipe(
     Command.withDescription("Run the public server that clients open tunnels on.")
   )

@@ -1,45 +1,116 @@
 /**
- * `spore local`: keeps a tunnel open and serves every visitor the server announces.
+ * `spore local`: keeps a tunnel open and serves every visitor the server announces, coming back
+ * by itself (on the same public port) when the server or the network goes away.
  */
-import { Effect, FiberSet, Option } from "effect"
+import { Duration, Effect, FiberSet, Option, Ref, Schedule, ScheduleDecision, type Scope } from "effect"
 import { ControlConnectionLost } from "../errors.js"
 import { readMessage } from "../net/framed-socket.js"
 import { makeAuthenticator } from "../protocol/auth.js"
 import { decodeServerMessage } from "../protocol/messages.js"
+import type { Uuid } from "../protocol/uuid.js"
 import type { ClientConfig } from "./config.js"
 import { forwardVisitor } from "./data-connection.js"
-import { requestTunnel, type TunnelHandshake } from "./handshake.js"
+import { requestTunnel, type TunnelHandshake, type TunnelRequest } from "./handshake.js"
+import { isRetryable, reconnectSchedule } from "./reconnect.js"
+
+/**
+ * The server sends a heartbeat every 500 ms; this long without any frame means the control
+ * connection is dead even if TCP has not noticed.
+ */
+export const HEARTBEAT_TIMEOUT = Duration.seconds(8)
+
+/** What the client reports as it goes, in plain words. */
+export type ClientStatus =
+  | { readonly _tag: "Listening"; readonly host: string; readonly port: number; readonly resumed: boolean }
+  | { readonly _tag: "Lost"; readonly reason: string }
+  | { readonly _tag: "AttemptFailed"; readonly reason: string }
+  | { readonly _tag: "Retrying"; readonly delay: Duration.Duration }
+
+type Report = (status: ClientStatus) => Effect.Effect<void>
 
 export interface ClientTunnel {
   /** The public port the server gave us. */
   readonly remotePort: number
-  /**
-   * Serves visitors until the control connection ends (that is a failure: the tunnel is gone).
-   * Visitors already connected keep flowing until the scope closes.
-   */
+  /** Serves visitors until the control connection is lost (that is a failure: the tunnel is gone). */
   readonly serve: Effect.Effect<never, ControlConnectionLost>
 }
 
-/** Opens the tunnel; its sockets live as long as the scope. */
+/** Opens one tunnel, with no reconnection; its sockets live as long as the scope. */
 export const openTunnel = (config: ClientConfig) =>
   Effect.gen(function*() {
     const auth = Option.map(config.secret, makeAuthenticator)
-    const handshake = yield* requestTunnel(config, auth)
+    const handshake = yield* requestTunnel(config, auth, { port: config.port, leaseToken: Option.none() })
     const visitors = yield* FiberSet.make<void, never>()
     return {
       remotePort: handshake.remotePort,
-      serve: serveControl(handshake, (id) => FiberSet.run(visitors, forwardVisitor(config, auth, id)))
+      serve: serveControl(handshake, (id) => FiberSet.run(visitors, forwardVisitor(config, auth, id)), () => Effect.void)
     } satisfies ClientTunnel
   })
 
-/** The control loop: ignore heartbeats, start a data connection for each `Connection`. */
+/**
+ * Runs the client until it fails for good: with `config.reconnect`, only authentication and
+ * configuration errors end it; every other failure, at start or later, is retried with backoff.
+ * Connections already spliced keep flowing while the control connection is down.
+ */
+export const run = (config: ClientConfig, report: Report): Effect.Effect<never, unknown, Scope.Scope> =>
+  Effect.gen(function*() {
+    const auth = Option.map(config.secret, makeAuthenticator)
+    // Visitors belong to the client, not to one control connection.
+    const visitors = yield* FiberSet.make<void, never>()
+    const request = yield* Ref.make<TunnelRequest>({ port: config.port, leaseToken: Option.none() })
+    const onVisitor = (id: Uuid) => FiberSet.run(visitors, forwardVisitor(config, auth, id))
+    const onLease = (token: string) => Ref.update(request, (r) => ({ ...r, leaseToken: Option.some(token) }))
+
+    const establish = Effect.flatMap(Ref.get(request), (r) => requestTunnel(config, auth, r))
+    const establishWithRetry = config.reconnect
+      ? Effect.retry(
+        establish.pipe(
+          Effect.tapError((error) =>
+            isRetryable(error) ? report({ _tag: "AttemptFailed", reason: error.message }) : Effect.void
+          )
+        ),
+        reconnectSchedule(config.maxReconnectDelay).pipe(
+          Schedule.whileInput(isRetryable),
+          // Reported only when there will be another attempt (a tap on the output would also
+          // fire for the fatal error that ends the retries).
+          Schedule.onDecision((delay, decision) =>
+            ScheduleDecision.isContinue(decision) ? report({ _tag: "Retrying", delay }) : Effect.void
+          )
+        )
+      )
+      : establish
+
+    while (true) {
+      const lost = yield* Effect.scoped(Effect.gen(function*() {
+        const handshake = yield* establishWithRetry
+        // Ask for this port next time, whatever we asked for this time.
+        yield* Ref.set(request, { port: handshake.remotePort, leaseToken: Option.none() })
+        yield* report({ _tag: "Listening", host: config.to, port: handshake.remotePort, resumed: handshake.resumed })
+        return yield* Effect.flip(serveControl(handshake, onVisitor, onLease))
+      }))
+      yield* report({ _tag: "Lost", reason: lost.reason })
+      if (!config.reconnect) return yield* lost
+    }
+  })
+
+/**
+ * The control loop: heartbeats keep it alive, each `Connection` starts a data connection, and a
+ * `Lease` from a Spore server is kept for resuming. Ends, as a failure, when the connection is.
+ */
 const serveControl = (
   { control }: TunnelHandshake,
-  onVisitor: (id: Parameters<typeof forwardVisitor>[2]) => Effect.Effect<unknown>
+  onVisitor: (id: Uuid) => Effect.Effect<unknown>,
+  onLease: (token: string) => Effect.Effect<void>
 ): Effect.Effect<never, ControlConnectionLost> =>
   Effect.gen(function*() {
     while (true) {
-      const next = yield* readMessage(control, decodeServerMessage)
+      const next = yield* readMessage(control, decodeServerMessage).pipe(
+        Effect.timeoutFail({
+          duration: HEARTBEAT_TIMEOUT,
+          onTimeout: () =>
+            new ControlConnectionLost({ reason: `no heartbeat from the server for ${Duration.format(HEARTBEAT_TIMEOUT)}` })
+        })
+      )
       if (Option.isNone(next)) return yield* new ControlConnectionLost({ reason: "the server closed it" })
       const message = next.value
       switch (message._tag) {
@@ -48,6 +119,9 @@ const serveControl = (
         case "Connection":
           yield* Effect.logDebug(`new visitor ${message.id}`)
           yield* onVisitor(message.id)
+          break
+        case "Lease":
+          yield* onLease(message.token)
           break
         case "Error":
           yield* Effect.logError(`server error: ${message.message}`)

@@ -1,4 +1,4 @@
-import type { Option, Redacted } from "effect"
+import type { Duration, Option, Redacted } from "effect"
 
 /** What `spore local` was asked to do. */
 export interface ClientConfig {
@@ -14,4 +14,8 @@ export interface ClientConfig {
   readonly secret: Option.Option<Redacted.Redacted<string>>
   /** The server's control port (bore's is fixed at 7835). */
   readonly controlPort: number
+  /** Whether to reconnect after losing the server (else exit, unlike bore, with an error). */
+  readonly reconnect: boolean
+  /** The longest wait between two reconnection attempts. */
+  readonly maxReconnectDelay: Duration.Duration
 }

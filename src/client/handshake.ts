@@ -15,6 +15,7 @@ import {
 } from "../errors.js"
 import { type FramedSocket, makeFramedSocket, readFirstMessage } from "../net/framed-socket.js"
 import { connect } from "../net/socket.js"
+import { tuneControlSocket } from "../net/tuning.js"
 import type { Authenticator } from "../protocol/auth.js"
 import { ClientMessages, decodeServerMessage, encodeClientMessage } from "../protocol/messages.js"
 import type { ClientConfig } from "./config.js"
@@ -51,12 +52,59 @@ export interface TunnelHandshake {
   readonly control: FramedSocket
   /** The public port the server gave us. */
   readonly remotePort: number
+  /** Whether a Spore server gave us back our tunnel (port and waiting visitors) by its token. */
+  readonly resumed: boolean
 }
 
-/** Opens the control stream and asks for the tunnel with `Hello`. */
+/** What a client asks for: a port (0 = any), or first its old tunnel back by a lease token. */
+export interface TunnelRequest {
+  readonly port: number
+  readonly leaseToken: Option.Option<string>
+}
+
+/**
+ * Opens the control stream and asks for the tunnel: with `Resume` when we hold a lease token,
+ * falling back to `Hello` if that does not work (lease run out, server restarted, or a bore
+ * server, which closes on it). Then the control socket gets keepalive and TCP_USER_TIMEOUT, and
+ * we offer Spore's extensions, which only a Spore server reads.
+ */
 export const requestTunnel = (
   config: ClientConfig,
-  auth: Option.Option<Authenticator>
+  auth: Option.Option<Authenticator>,
+  request: TunnelRequest
+): Effect.Effect<
+  TunnelHandshake,
+  StreamError | ServerRejected | ProtocolViolation | HandshakeTimeout | FrameTooLong | MessageParseError,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const resumed = Option.isSome(request.leaseToken)
+      ? yield* resumeTunnel(config, auth, request.leaseToken.value)
+      : Option.none()
+    const handshake = Option.isSome(resumed) ? resumed.value : yield* helloTunnel(config, auth, request.port)
+    tuneControlSocket(handshake.control.socket)
+    yield* handshake.control.writeFrame(encodeClientMessage(ClientMessages.offerExtensions))
+    return handshake
+  })
+
+/** Asks for our old tunnel by its lease token; None (and the stream closed) if that fails. */
+const resumeTunnel = (config: ClientConfig, auth: Option.Option<Authenticator>, token: string) =>
+  Effect.gen(function*() {
+    const control = yield* openStream(config, auth)
+    yield* control.writeFrame(encodeClientMessage(ClientMessages.resume(token)))
+    const reply = yield* Effect.option(readFirstMessage(control, decodeServerMessage))
+    if (Option.isSome(reply) && Option.isSome(reply.value) && reply.value.value._tag === "Hello") {
+      return Option.some<TunnelHandshake>({ control, remotePort: reply.value.value.port, resumed: true })
+    }
+    control.socket.destroy()
+    return Option.none<TunnelHandshake>()
+  })
+
+/** Asks for a tunnel with `Hello(port)`, as bore's client does. */
+const helloTunnel = (
+  config: ClientConfig,
+  auth: Option.Option<Authenticator>,
+  port: number
 ): Effect.Effect<
   TunnelHandshake,
   StreamError | ServerRejected | ProtocolViolation | HandshakeTimeout | FrameTooLong | MessageParseError,
@@ -64,12 +112,12 @@ export const requestTunnel = (
 > =>
   Effect.gen(function*() {
     const control = yield* openStream(config, auth)
-    yield* control.writeFrame(encodeClientMessage(ClientMessages.hello(config.port)))
+    yield* control.writeFrame(encodeClientMessage(ClientMessages.hello(port)))
     const reply = yield* readFirstMessage(control, decodeServerMessage)
     if (Option.isNone(reply)) return yield* new ProtocolViolation({ message: "unexpected EOF" })
     switch (reply.value._tag) {
       case "Hello":
-        return { control, remotePort: reply.value.port }
+        return { control, remotePort: reply.value.port, resumed: false }
       case "Error":
         return yield* new ServerRejected({ serverMessage: reply.value.message })
       case "Challenge":

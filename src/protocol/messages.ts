@@ -60,11 +60,28 @@ const unitVariant = <const Tag extends string>(tag: Tag) =>
     )
   )
 
+/**
+ * Spore's extensions, within DESIGN.md's compatibility rules:
+ * - `{"Spore":1}`: a client offers extensions on its control stream after the Hello reply. A bore
+ *   server never reads there, so only a Spore server sees it.
+ * - `{"Lease":"<token>"}`: a Spore server's answer to that offer: the tunnel's port stays reserved
+ *   for a while if the control connection is lost, and the token resumes it. Only clients that
+ *   made the offer ever receive it.
+ * - `{"Resume":"<token>"}`: instead of Hello, a returning client takes its tunnel back. Sent only
+ *   to a server that gave a lease; a bore server closes on it, and the client falls back to Hello.
+ */
+export const EXTENSIONS_VERSION = 1
+
+/** A lease token: 128 random bits in hex. */
+const LeaseToken = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{32}$/))
+
 /** What a client sends to a server. */
 export const ClientMessage = Schema.Union(
   variant("Authenticate", "answer", Schema.String),
   variant("Hello", "port", Port),
-  variant("Accept", "id", UuidText)
+  variant("Accept", "id", UuidText),
+  variant("Spore", "version", Port),
+  variant("Resume", "token", LeaseToken)
 )
 export type ClientMessage = typeof ClientMessage.Type
 
@@ -74,14 +91,17 @@ export const ServerMessage = Schema.Union(
   variant("Hello", "port", Port),
   unitVariant("Heartbeat"),
   variant("Connection", "id", UuidText),
-  variant("Error", "message", Schema.String)
+  variant("Error", "message", Schema.String),
+  variant("Lease", "token", LeaseToken)
 )
 export type ServerMessage = typeof ServerMessage.Type
 
 export const ClientMessages = {
   authenticate: (answer: string): ClientMessage => ({ _tag: "Authenticate", answer }),
   hello: (port: number): ClientMessage => ({ _tag: "Hello", port }),
-  accept: (id: Uuid): ClientMessage => ({ _tag: "Accept", id })
+  accept: (id: Uuid): ClientMessage => ({ _tag: "Accept", id }),
+  offerExtensions: { _tag: "Spore", version: EXTENSIONS_VERSION } as ClientMessage,
+  resume: (token: string): ClientMessage => ({ _tag: "Resume", token })
 }
 
 export const ServerMessages = {
@@ -89,7 +109,8 @@ export const ServerMessages = {
   hello: (port: number): ServerMessage => ({ _tag: "Hello", port }),
   heartbeat: { _tag: "Heartbeat" } as ServerMessage,
   connection: (id: Uuid): ServerMessage => ({ _tag: "Connection", id }),
-  error: (message: string): ServerMessage => ({ _tag: "Error", message })
+  error: (message: string): ServerMessage => ({ _tag: "Error", message }),
+  lease: (token: string): ServerMessage => ({ _tag: "Lease", token })
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })

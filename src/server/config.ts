@@ -1,4 +1,4 @@
-import type { Option, Redacted } from "effect"
+import type { Duration, Option, Redacted } from "effect"
 
 /** What `spore server` was asked to do. */
 export interface ServerConfig {
@@ -14,4 +14,6 @@ export interface ServerConfig {
   readonly bindTunnels: string
   /** Port of the control listener (bore's is fixed at 7835). */
   readonly controlPort: number
+  /** How long a Spore client's tunnel keeps its port after its control connection is lost. */
+  readonly lease: Duration.Duration
 }

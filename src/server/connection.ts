@@ -1,6 +1,7 @@
 /**
- * One TCP connection to the server's control port: a new tunnel (`Hello`) or a data stream for a
- * waiting visitor (`Accept`), after the challenge when the server has a secret.
+ * One TCP connection to the server's control port: a new tunnel (`Hello`), a returning Spore
+ * client (`Resume`), or a data stream for a waiting visitor (`Accept`), after the challenge when
+ * the server has a secret.
  *
  * Reactions follow bore exactly: a failed handshake gets an Error frame with bore's text and a
  * close; anything wrong after it (bad frame, unknown id, a second Authenticate) a silent close.
@@ -14,8 +15,7 @@ import type { Authenticator } from "../protocol/auth.js"
 import { decodeClientMessage, encodeServerMessage, ServerMessages } from "../protocol/messages.js"
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
 import { PendingRegistry } from "./pending-registry.js"
-import type { PortRange } from "./ports.js"
-import { runTunnel } from "./tunnel.js"
+import { Tunnels } from "./tunnels.js"
 
 const NO_SECRET_GIVEN = "server requires secret, but no secret was provided"
 
@@ -64,12 +64,13 @@ const rejectPort = (stream: FramedSocket) => (error: PortUnavailable) =>
     stream.writeFrame(encodeServerMessage(ServerMessages.error(error.message))).pipe(Effect.ignore)
   )
 
-export const handleConnection = (
-  range: PortRange,
-  auth: Option.Option<Authenticator>
-) =>
-(socket: net.Socket): Effect.Effect<void, never, PendingRegistry> =>
+/** Sent when a Resume names no tunnel (expired lease, restarted server): the client falls back. */
+export const NO_TUNNEL_TO_RESUME = "no tunnel to resume"
+
+export const handleConnection = (auth: Option.Option<Authenticator>) =>
+(socket: net.Socket): Effect.Effect<void, never, PendingRegistry | Tunnels> =>
   Effect.gen(function*() {
+    const tunnels = yield* Tunnels
     const stream = makeFramedSocket(socket)
     if (Option.isSome(auth)) yield* authenticate(stream, auth.value)
 
@@ -78,11 +79,16 @@ export const handleConnection = (
     const message = first.value
     switch (message._tag) {
       case "Hello":
-        return yield* runTunnel(stream, range, message.port).pipe(Effect.catchTag("PortUnavailable", rejectPort(stream)))
+        return yield* tunnels.open(message.port, stream).pipe(Effect.catchTag("PortUnavailable", rejectPort(stream)))
+      case "Resume":
+        if (yield* tunnels.resume(message.token, stream)) return
+        yield* Effect.logInfo("Resume for no known tunnel; refused")
+        return yield* stream.writeFrame(encodeServerMessage(ServerMessages.error(NO_TUNNEL_TO_RESUME)))
       case "Accept":
         return yield* forwardVisitor(stream, message.id)
       case "Authenticate":
-        return yield* Effect.logWarning("unexpected Authenticate; closed")
+      case "Spore":
+        return yield* Effect.logWarning(`unexpected ${message._tag}; closed`)
     }
   }).pipe(
     Effect.catchAll((error) => Effect.logDebug(`connection closed: ${error.message}`)),

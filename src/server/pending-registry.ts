@@ -24,6 +24,8 @@ export class PendingRegistry extends Context.Tag("spore/PendingRegistry")<Pendin
   readonly hold: (visitor: net.Socket) => Effect.Effect<Uuid, never, Scope.Scope>
   /** Takes a held visitor; the caller now owns its socket. None if unknown, expired or taken. */
   readonly claim: (id: Uuid) => Effect.Effect<Option.Option<net.Socket>>
+  /** Whether visitor `id` is still waiting to be claimed. */
+  readonly isWaiting: (id: Uuid) => Effect.Effect<boolean>
   /** How many visitors are waiting. */
   readonly size: Effect.Effect<number>
 }>() {}
@@ -63,7 +65,12 @@ export const make = Effect.sync(() => {
       return Option.some(entry.visitor)
     })
 
-  return PendingRegistry.of({ hold, claim, size: Effect.sync(() => entries.size) })
+  return PendingRegistry.of({
+    hold,
+    claim,
+    isWaiting: (id) => Effect.sync(() => entries.has(id)),
+    size: Effect.sync(() => entries.size)
+  })
 })
 
 export const layer = Layer.effect(PendingRegistry, make)

@@ -1,13 +1,14 @@
 /**
  * `spore server`: the control listener, serving tunnels and data streams until interrupted.
  */
-import { Effect, Option, type Scope } from "effect"
+import { Effect, Layer, Option, type Scope } from "effect"
 import type { BindError } from "../errors.js"
 import { listen } from "../net/listener.js"
 import { makeAuthenticator } from "../protocol/auth.js"
 import type { ServerConfig } from "./config.js"
 import { handleConnection } from "./connection.js"
-import type { PendingRegistry } from "./pending-registry.js"
+import * as PendingRegistry from "./pending-registry.js"
+import * as Tunnels from "./tunnels.js"
 
 export interface RunningServer {
   /** The control port actually bound (useful when the config asked for 0). */
@@ -15,12 +16,14 @@ export interface RunningServer {
 }
 
 /** Starts the server; it serves until the scope closes, which closes every socket it opened. */
-export const start = (
-  config: ServerConfig
-): Effect.Effect<RunningServer, BindError, PendingRegistry | Scope.Scope> =>
+export const start = (config: ServerConfig): Effect.Effect<RunningServer, BindError, Scope.Scope> =>
   Effect.gen(function*() {
     const auth = Option.map(config.secret, makeAuthenticator)
-    const control = yield* listen({ host: config.bindAddr, port: config.controlPort }, handleConnection(config, auth))
+    // Built in the server's scope: tunnels and waiting visitors live as long as the server.
+    const services = yield* Layer.build(Tunnels.layer(config).pipe(Layer.provideMerge(PendingRegistry.layer)))
+    const control = yield* listen({ host: config.bindAddr, port: config.controlPort }, handleConnection(auth)).pipe(
+      Effect.provide(services)
+    )
     yield* Effect.logInfo(
       `server listening on ${config.bindAddr}:${control.port}, tunnel ports ${config.minPort}-${config.maxPort}` +
         (Option.isSome(config.secret) ? ", secret required" : "")

@@ -1,57 +1,73 @@
 /**
- * One tunnel on the server: a public listener whose visitors are announced to the client on its
- * control stream, with a heartbeat every 500 ms in between.
+ * What a tunnel's control connection carries, for as long as it is attached: `Hello(port)`, then
+ * bore's loop of `Heartbeat` and a wait of up to 500 ms for a visitor, announced with
+ * `Connection(id)`.
  *
- * The frame sequence is bore's: `Hello(port)`, then a loop of `Heartbeat` followed by a wait of up
- * to 500 ms for a visitor, announced with `Connection(id)`. Unlike bore, the control stream is
- * read, so the tunnel (its port and its waiting visitors) ends as soon as the client goes away.
+ * Unlike bore, the control stream is read: its end is noticed at once, and a Spore client's offer
+ * of extensions (`{"Spore":1}`) is answered with the tunnel's lease token. Anything else the
+ * client sends there is ignored, as bore ignores it.
  */
-import { Duration, Effect, Option, Queue, Scope } from "effect"
-import type { PortUnavailable, SocketError } from "../errors.js"
-import type { FramedSocket } from "../net/framed-socket.js"
+import { Duration, Effect, Option, Queue, Ref } from "effect"
+import type { SocketError } from "../errors.js"
+import { type FramedSocket, readMessage } from "../net/framed-socket.js"
 import { untilClosed } from "../net/socket.js"
-import { encodeServerMessage, ServerMessages } from "../protocol/messages.js"
+import { tuneControlSocket } from "../net/tuning.js"
+import { decodeClientMessage, encodeServerMessage, type ServerMessage, ServerMessages } from "../protocol/messages.js"
 import type { Uuid } from "../protocol/uuid.js"
 import { PendingRegistry } from "./pending-registry.js"
-import { openPublicListener, type PortRange } from "./ports.js"
 
 /** How often an idle control stream gets a heartbeat (bore: 500 ms). */
 export const HEARTBEAT_INTERVAL = Duration.millis(500)
 
-/**
- * Serves a tunnel for the client on `control`, which asked for `requestedPort` (0 = any). Fails
- * with PortUnavailable before anything is sent if no port can be had; otherwise runs until the
- * control connection ends, then closes the public port and every visitor still waiting.
- */
-export const runTunnel = (
-  control: FramedSocket,
-  range: PortRange,
-  requestedPort: number
-): Effect.Effect<void, PortUnavailable | SocketError, PendingRegistry | Scope.Scope> =>
+/** What a control connection needs to know about its tunnel. */
+export interface TunnelState {
+  readonly port: number
+  /** Visitors announced in arrival order; they wait here while no control is attached. */
+  readonly arrivals: Queue.Dequeue<Uuid>
+  /** The token that resumes this tunnel. */
+  readonly token: string
+  /** Whether the client asked for extensions, and so holds a lease. */
+  readonly leased: Ref.Ref<boolean>
+}
+
+/** Serves one control connection of a tunnel until it ends (which is not an error). */
+export const serveControl = (
+  tunnel: TunnelState,
+  control: FramedSocket
+): Effect.Effect<void, SocketError, PendingRegistry> =>
   Effect.gen(function*() {
     const registry = yield* PendingRegistry
-    const tunnelScope = yield* Effect.scope
-    const arrivals = yield* Queue.unbounded<Uuid>()
-    const listener = yield* openPublicListener(range, requestedPort, (visitor) =>
-      registry.hold(visitor).pipe(
-        Effect.flatMap((id) => Queue.offer(arrivals, id)),
-        // Held visitors belong to the tunnel, not to the listener's per-connection fiber.
-        Effect.provideService(Scope.Scope, tunnelScope),
-        Effect.annotateLogs({ visitor: `${visitor.remoteAddress}:${visitor.remotePort}` })
-      ))
-    const send = (message: Parameters<typeof encodeServerMessage>[0]) =>
-      control.writeFrame(encodeServerMessage(message))
+    const send = (message: ServerMessage) => control.writeFrame(encodeServerMessage(message))
+    tuneControlSocket(control.socket)
 
-    yield* send(ServerMessages.hello(listener.port))
-    yield* Effect.logInfo(`tunnel open on port ${listener.port}`)
+    yield* send(ServerMessages.hello(tunnel.port))
 
     const announceVisitors = Effect.gen(function*() {
       while (true) {
         yield* send(ServerMessages.heartbeat)
-        const visitor = yield* Queue.take(arrivals).pipe(Effect.timeout(HEARTBEAT_INTERVAL), Effect.option)
-        if (Option.isSome(visitor)) yield* send(ServerMessages.connection(visitor.value))
+        const visitor = yield* Queue.take(tunnel.arrivals).pipe(Effect.timeout(HEARTBEAT_INTERVAL), Effect.option)
+        // A visitor that expired while no control was attached is not announced.
+        if (Option.isSome(visitor) && (yield* registry.isWaiting(visitor.value))) {
+          yield* send(ServerMessages.connection(visitor.value))
+        }
       }
     })
-    yield* Effect.raceFirst(announceVisitors, untilClosed(control.socket))
-    yield* Effect.logInfo(`tunnel on port ${listener.port} closed: the client went away`)
+
+    const readOffers: Effect.Effect<void, SocketError> = Effect.gen(function*() {
+      while (true) {
+        const message = yield* readMessage(control, decodeClientMessage).pipe(
+          Effect.catchTag("MessageParseError", () => Effect.succeed(Option.some(undefined)))
+        )
+        if (Option.isNone(message)) return
+        if (message.value?._tag === "Spore") {
+          yield* Ref.set(tunnel.leased, true)
+          yield* send(ServerMessages.lease(tunnel.token))
+        }
+      }
+    }).pipe(
+      // Past the frame limit it cannot be an offer: just wait for the end, discarding.
+      Effect.catchTag("FrameTooLong", () => untilClosed(control.socket))
+    )
+
+    yield* Effect.raceFirst(announceVisitors, readOffers)
   })

@@ -104,11 +104,11 @@ describe("spore CLI", () => {
       expect(result.stderr.trim()).toBe("error: server error: invalid secret")
     }).pipe(Effect.scoped))
 
-  it.live("a client whose server goes away exits 1 and says so (bore exits 0)", () =>
+  it.live("with --no-reconnect, a client whose server goes away exits 1 and says so (bore exits 0)", () =>
     Effect.gen(function*() {
       const server = yield* startSpore(serverArgs)
       const controlPort = (yield* server.waitFor(/server listening on 127\.0\.0\.1:(\d+)/))[1]!
-      const client = yield* startSpore(["local", "9", "--to", "127.0.0.1", "--control-port", controlPort])
+      const client = yield* startSpore(["local", "9", "--to", "127.0.0.1", "--control-port", controlPort, "--no-reconnect"])
       yield* client.waitFor(/listening at/)
       server.child.kill("SIGTERM")
       const result = yield* client.exited

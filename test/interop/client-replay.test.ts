@@ -32,10 +32,14 @@ import {
   ReplayMismatch,
   type ReplaySide,
   show,
+  SPORE_OFFER,
   type Transcript,
   type TranscriptEvent,
   withWatchdog
 } from "../support/transcript.js"
+
+/** A Spore client adds only its extension offer to what bore's client sends. */
+const CLIENT_SKIPS = { skipHeartbeats: false, skipFrames: [SPORE_OFFER] }
 
 const transcripts = loadTranscripts(new URL("../../../shared/bore-wire/", import.meta.url))
 
@@ -219,7 +223,7 @@ class ClientReplay implements ReplaySide {
     return Effect.gen(this, function*() {
       const peer = this.peer(event.conn)
       if (event.kind !== "FRAME") return yield* peer.expectBytes(event.bytes)
-      const frame = yield* peer.nextFrame({ skipHeartbeats: false })
+      const frame = yield* peer.nextFrame(CLIENT_SKIPS)
       yield* expectSame(`${event.source} ${event.conn}`, event.bytes, frame)
     })
   }
@@ -245,7 +249,7 @@ class ClientReplay implements ReplaySide {
         yield* this.peer(event.conn).awaitFinished()
       }
       for (const [conn, peer] of this.peers) {
-        const left = peer.leftover({ skipHeartbeats: false })
+        const left = peer.leftover(CLIENT_SKIPS)
         if (left.length > 0) return yield* new ReplayMismatch({ message: `${conn}: unexpected bytes ${show(left)}` })
       }
       for (const listener of [this.server, this.local]) {

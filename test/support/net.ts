@@ -3,12 +3,11 @@
  */
 import { createHash, randomBytes } from "node:crypto"
 import * as net from "node:net"
-import { Effect, Option, Redacted, type Scope } from "effect"
+import { Duration, Effect, Option, Redacted, type Scope } from "effect"
 import * as Client from "../../src/client/client.js"
 import type { ClientConfig } from "../../src/client/config.js"
 import { listen } from "../../src/net/listener.js"
 import type { ServerConfig } from "../../src/server/config.js"
-import * as PendingRegistry from "../../src/server/pending-registry.js"
 import * as Server from "../../src/server/server.js"
 
 export const LOOPBACK = "127.0.0.1"
@@ -34,32 +33,34 @@ export const echoService = Effect.map(
 )
 
 /** A Spore server on 127.0.0.1 with an ephemeral control port; returns that port. */
-export const startServer = (options: { secret?: string; minPort?: number; maxPort?: number } = {}) => {
+export const startServer = (
+  options: { secret?: string; minPort?: number; maxPort?: number; leaseSeconds?: number; controlPort?: number } = {}
+) => {
   const config: ServerConfig = {
     minPort: options.minPort ?? TEST_PORT_RANGE.minPort,
     maxPort: options.maxPort ?? TEST_PORT_RANGE.maxPort,
     secret: Option.map(Option.fromNullable(options.secret), Redacted.make),
     bindAddr: LOOPBACK,
     bindTunnels: LOOPBACK,
-    controlPort: 0
+    controlPort: options.controlPort ?? 0,
+    lease: Duration.seconds(options.leaseSeconds ?? 30)
   }
-  return Effect.map(
-    Server.start(config).pipe(Effect.provide(PendingRegistry.layer)),
-    (server) => server.controlPort
-  )
+  return Effect.map(Server.start(config), (server) => server.controlPort)
 }
 
 export const clientConfig = (
   controlPort: number,
   localPort: number,
-  options: { secret?: string; port?: number } = {}
+  options: { secret?: string; port?: number; maxReconnectDelay?: number } = {}
 ): ClientConfig => ({
   localHost: LOOPBACK,
   localPort,
   to: LOOPBACK,
   port: options.port ?? 0,
   secret: Option.map(Option.fromNullable(options.secret), Redacted.make),
-  controlPort
+  controlPort,
+  reconnect: true,
+  maxReconnectDelay: Duration.seconds(options.maxReconnectDelay ?? 64)
 })
 
 /** Opens a tunnel and serves it in the background for the rest of the scope. */

@@ -138,6 +138,11 @@ export const eventsOf = (transcript: Transcript, conn: string) => transcript.eve
 // ---------------------------------------------------------------------------------------------
 
 export const HEARTBEAT = Buffer.from("\"Heartbeat\"\0", "latin1")
+/**
+ * A Spore client's offer of extensions, sent after the Hello reply where a bore server never reads
+ * (DESIGN.md's compatibility rules). It is the one frame a Spore client adds to bore's sequence.
+ */
+export const SPORE_OFFER = Buffer.from("{\"Spore\":1}\0", "latin1")
 export const frameText = (bytes: Uint8Array): string => Buffer.from(bytes).toString("latin1")
 export const textBytes = (text: string): Buffer => Buffer.from(text, "latin1")
 
@@ -290,6 +295,12 @@ export const withWatchdog = <A, E, R>(
 
 type Progress<A> = { readonly done: A } | "wait" | { readonly mismatch: string }
 
+/** Frames a peer may pass over where a transcript has none. */
+export interface SkipOptions {
+  readonly skipHeartbeats: boolean
+  readonly skipFrames?: ReadonlyArray<Buffer>
+}
+
 /**
  * One end of a TCP connection that a replay drives: it records everything received, and waits
  * on socket events (never on a clock) for what the transcript says comes next.
@@ -353,10 +364,10 @@ export class Peer {
     })
   }
 
-  /** The next frame (up to and including its NUL), optionally skipping heartbeats before it. */
-  nextFrame(options: { readonly skipHeartbeats: boolean }): Effect.Effect<Buffer, ReplayMismatch> {
+  /** The next frame (up to and including its NUL), optionally skipping some frames before it. */
+  nextFrame(options: SkipOptions): Effect.Effect<Buffer, ReplayMismatch> {
     return this.until("a frame", () => {
-      if (options.skipHeartbeats) this.skipHeartbeats()
+      this.skipLeading(options)
       const end = this.unread.indexOf(0)
       if (end < 0) return "wait"
       const frame = Buffer.from(this.unread.subarray(0, end + 1))
@@ -383,14 +394,20 @@ export class Peer {
     return this.until("the connection to end", () => this.finished ? { done: undefined } : "wait")
   }
 
-  /** What is left unread; heartbeats are dropped first if asked. */
-  leftover(options: { readonly skipHeartbeats: boolean }): Buffer {
-    if (options.skipHeartbeats) this.skipHeartbeats()
+  /** What is left unread; frames are skipped first as asked. */
+  leftover(options: SkipOptions): Buffer {
+    this.skipLeading(options)
     return this.unread
   }
 
-  private skipHeartbeats(): void {
-    while (this.unread.subarray(0, HEARTBEAT.length).equals(HEARTBEAT)) this.cursor += HEARTBEAT.length
+  private skipLeading(options: SkipOptions): void {
+    const skippable = [...(options.skipHeartbeats ? [HEARTBEAT] : []), ...(options.skipFrames ?? [])]
+    let skipped = true
+    while (skipped) {
+      const next = skippable.find((frame) => this.unread.subarray(0, frame.length).equals(frame))
+      skipped = next !== undefined
+      if (next !== undefined) this.cursor += next.length
+    }
   }
 
   /** Re-checks on every socket event until `check` is done; a finished stream that is not, fails. */
