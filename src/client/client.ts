@@ -61,35 +61,48 @@ export const run = (config: ClientConfig, report: Report): Effect.Effect<never, 
     const onVisitor = (id: Uuid) => FiberSet.run(visitors, forwardVisitor(config, auth, id))
     const onLease = (token: string) => Ref.update(request, (r) => ({ ...r, leaseToken: Option.some(token) }))
 
-    const establish = Effect.flatMap(Ref.get(request), (r) => requestTunnel(config, auth, r))
-    const establishWithRetry = config.reconnect
-      ? Effect.retry(
-        establish.pipe(
-          Effect.tapError((error) =>
-            isRetryable(error) ? report({ _tag: "AttemptFailed", reason: error.message }) : Effect.void
-          )
-        ),
-        reconnectSchedule(config.maxReconnectDelay).pipe(
-          Schedule.whileInput(isRetryable),
-          // Reported only when there will be another attempt (a tap on the output would also
-          // fire for the fatal error that ends the retries).
-          Schedule.onDecision((delay, decision) =>
-            ScheduleDecision.isContinue(decision) ? report({ _tag: "Retrying", delay }) : Effect.void
-          )
-        )
+    const establish = Effect.flatMap(Ref.get(request), (r) => requestTunnel(config, auth, r)).pipe(
+      Effect.tapError((error) =>
+        config.reconnect && isRetryable(error) ? report({ _tag: "AttemptFailed", reason: error.message }) : Effect.void
       )
-      : establish
+    )
+    const backoff = reconnectSchedule(config.maxReconnectDelay).pipe(
+      Schedule.whileInput(isRetryable),
+      // Reported only when there will be another attempt (a tap on the output would also fire
+      // for the fatal error that ends the retries).
+      Schedule.onDecision((delay, decision) =>
+        ScheduleDecision.isContinue(decision) ? report({ _tag: "Retrying", delay }) : Effect.void
+      )
+    )
+    /**
+     * Establishes a tunnel, retrying with backoff. After a loss, the loss counts as the first
+     * failed attempt, so even the first reconnection waits: a server that accepts and drops at
+     * once cannot make the client spin.
+     */
+    const establishAfter = (lost: Option.Option<ControlConnectionLost>) =>
+      Effect.gen(function*() {
+        if (!config.reconnect) return yield* establish
+        const pendingLoss = yield* Ref.make(lost)
+        const attempt = Effect.flatMap(
+          Ref.getAndSet(pendingLoss, Option.none()),
+          (loss): Effect.Effect<TunnelHandshake, Effect.Effect.Error<typeof establish> | ControlConnectionLost, Scope.Scope> =>
+            Option.isSome(loss) ? Effect.fail(loss.value) : establish
+        )
+        return yield* Effect.retry(attempt, backoff)
+      })
 
+    let lost = Option.none<ControlConnectionLost>()
     while (true) {
-      const lost = yield* Effect.scoped(Effect.gen(function*() {
-        const handshake = yield* establishWithRetry
+      const loss = yield* Effect.scoped(Effect.gen(function*() {
+        const handshake = yield* establishAfter(lost)
         // Ask for this port next time, whatever we asked for this time.
         yield* Ref.set(request, { port: handshake.remotePort, leaseToken: Option.none() })
         yield* report({ _tag: "Listening", host: config.to, port: handshake.remotePort, resumed: handshake.resumed })
         return yield* Effect.flip(serveControl(handshake, onVisitor, onLease))
       }))
-      yield* report({ _tag: "Lost", reason: lost.reason })
-      if (!config.reconnect) return yield* lost
+      yield* report({ _tag: "Lost", reason: loss.reason })
+      if (!config.reconnect) return yield* loss
+      lost = Option.some(loss)
     }
   })
 

@@ -11,7 +11,8 @@ import type { AuthenticationError, ServerRejected } from "../errors.js"
 export const reconnectSchedule = (maxDelay: Duration.Duration) =>
   Schedule.exponential(Duration.seconds(1), 2).pipe(
     Schedule.jitteredWith({ min: 0.75, max: 1.25 }),
-    Schedule.modifyDelay((delay) => Duration.min(delay, maxDelay)),
+    // The callback gets (output, delay): the output is the un-jittered base, so cap the delay.
+    Schedule.modifyDelay((_, delay) => Duration.min(delay, maxDelay)),
     Schedule.delays
   )
 

@@ -1,0 +1,51 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Duration, Effect, Random, Schedule } from "effect"
+import { AuthenticationError, ConnectError, ControlConnectionLost, HandshakeTimeout, ServerRejected } from "../../src/errors.js"
+import { isRetryable, reconnectSchedule } from "../../src/client/reconnect.js"
+
+/** The first `n` delays the schedule chooses. */
+const delays = (schedule: Schedule.Schedule<Duration.Duration, unknown>, n: number) =>
+  Effect.map(Schedule.run(schedule, 0, Array.from({ length: n })), (out) => Chunk.toArray(out).map(Duration.toMillis))
+
+describe("reconnection policy", () => {
+  it.effect("backs off from 1 s, doubling, jittered within ±25%, capped at the maximum", () =>
+    Effect.gen(function*() {
+      for (const seed of [1, 2, 3, 42]) {
+        const chosen = yield* delays(reconnectSchedule(Duration.seconds(64)), 10).pipe(Effect.withRandom(Random.make(seed)))
+        chosen.forEach((delay, i) => {
+          const base = 1000 * 2 ** i
+          expect(delay, `attempt ${i + 1}`).toBeGreaterThanOrEqual(Math.min(base * 0.75, 64_000))
+          expect(delay, `attempt ${i + 1}`).toBeLessThanOrEqual(Math.min(base * 1.25, 64_000))
+        })
+        // From the 7th attempt on, the base (64 s and more) is past the cap.
+        expect(chosen.slice(7).every((delay) => delay === 64_000)).toBe(true)
+      }
+    }))
+
+  it.effect("jitter actually varies the delays", () =>
+    Effect.gen(function*() {
+      const first = yield* delays(reconnectSchedule(Duration.seconds(64)), 5).pipe(Effect.withRandom(Random.make(1)))
+      const second = yield* delays(reconnectSchedule(Duration.seconds(64)), 5).pipe(Effect.withRandom(Random.make(2)))
+      expect(first).not.toEqual(second)
+    }))
+
+  it.effect("a lower --max-reconnect-delay caps every delay", () =>
+    Effect.gen(function*() {
+      const chosen = yield* delays(reconnectSchedule(Duration.seconds(5)), 8)
+      expect(Math.max(...chosen)).toBeLessThanOrEqual(5000)
+      expect(chosen.at(-1)).toBe(5000)
+    }))
+
+  it("treats authentication and configuration errors as fatal, everything else as worth retrying", () => {
+    expect(isRetryable(new AuthenticationError({ message: "server requires authentication, but no client secret was provided" }))).toBe(false)
+    for (const fatal of ["invalid secret", "server requires secret, but no secret was provided", "client port number not in allowed range", "permission denied"]) {
+      expect(isRetryable(new ServerRejected({ serverMessage: fatal })), fatal).toBe(false)
+    }
+    for (const transient of ["port already in use", "failed to find an available port", "failed to bind to port", "something new"]) {
+      expect(isRetryable(new ServerRejected({ serverMessage: transient })), transient).toBe(true)
+    }
+    expect(isRetryable(new ConnectError({ host: "h", port: 1, reason: "ECONNREFUSED" }))).toBe(true)
+    expect(isRetryable(new HandshakeTimeout())).toBe(true)
+    expect(isRetryable(new ControlConnectionLost({ reason: "x" }))).toBe(true)
+  })
+})

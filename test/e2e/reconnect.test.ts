@@ -1,0 +1,160 @@
+/**
+ * Reconnection through a fault-injecting proxy between a Spore client and a Spore server: the
+ * control connection is cut or black-holed, and the client must come back on the same public
+ * port without losing a byte of connections already open. Every wait and backoff runs on the
+ * TestClock, advanced in small steps while real I/O on 127.0.0.1 happens in between.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Duration, Effect, Either, Fiber, Option, Queue, TestClock, TestServices } from "effect"
+import * as Client from "../../src/client/client.js"
+import type { ClientStatus } from "../../src/client/client.js"
+import type { ClientConfig } from "../../src/client/config.js"
+import { faultProxy } from "../support/fault-proxy.js"
+import { clientConfig, echoService, randomPayload, roundTrip, sha256, startServer } from "../support/net.js"
+
+const STEP = Duration.millis(100)
+
+/** A short real-time pause, so that I/O on loopback can happen between clock steps. */
+const letIoHappen = TestServices.provideLive(Effect.sleep("5 millis"))
+
+/** Runs the client in the background, collecting what it reports. */
+const runClient = (config: ClientConfig) =>
+  Effect.gen(function*() {
+    const statuses = yield* Queue.unbounded<ClientStatus>()
+    const seen: Array<ClientStatus> = []
+    const fiber = yield* Effect.forkScoped(Client.run(config, (status) => Queue.offer(statuses, status)))
+    /** Steps the clock until the client reports a status that matches (at most `limit` of virtual time). */
+    const waitFor = <S extends ClientStatus>(
+      match: (status: ClientStatus) => status is S,
+      limit: Duration.DurationInput = "120 seconds"
+    ) =>
+      Effect.gen(function*() {
+        for (let elapsed = 0; elapsed <= Duration.toMillis(limit); elapsed += Duration.toMillis(STEP)) {
+          yield* letIoHappen
+          let next = yield* Queue.poll(statuses)
+          while (Option.isSome(next)) {
+            seen.push(next.value)
+            if (match(next.value)) return next.value
+            next = yield* Queue.poll(statuses)
+          }
+          yield* TestClock.adjust(STEP)
+        }
+        return yield* Effect.dieMessage(`no matching status within ${Duration.format(limit)}; saw ${JSON.stringify(seen)}`)
+      })
+    return { fiber, waitFor, seen }
+  })
+
+/** Steps the clock until `condition` holds (real I/O in between). */
+const eventually = (condition: () => boolean, what: string) =>
+  Effect.gen(function*() {
+    for (let step = 0; step < 1000; step++) {
+      if (condition()) return
+      yield* letIoHappen
+    }
+    return yield* Effect.dieMessage(`never happened: ${what}`)
+  })
+
+const isListening = (status: ClientStatus): status is Extract<ClientStatus, { _tag: "Listening" }> =>
+  status._tag === "Listening"
+const isLost = (status: ClientStatus): status is Extract<ClientStatus, { _tag: "Lost" }> => status._tag === "Lost"
+const isAttemptFailed = (status: ClientStatus): status is Extract<ClientStatus, { _tag: "AttemptFailed" }> =>
+  status._tag === "AttemptFailed"
+
+/** A tunnel from a client behind a fault proxy to an echo service, once the client holds its lease. */
+const proxiedTunnel = (options: { leaseSeconds?: number } = {}) =>
+  Effect.gen(function*() {
+    const echo = yield* echoService
+    const controlPort = yield* startServer(options)
+    const proxy = yield* faultProxy(controlPort)
+    const client = yield* runClient(clientConfig(proxy.port, echo))
+    const first = yield* client.waitFor(isListening)
+    // The lease token travels right after the Hello; a resume needs the client to have it.
+    yield* eventually(() => proxy.connections()[0]?.fromServer.includes("\"Lease\"") ?? false, "the lease reached the client")
+    return { echo, controlPort, proxy, client, port: first.port }
+  })
+
+const isControl = (connection: { readonly index: number }) => connection.index === 0
+
+describe("reconnection", () => {
+  it.scoped("after a cut, the client resumes the same port and serves a visitor who came meanwhile", () =>
+    Effect.gen(function*() {
+      const { proxy, client, port } = yield* proxiedTunnel()
+      yield* proxy.cut(isControl)
+      const lost = yield* client.waitFor(isLost)
+      expect(lost.reason).toMatch(/closed it|ECONNRESET|socket/)
+      // A visitor arrives while the client is away: the server holds it for the tunnel.
+      const payload = randomPayload(256 * 1024)
+      const visit = yield* Effect.fork(roundTrip(port, payload))
+      const back = yield* client.waitFor(isListening)
+      expect(back).toEqual({ _tag: "Listening", host: "127.0.0.1", port, resumed: true })
+      // Even the first reconnection waits out a backoff delay.
+      const retry = client.seen.find((status) => status._tag === "Retrying")
+      expect(retry?._tag === "Retrying" && Duration.toMillis(retry.delay)).toBeGreaterThanOrEqual(750)
+      expect(retry?._tag === "Retrying" && Duration.toMillis(retry.delay)).toBeLessThanOrEqual(1250)
+      expect(sha256(yield* Fiber.join(visit))).toBe(sha256(payload))
+    }))
+
+  it.scoped("a black-holed control connection is noticed at 8 s, and the client resumes when the network is back", () =>
+    Effect.gen(function*() {
+      const { proxy, client, port } = yield* proxiedTunnel()
+      yield* proxy.blackHole
+      const start = yield* Clock.currentTimeMillis
+      const lost = yield* client.waitFor(isLost)
+      const noticedAfter = (yield* Clock.currentTimeMillis) - start
+      expect(lost.reason).toBe("no heartbeat from the server for 8s")
+      // The 8 s run from the last heartbeat received, at most one clock step before the black hole.
+      expect(noticedAfter).toBeGreaterThanOrEqual(8000 - Duration.toMillis(STEP))
+      expect(noticedAfter).toBeLessThanOrEqual(8000 + Duration.toMillis(STEP))
+      // Attempts while the network is still dead time out and are retried.
+      yield* client.waitFor(isAttemptFailed)
+      yield* proxy.restore
+      const back = yield* client.waitFor(isListening)
+      expect(back.port).toBe(port)
+      expect(back.resumed).toBe(true)
+    }))
+
+  it.scoped("a long transfer spanning a control reconnect arrives intact", () =>
+    Effect.gen(function*() {
+      const { proxy, client, port } = yield* proxiedTunnel()
+      const payload = randomPayload(32 * 1024 * 1024)
+      const transfer = yield* Effect.fork(roundTrip(port, payload))
+      // Once the data stream exists (the second connection through the proxy), cut the control.
+      yield* eventually(() => proxy.connections().length >= 2, "the data stream opened")
+      yield* proxy.cut(isControl)
+      yield* client.waitFor(isLost)
+      const back = yield* client.waitFor(isListening)
+      expect(back.resumed).toBe(true)
+      const echoed = yield* Fiber.join(transfer)
+      expect(echoed.length).toBe(payload.length)
+      expect(sha256(echoed)).toBe(sha256(payload))
+    }))
+
+  it.scoped("the port stays reserved for the lease only: then Resume fails and Hello takes the port back", () =>
+    Effect.gen(function*() {
+      const { echo, controlPort, proxy, client, port } = yield* proxiedTunnel({ leaseSeconds: 5 })
+      // Keep the client away: cut its control connection and swallow its attempts.
+      yield* proxy.blackHole
+      yield* proxy.cut()
+      yield* client.waitFor(isLost)
+      // During the lease nobody else gets the port.
+      const taken = yield* Effect.either(Effect.scoped(Client.openTunnel(clientConfig(controlPort, echo, { port }))))
+      expect(Either.isLeft(taken) && taken.left.message).toBe("server error: port already in use")
+      // Let the lease run out while the client keeps failing, then let it through.
+      yield* TestClock.adjust("6 seconds")
+      yield* proxy.restore
+      const back = yield* client.waitFor(isListening)
+      expect(back).toEqual({ _tag: "Listening", host: "127.0.0.1", port, resumed: false })
+    }))
+
+  it.scoped("authentication failures are fatal and never retried", () =>
+    Effect.gen(function*() {
+      const echo = yield* echoService
+      const controlPort = yield* startServer({ secret: "s3cret" })
+      const statuses: Array<ClientStatus> = []
+      const result = yield* Effect.either(Effect.scoped(
+        Client.run(clientConfig(controlPort, echo, { secret: "wrong" }), (status) => Effect.sync(() => statuses.push(status)))
+      ))
+      expect(Either.isLeft(result) && (result.left as Error).message).toBe("server error: invalid secret")
+      expect(statuses).toEqual([])
+    }))
+})
