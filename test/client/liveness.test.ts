@@ -3,6 +3,7 @@
  * (keepalive, TCP_USER_TIMEOUT) read back with getsockopt from live control sockets on both sides.
  */
 import { describe, expect, it } from "@effect/vitest"
+import type * as net from "node:net"
 import { Duration, Effect, Either, Fiber, Option, Queue, Ref, TestClock } from "effect"
 import * as Client from "../../src/client/client.js"
 import { requestTunnel } from "../../src/client/handshake.js"
@@ -24,7 +25,7 @@ const mutedServer = Effect.map(
   (listener) => listener.port
 )
 
-const expectControlTuning = (socket: import("node:net").Socket) => {
+const expectControlTuning = (socket: net.Socket) => {
   expect(getTcpOption(socket, TcpOption.KEEPIDLE)).toBe(30)
   expect(getTcpOption(socket, TcpOption.KEEPINTVL)).toBe(10)
   expect(getTcpOption(socket, TcpOption.KEEPCNT)).toBe(3)

@@ -5,12 +5,15 @@
  * TestClock, advanced in small steps while real I/O on 127.0.0.1 happens in between.
  */
 import { describe, expect, it } from "@effect/vitest"
+import type * as net from "node:net"
 import { Clock, Duration, Effect, Either, Fiber, Option, Queue, TestClock, TestServices } from "effect"
 import * as Client from "../../src/client/client.js"
 import type { ClientStatus } from "../../src/client/client.js"
 import type { ClientConfig } from "../../src/client/config.js"
+import { listen } from "../../src/net/listener.js"
 import { faultProxy } from "../support/fault-proxy.js"
-import { clientConfig, echoService, randomPayload, roundTrip, sha256, startServer } from "../support/net.js"
+import { clientConfig, echoService, LOOPBACK, randomPayload, roundTrip, sha256, startServer } from "../support/net.js"
+import { wirePeer } from "../support/wire.js"
 
 const STEP = Duration.millis(100)
 
@@ -144,6 +147,41 @@ describe("reconnection", () => {
       yield* proxy.restore
       const back = yield* client.waitFor(isListening)
       expect(back).toEqual({ _tag: "Listening", host: "127.0.0.1", port, resumed: false })
+    }))
+
+  it.scoped("against a bore server (no lease), the client asks for its old port and retries while it is in use", () =>
+    Effect.gen(function*() {
+      // A scripted bore server: the first Hello gets port 20417; the next one finds the port
+      // still held (bore frees it only when a heartbeat write fails); the one after gets it.
+      const hellos: Array<string> = []
+      const replies = ["{\"Hello\":20417}", "{\"Error\":\"port already in use\"}", "{\"Hello\":20417}"]
+      const controls: Array<net.Socket> = []
+      const server = yield* listen({ host: LOOPBACK, port: 0 }, (socket) =>
+        Effect.gen(function*() {
+          const peer = wirePeer(socket)
+          const hello = yield* peer.next
+          hellos.push(hello ?? "")
+          const reply = replies[hellos.length - 1] ?? "{\"Error\":\"no more\"}"
+          peer.send(reply)
+          if (reply.startsWith("{\"Error\"")) return
+          controls.push(socket)
+          peer.send("\"Heartbeat\"")
+          // Like bore, never read again; stay until the client goes.
+          yield* Effect.async<void>((resume) => {
+            socket.once("close", () => resume(Effect.void))
+          })
+        }).pipe(Effect.orDie))
+      const client = yield* runClient(clientConfig(server.port, 9))
+      expect((yield* client.waitFor(isListening)).port).toBe(20417)
+      // The server goes away (bore's heartbeats stop too); the client notices at 8 s at the latest.
+      controls[0]!.destroy()
+      yield* client.waitFor(isLost)
+      const failed = yield* client.waitFor(isAttemptFailed)
+      expect(failed.reason).toBe("server error: port already in use")
+      const back = yield* client.waitFor(isListening)
+      expect(back).toEqual({ _tag: "Listening", host: "127.0.0.1", port: 20417, resumed: false })
+      // No Resume was ever sent to a server that gave no lease: Hello(0), then Hello(20417) twice.
+      expect(hellos).toEqual(["{\"Hello\":0}", "{\"Hello\":20417}", "{\"Hello\":20417}"])
     }))
 
   it.scoped("authentication failures are fatal and never retried", () =>
