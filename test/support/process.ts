@@ -25,8 +25,14 @@ export interface Running {
   readonly exited: Effect.Effect<Finished>
 }
 
-const launch = (args: ReadonlyArray<string>, env: Record<string, string>) => {
-  const child = spawn(process.execPath, [BIN, ...args], {
+export interface LaunchOptions {
+  /** Words to run node under, e.g. `["ip", "netns", "exec", NAMESPACE]`; they must exec it, not fork. */
+  readonly prefix?: readonly [string, ...Array<string>]
+}
+
+const launch = (args: ReadonlyArray<string>, env: Record<string, string>, options: LaunchOptions) => {
+  const [file, ...fileArgs] = [...(options.prefix ?? []), process.execPath, BIN, ...args]
+  const child = spawn(file, fileArgs, {
     env: { PATH: process.env.PATH ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"]
   })
@@ -45,17 +51,21 @@ const launch = (args: ReadonlyArray<string>, env: Record<string, string>) => {
 }
 
 /** Runs `spore ARGS` to completion. */
-export const runSpore = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Effect.Effect<Finished> =>
-  Effect.promise(() => launch(args, env).done)
+export const runSpore = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string> = {},
+  options: LaunchOptions = {}
+): Effect.Effect<Finished> => Effect.promise(() => launch(args, env, options).done)
 
 /** Starts `spore ARGS` in the background; it is killed when the scope closes. */
 export const startSpore = (
   args: ReadonlyArray<string>,
-  env: Record<string, string> = {}
+  env: Record<string, string> = {},
+  options: LaunchOptions = {}
 ): Effect.Effect<Running, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const { child, done, stderr } = launch(args, env)
+      const { child, done, stderr } = launch(args, env, options)
       const waitFor = (pattern: RegExp) =>
         Effect.async<RegExpMatchArray, Error>((resume) => {
           const check = () => {
