@@ -149,6 +149,21 @@ describe("reconnection", () => {
       expect(back).toEqual({ _tag: "Listening", host: "127.0.0.1", port, resumed: false })
     }))
 
+  it.scoped("a slow network (3 s per chunk) is not mistaken for a dead one", () =>
+    Effect.gen(function*() {
+      const { proxy, client, port } = yield* proxiedTunnel()
+      yield* proxy.delay(Duration.seconds(3))
+      const payload = randomPayload(64 * 1024)
+      const visit = yield* Effect.fork(roundTrip(port, payload))
+      // 30 s of virtual time: heartbeats arrive late but steadily, so nothing is reported lost.
+      yield* client.waitFor((status): status is ClientStatus => status._tag === "Lost", "30 seconds").pipe(
+        Effect.exit,
+        Effect.map((exit) => expect(exit._tag).toBe("Failure"))
+      )
+      expect(client.seen.filter((status) => status._tag !== "Listening")).toEqual([])
+      expect(sha256(yield* Fiber.join(visit))).toBe(sha256(payload))
+    }))
+
   it.scoped("against a bore server (no lease), the client asks for its old port and retries while it is in use", () =>
     Effect.gen(function*() {
       // A scripted bore server: the first Hello gets port 20417; the next one finds the port

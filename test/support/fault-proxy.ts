@@ -46,8 +46,34 @@ export const faultProxy = (targetPort: number) =>
     const forwarders = yield* FiberSet.make()
     const run = yield* FiberSet.runtime(forwarders)()
 
-    /** Copies `from` into `to` chunk by chunk, obeying the mode at the time of each chunk. */
+    /**
+     * Copies `from` into `to` chunk by chunk, obeying the mode at the time of each chunk. Under a
+     * delay, chunks and the final end go through one queue per direction, so nothing overtakes.
+     */
     const forward = (connection: ProxiedConnection, from: net.Socket, to: net.Socket) => {
+      const queue: Array<Buffer | "end"> = []
+      let draining = false
+      const deliver = (item: Buffer | "end") => {
+        if (connection.dead) return
+        if (item === "end") to.end()
+        else to.write(item)
+      }
+      const drain = Effect.gen(function*() {
+        while (queue.length > 0) {
+          if (mode._tag === "Forward") yield* Effect.sleep(mode.delay)
+          deliver(queue.shift()!)
+        }
+        draining = false
+      })
+      const enqueue = (item: Buffer | "end") => {
+        const immediate = mode._tag === "Forward" && Duration.toMillis(mode.delay) === 0
+        if (immediate && !draining) return deliver(item)
+        queue.push(item)
+        if (!draining) {
+          draining = true
+          run(drain)
+        }
+      }
       from.on("data", (chunk: Buffer) => {
         if (connection.dead || mode._tag === "BlackHole") {
           connection.dead = true
@@ -56,21 +82,12 @@ export const faultProxy = (targetPort: number) =>
         if (from === connection.upstream && connection.fromServer.length < KEPT) {
           connection.fromServer += chunk.toString("latin1").slice(0, KEPT)
         }
-        if (Duration.toMillis(mode.delay) === 0) to.write(chunk)
-        else {
-          from.pause()
-          run(Effect.sleep(mode.delay).pipe(Effect.andThen(() => {
-            if (!connection.dead) to.write(chunk)
-            from.resume()
-          })))
-        }
+        enqueue(chunk)
       })
-      from.on("end", () => {
-        if (!connection.dead) to.end()
-      })
+      from.on("end", () => enqueue("end"))
       from.on("error", () => to.destroy())
       from.on("close", () => {
-        if (!connection.dead) to.destroy()
+        if (!connection.dead && !draining) to.destroy()
       })
     }
 
