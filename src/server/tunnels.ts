@@ -115,10 +115,19 @@ export const make = (config: TunnelsConfig) =>
         yield* Effect.logInfo(`tunnel open on port ${tunnel.port}`)
 
         const first: Handoff = { control, released: yield* Deferred.make<void>() }
+        // Control connections handed over as the tunnel ended are let go (their handlers then
+        // close them), and the queue is shut so that a late offer interrupts its handler instead
+        // of waiting for a tunnel that is gone.
+        const releaseLeftovers = Effect.flatMap(
+          Queue.takeAll(handoffs),
+          (left) => Effect.forEach(left, (handoff) => Deferred.done(handoff.released, Exit.void), { discard: true })
+        ).pipe(Effect.zipRight(Queue.shutdown(handoffs)))
         // The tunnel's fiber belongs to the server, not to this connection: a resume may outlive it.
         yield* FiberSet.run(
           tunnelFibers,
-          runTunnel(tunnel, handoffs, first).pipe(Effect.ensuring(Scope.close(scope, Exit.void)))
+          runTunnel(tunnel, handoffs, first).pipe(
+            Effect.ensuring(Effect.zipRight(Scope.close(scope, Exit.void), releaseLeftovers))
+          )
         )
         yield* Deferred.await(first.released)
       })
