@@ -4,7 +4,7 @@ import { Console, Duration, Effect, Option } from "effect"
 import * as Client from "../client/client.js"
 import type { ClientStatus } from "../client/client.js"
 import type { ClientConfig } from "../client/config.js"
-import { checkPort, checkSeconds, checkSecret, integerOption, secretOption, textOption, UsageError } from "./options.js"
+import { bufferOptions, checkBuffers, checkPort, checkSeconds, checkSecret, integerOption, secretOption, textOption, UsageError } from "./options.js"
 
 const options = {
   localPortArg: Args.integer({ name: "LOCAL_PORT" }).pipe(
@@ -29,7 +29,8 @@ const options = {
   maxReconnectDelay: integerOption("max-reconnect-delay", "Longest wait in seconds between reconnection attempts.", {
     default: 64,
     env: ["SPORE_MAX_RECONNECT_DELAY"]
-  })
+  }),
+  ...bufferOptions
 }
 
 type Flags = Command.Command.ParseConfig<typeof options>
@@ -51,7 +52,8 @@ const toConfig = (flags: Flags): Effect.Effect<ClientConfig, UsageError> =>
       secret: yield* checkSecret(flags.secret),
       controlPort: yield* checkPort("control-port", flags.controlPort, { allowZero: false }),
       reconnect: !flags.noReconnect,
-      maxReconnectDelay: Duration.seconds(yield* checkSeconds("max-reconnect-delay", flags.maxReconnectDelay, { min: 1 }))
+      maxReconnectDelay: Duration.seconds(yield* checkSeconds("max-reconnect-delay", flags.maxReconnectDelay, { min: 1 })),
+      buffers: yield* checkBuffers(flags)
     }
   })
 

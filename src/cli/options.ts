@@ -63,6 +63,38 @@ export const checkIpAddress = (name: string, value: string) =>
     ? Effect.fail(new UsageError({ message: `--${name} must be an IP address, not ${JSON.stringify(value)}` }))
     : Effect.succeed(value)
 
+/** `--sndbuf` and `--recbuf`: kernel socket buffer sizes in bytes, unset by default. */
+export const bufferOptions = {
+  sndbuf: Options.integer("sndbuf").pipe(
+    Options.withDescription(describe("SO_SNDBUF in bytes for every socket (Linux reports double).", "the kernel's autotuning", ["SPORE_SNDBUF"])),
+    Options.withFallbackConfig(Config.integer("SPORE_SNDBUF")),
+    Options.optional
+  ),
+  recbuf: Options.integer("recbuf").pipe(
+    Options.withDescription(describe("SO_RCVBUF in bytes for every socket (Linux reports double).", "the kernel's autotuning", ["SPORE_RECBUF"])),
+    Options.withFallbackConfig(Config.integer("SPORE_RECBUF")),
+    Options.optional
+  )
+}
+
+/** Smallest and largest buffer sizes accepted (the kernel caps large ones at its own maximum). */
+const BUFFER_RANGE = { min: 1024, max: 1 << 30 }
+
+export const checkBuffers = (flags: { readonly sndbuf: Option.Option<number>; readonly recbuf: Option.Option<number> }) =>
+  Effect.gen(function*() {
+    const check = (name: string, value: Option.Option<number>) =>
+      Option.match(value, {
+        onNone: () => Effect.succeed(undefined),
+        onSome: (bytes) =>
+          Number.isInteger(bytes) && bytes >= BUFFER_RANGE.min && bytes <= BUFFER_RANGE.max
+            ? Effect.succeed(bytes)
+            : Effect.fail(new UsageError({ message: `--${name} must be a number of bytes from ${BUFFER_RANGE.min} to ${BUFFER_RANGE.max}, not ${bytes}` }))
+      })
+    const sndbuf = yield* check("sndbuf", flags.sndbuf)
+    const rcvbuf = yield* check("recbuf", flags.recbuf)
+    return { ...(sndbuf === undefined ? {} : { sndbuf }), ...(rcvbuf === undefined ? {} : { rcvbuf }) }
+  })
+
 export const checkSeconds = (name: string, value: number, options: { min: number }) =>
   Number.isInteger(value) && value >= options.min && value <= 86_400
     ? Effect.succeed(value)

@@ -3,7 +3,7 @@ import { Command } from "@effect/cli"
 import { Duration, Effect, Option } from "effect"
 import type { ServerConfig } from "../server/config.js"
 import * as Server from "../server/server.js"
-import { checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, secretOption, textOption, UsageError } from "./options.js"
+import { bufferOptions, checkBuffers, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, secretOption, textOption, UsageError } from "./options.js"
 
 const options = {
   minPort: integerOption("min-port", "Lowest public port a tunnel may get.", {
@@ -30,7 +30,8 @@ const options = {
     "lease-seconds",
     "How long a Spore client's port stays reserved for it after its connection is lost.",
     { default: 30, env: ["SPORE_LEASE_SECONDS"] }
-  )
+  ),
+  ...bufferOptions
 }
 
 type Flags = Command.Command.ParseConfig<typeof options>
@@ -49,7 +50,8 @@ const toConfig = (flags: Flags): Effect.Effect<ServerConfig, UsageError> =>
       bindAddr,
       bindTunnels,
       controlPort: yield* checkPort("control-port", flags.controlPort, { allowZero: true }),
-      lease: Duration.seconds(yield* checkSeconds("lease-seconds", flags.leaseSeconds, { min: 0 }))
+      lease: Duration.seconds(yield* checkSeconds("lease-seconds", flags.leaseSeconds, { min: 0 })),
+      buffers: yield* checkBuffers(flags)
     }
   })
 

@@ -1,4 +1,5 @@
 import type { Duration, Option, Redacted } from "effect"
+import type { SocketBuffers } from "../net/tuning.js"
 
 /** What `spore local` was asked to do. */
 export interface ClientConfig {
@@ -18,4 +19,6 @@ export interface ClientConfig {
   readonly reconnect: boolean
   /** The longest wait between two reconnection attempts. */
   readonly maxReconnectDelay: Duration.Duration
+  /** SO_SNDBUF / SO_RCVBUF for every socket the client opens (control, data, local service). */
+  readonly buffers: SocketBuffers
 }

@@ -23,7 +23,7 @@ export const forwardVisitor = (
   Effect.gen(function*() {
     const stream = yield* openStream(config, auth)
     yield* stream.writeFrame(encodeClientMessage(ClientMessages.accept(id)))
-    const local = yield* connect(config.localHost, config.localPort)
+    const local = yield* connect(config.localHost, config.localPort, config.buffers)
     // Visitor bytes that arrived with the server's challenge go to the local service first.
     yield* splice(stream.socket, local, stream.release())
   }).pipe(

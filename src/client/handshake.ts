@@ -43,7 +43,7 @@ export const openStream = (
   auth: Option.Option<Authenticator>
 ): Effect.Effect<FramedSocket, StreamError, Scope.Scope> =>
   Effect.gen(function*() {
-    const stream = makeFramedSocket(yield* connect(config.to, config.controlPort))
+    const stream = makeFramedSocket(yield* connect(config.to, config.controlPort, config.buffers))
     if (Option.isSome(auth)) yield* answerChallenge(stream, auth.value)
     return stream
   })

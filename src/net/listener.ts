@@ -11,6 +11,7 @@ import * as net from "node:net"
 import { Effect, ExecutionStrategy, Exit, FiberSet, Scope } from "effect"
 import { BindError } from "../errors.js"
 import { prepareSocket } from "./socket.js"
+import { applyBuffers, DEFAULT_BUFFERS, type SocketBuffers } from "./tuning.js"
 
 export interface ListenOptions {
   readonly host: string
@@ -27,6 +28,8 @@ export interface ListenOptions {
    * uninterruptibly and must be short.
    */
   readonly socketOwner?: "listener" | "handler"
+  /** SO_SNDBUF / SO_RCVBUF for the listening socket and every socket it accepts. */
+  readonly buffers?: SocketBuffers
 }
 
 export interface Listener {
@@ -63,8 +66,9 @@ const bind = <R>(
       : (socket: net.Socket) =>
         Effect.ensuring(Effect.interruptible(handle(socket)), Effect.sync(() => socket.destroy()))
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: options.pauseOnConnect ?? false })
+    const buffers = options.buffers ?? DEFAULT_BUFFERS
     server.on("connection", (socket) => {
-      prepareSocket(socket)
+      prepareSocket(socket, buffers)
       // A socket error before the handler attaches its own listeners must not crash the process.
       socket.on("error", () => {})
       run(serve(socket))
@@ -76,6 +80,8 @@ const bind = <R>(
         server.once("error", onError)
         server.listen({ host: options.host, port: options.port }, () => {
           server.off("error", onError)
+          // Set on the listening socket too, so accepted sockets have them from the handshake.
+          for (const warning of applyBuffers(server, buffers)) run(Effect.logWarning(warning))
           resume(Effect.void)
         })
       }),

@@ -4,36 +4,43 @@
 import * as net from "node:net"
 import { Duration, Effect, Scope } from "effect"
 import { ConnectError } from "../errors.js"
+import { applyBuffers, DEFAULT_BUFFERS, type SocketBuffers } from "./tuning.js"
 
 /** bore's NETWORK_TIMEOUT: for connects and for the first frame expected on any stream. */
 export const NETWORK_TIMEOUT = Duration.seconds(3)
 
 /**
- * Options every Spore socket gets: half-close kept open so each direction ends on its own, and
- * Nagle off, since the control frames are tiny and latency-sensitive.
+ * Options every Spore socket gets before data flows: Nagle off (control frames are tiny and
+ * latency-sensitive, and payload is written in large chunks anyway), and the buffer sizes asked
+ * for. (Half-close is kept open where each socket is made: `allowHalfOpen`.)
  */
-export const prepareSocket = (socket: net.Socket): net.Socket => {
+export const prepareSocket = (socket: net.Socket, buffers: SocketBuffers): net.Socket => {
   socket.setNoDelay(true)
+  applyBuffers(socket, buffers)
   return socket
 }
 
 /** Connects to host:port within NETWORK_TIMEOUT; the socket lives as long as the scope. */
-export const connect = (host: string, port: number): Effect.Effect<net.Socket, ConnectError, Scope.Scope> =>
+export const connect = (
+  host: string,
+  port: number,
+  buffers: SocketBuffers = DEFAULT_BUFFERS
+): Effect.Effect<net.Socket, ConnectError, Scope.Scope> =>
   // Not acquireRelease: its acquire is uninterruptible, so the timeout could never stop a
   // connect that hangs. Only the dial is interruptible; the finalizer is added before anything
   // else can interrupt.
   Effect.uninterruptibleMask((restore) =>
-    restore(dial(host, port)).pipe(
+    restore(dial(host, port, buffers)).pipe(
       Effect.tap((socket) => Effect.addFinalizer(() => Effect.sync(() => socket.destroy())))
     )
   )
 
-const dial = (host: string, port: number): Effect.Effect<net.Socket, ConnectError> =>
+const dial = (host: string, port: number, buffers: SocketBuffers): Effect.Effect<net.Socket, ConnectError> =>
   Effect.async<net.Socket, ConnectError>((resume) => {
     const socket = net.connect({ host, port, allowHalfOpen: true })
     const onConnect = () => {
       socket.off("error", onError)
-      resume(Effect.succeed(prepareSocket(socket)))
+      resume(Effect.succeed(prepareSocket(socket, buffers)))
     }
     const onError = (error: NodeJS.ErrnoException) => {
       socket.off("connect", onConnect)

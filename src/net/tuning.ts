@@ -9,13 +9,21 @@ import { createRequire } from "node:module"
 import type * as net from "node:net"
 import { Duration } from "effect"
 
+/** Anything with a file descriptor: a connected socket or a listening server. */
+type HasFd = net.Socket | net.Server
+
 interface SockOpt {
-  readonly getsockopt: (socket: net.Socket, level: number, option: number) => number
-  readonly setsockopt: (socket: net.Socket, level: number, option: number, value: number) => void
+  readonly getsockopt: (socket: HasFd, level: number, option: number) => number
+  readonly setsockopt: (socket: HasFd, level: number, option: number, value: number) => void
 }
 const sockopt = createRequire(import.meta.url)("sockopt") as SockOpt
 
+const SOL_SOCKET = 1
 const IPPROTO_TCP = 6
+export const SocketOption = {
+  SNDBUF: 7,
+  RCVBUF: 8
+} as const
 export const TcpOption = {
   KEEPIDLE: 4,
   KEEPINTVL: 5,
@@ -28,6 +36,40 @@ const isLinux = process.platform === "linux"
 /** Reads an integer TCP-level option of a connected socket. */
 export const getTcpOption = (socket: net.Socket, option: number): number =>
   sockopt.getsockopt(socket, IPPROTO_TCP, option)
+
+/** Reads an integer socket-level option (SO_SNDBUF, SO_RCVBUF). */
+export const getSocketOption = (socket: HasFd, option: number): number =>
+  sockopt.getsockopt(socket, SOL_SOCKET, option)
+
+/**
+ * Kernel buffer sizes asked for with `--sndbuf` and `--recbuf` (bytes); unset leaves the
+ * kernel's autotuning alone. Linux reports back double the value set, and caps what it grants at
+ * net.core.wmem_max / rmem_max.
+ */
+export interface SocketBuffers {
+  readonly sndbuf?: number
+  readonly rcvbuf?: number
+}
+
+export const DEFAULT_BUFFERS: SocketBuffers = {}
+
+/**
+ * Sets SO_SNDBUF / SO_RCVBUF on a socket, or on a listening server so that the sockets it accepts
+ * inherit them from the first packet (the receive buffer decides the window scale in the
+ * handshake). Returns what the kernel granted where it granted less than asked.
+ */
+export const applyBuffers = (target: HasFd, buffers: SocketBuffers): ReadonlyArray<string> => {
+  const capped: Array<string> = []
+  const set = (name: string, option: number, value: number | undefined) => {
+    if (value === undefined) return
+    sockopt.setsockopt(target, SOL_SOCKET, option, value)
+    const granted = sockopt.getsockopt(target, SOL_SOCKET, option)
+    if (isLinux && granted < value * 2) capped.push(`${name} ${value} was capped by the kernel to ${granted / 2}`)
+  }
+  set("--sndbuf", SocketOption.SNDBUF, buffers.sndbuf)
+  set("--recbuf", SocketOption.RCVBUF, buffers.rcvbuf)
+  return capped
+}
 
 /** Keepalive on control sockets: probe after 30 s idle, every 10 s, give up after 3 misses. */
 export const CONTROL_KEEPALIVE = { idle: Duration.seconds(30), interval: Duration.seconds(10), probes: 3 }

@@ -1,4 +1,5 @@
 import type { Duration, Option, Redacted } from "effect"
+import type { SocketBuffers } from "../net/tuning.js"
 
 /** What `spore server` was asked to do. */
 export interface ServerConfig {
@@ -16,4 +17,6 @@ export interface ServerConfig {
   readonly controlPort: number
   /** How long a Spore client's tunnel keeps its port after its control connection is lost. */
   readonly lease: Duration.Duration
+  /** SO_SNDBUF / SO_RCVBUF for every socket the server opens or accepts. */
+  readonly buffers: SocketBuffers
 }

@@ -5,6 +5,7 @@ import type * as net from "node:net"
 import { Effect, Random, type Scope } from "effect"
 import { type BindError, PortUnavailable } from "../errors.js"
 import { listen, type Listener } from "../net/listener.js"
+import type { SocketBuffers } from "../net/tuning.js"
 
 /**
  * Random ports tried for `Hello(0)` before giving up. bore's figure: enough to find a free port
@@ -17,6 +18,8 @@ export interface PortRange {
   readonly maxPort: number
   /** Address the public listeners bind to. */
   readonly bindTunnels: string
+  /** SO_SNDBUF / SO_RCVBUF for the public listeners and their visitors. */
+  readonly buffers: SocketBuffers
 }
 
 /** bore's Error text for a failed bind. */
@@ -42,7 +45,7 @@ export const openPublicListener = <R>(
   onVisitor: (visitor: net.Socket) => Effect.Effect<void, never, R>
 ): Effect.Effect<Listener, PortUnavailable, R | Scope.Scope> => {
   const bind = (port: number) =>
-    listen({ host: range.bindTunnels, port, pauseOnConnect: true, socketOwner: "handler" }, onVisitor).pipe(
+    listen({ host: range.bindTunnels, port, pauseOnConnect: true, socketOwner: "handler", buffers: range.buffers }, onVisitor).pipe(
       Effect.mapError((error) => new PortUnavailable({ message: bindErrorText(error) }))
     )
 

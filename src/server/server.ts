@@ -21,7 +21,7 @@ export const start = (config: ServerConfig): Effect.Effect<RunningServer, BindEr
     const auth = Option.map(config.secret, makeAuthenticator)
     // Built in the server's scope: tunnels and waiting visitors live as long as the server.
     const services = yield* Layer.build(Tunnels.layer(config).pipe(Layer.provideMerge(PendingRegistry.layer)))
-    const control = yield* listen({ host: config.bindAddr, port: config.controlPort }, handleConnection(auth)).pipe(
+    const control = yield* listen({ host: config.bindAddr, port: config.controlPort, buffers: config.buffers }, handleConnection(auth)).pipe(
       Effect.provide(services)
     )
     yield* Effect.logInfo(

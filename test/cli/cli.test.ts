@@ -37,13 +37,13 @@ describe("spore CLI", () => {
       const server = (yield* runSpore(["server", "--help"])).stdout
       for (const text of ["--min-port", "Default: 1024", "SPORE_MIN_PORT, BORE_MIN_PORT", "--max-port", "Default: 65535",
         "SPORE_MAX_PORT, BORE_MAX_PORT", "--secret", "SPORE_SECRET, BORE_SECRET", "--bind-addr", "Default: 0.0.0.0",
-        "--bind-tunnels", "--control-port", "Default: 7835", "--lease-seconds", "Default: 30", "SPORE_LEASE_SECONDS"]) {
+        "--bind-tunnels", "--control-port", "Default: 7835", "--lease-seconds", "Default: 30", "SPORE_LEASE_SECONDS", "--sndbuf", "SPORE_SNDBUF", "--recbuf", "SPORE_RECBUF"]) {
         expect(server).toContain(text)
       }
       const local = (yield* runSpore(["local", "--help"], { BORE_SECRET: "do-not-print-me" })).stdout
       for (const text of ["LOCAL_PORT", "--local-port", "--local-host", "Default: localhost", "--to",
         "SPORE_SERVER, BORE_SERVER", "--port", "Default: 0", "--secret", "--control-port", "--no-reconnect",
-        "--max-reconnect-delay", "Default: 64", "SPORE_MAX_RECONNECT_DELAY"]) {
+        "--max-reconnect-delay", "Default: 64", "SPORE_MAX_RECONNECT_DELAY", "--sndbuf", "--recbuf"]) {
         expect(local).toContain(text)
       }
       expect(local).not.toContain("do-not-print-me")
@@ -62,7 +62,9 @@ describe("spore CLI", () => {
         [["local", "0", "--to", "x"], /--local-port must be a port number/],
         [["local", "8080", "--to", "x", "--secret", ""], /--secret is empty/],
         [["local", "8080", "--to", "x", "--max-reconnect-delay", "0"], /--max-reconnect-delay must be a whole number/],
-        [["server", "--lease-seconds", "-1"], /--lease-seconds must be a whole number/]
+        [["server", "--lease-seconds", "-1"], /--lease-seconds must be a whole number/],
+        [["server", "--sndbuf", "10"], /--sndbuf must be a number of bytes from 1024/],
+        [["local", "8080", "--to", "x", "--recbuf", "9999999999999"], /--recbuf must be a number of bytes/]
       ]
       for (const [args, message] of cases) {
         const result = yield* runSpore(args)

@@ -7,6 +7,7 @@ import { Duration, Effect, Option, Redacted, type Scope } from "effect"
 import * as Client from "../../src/client/client.js"
 import type { ClientConfig } from "../../src/client/config.js"
 import { listen } from "../../src/net/listener.js"
+import type { SocketBuffers } from "../../src/net/tuning.js"
 import type { ServerConfig } from "../../src/server/config.js"
 import * as Server from "../../src/server/server.js"
 
@@ -34,7 +35,14 @@ export const echoService = Effect.map(
 
 /** A Spore server on 127.0.0.1 with an ephemeral control port; returns that port. */
 export const startServer = (
-  options: { secret?: string; minPort?: number; maxPort?: number; leaseSeconds?: number; controlPort?: number } = {}
+  options: {
+    secret?: string
+    minPort?: number
+    maxPort?: number
+    leaseSeconds?: number
+    controlPort?: number
+    buffers?: SocketBuffers
+  } = {}
 ) => {
   const config: ServerConfig = {
     minPort: options.minPort ?? TEST_PORT_RANGE.minPort,
@@ -43,7 +51,8 @@ export const startServer = (
     bindAddr: LOOPBACK,
     bindTunnels: LOOPBACK,
     controlPort: options.controlPort ?? 0,
-    lease: Duration.seconds(options.leaseSeconds ?? 30)
+    lease: Duration.seconds(options.leaseSeconds ?? 30),
+    buffers: options.buffers ?? {}
   }
   return Effect.map(Server.start(config), (server) => server.controlPort)
 }
@@ -51,7 +60,7 @@ export const startServer = (
 export const clientConfig = (
   controlPort: number,
   localPort: number,
-  options: { secret?: string; port?: number; maxReconnectDelay?: number } = {}
+  options: { secret?: string; port?: number; maxReconnectDelay?: number; buffers?: SocketBuffers } = {}
 ): ClientConfig => ({
   localHost: LOOPBACK,
   localPort,
@@ -60,7 +69,8 @@ export const clientConfig = (
   secret: Option.map(Option.fromNullable(options.secret), Redacted.make),
   controlPort,
   reconnect: true,
-  maxReconnectDelay: Duration.seconds(options.maxReconnectDelay ?? 64)
+  maxReconnectDelay: Duration.seconds(options.maxReconnectDelay ?? 64),
+  buffers: options.buffers ?? {}
 })
 
 /** Opens a tunnel and serves it in the background for the rest of the scope. */

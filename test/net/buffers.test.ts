@@ -1,0 +1,70 @@
+/**
+ * --sndbuf / --recbuf and TCP_NODELAY reach every socket Spore opens or accepts: read back with
+ * getsockopt from the live sockets of a tunnel with a visitor connected.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as net from "node:net"
+import { Effect } from "effect"
+import { getSocketOption, getTcpOption, SocketOption, type SocketBuffers } from "../../src/net/tuning.js"
+import { clientConfig, dial, echoService, startServer, startTunnel } from "../support/net.js"
+
+const TCP_NODELAY = 1
+
+/** Every TCP socket alive in this process (Node's own list of active handles). */
+const liveSockets = (): Array<net.Socket> =>
+  (process as unknown as { _getActiveHandles: () => Array<unknown> })._getActiveHandles()
+    .filter((handle): handle is net.Socket => handle instanceof net.Socket && handle.remotePort !== undefined)
+
+/** Spore's sockets in a tunnel, by kind, told apart by their ports. */
+const sporeSockets = (ports: { control: number; tunnel: number; local: number }) => {
+  const sockets = liveSockets()
+  return {
+    "server: control and data streams": sockets.filter((s) => s.localPort === ports.control),
+    "client: control and data streams": sockets.filter((s) => s.remotePort === ports.control),
+    "server: public visitor": sockets.filter((s) => s.localPort === ports.tunnel),
+    "client: local service": sockets.filter((s) => s.remotePort === ports.local)
+  }
+}
+
+/** A tunnel with one visitor connected and echoed, so that all six kinds of socket exist. */
+const tunnelWithVisitor = (buffers: SocketBuffers) =>
+  Effect.gen(function*() {
+    const local = yield* echoService
+    const control = yield* startServer({ buffers })
+    const tunnel = yield* startTunnel(clientConfig(control, local, { buffers }))
+    const visitor = yield* dial(tunnel)
+    visitor.write("ping")
+    yield* Effect.async<void>((resume) => {
+      visitor.once("data", () => resume(Effect.void))
+    })
+    return sporeSockets({ control, tunnel, local })
+  })
+
+describe("socket tuning", () => {
+  it.scoped("--sndbuf and --recbuf are set on control, data, visitor and local-service sockets", () =>
+    Effect.gen(function*() {
+      const kinds = yield* tunnelWithVisitor({ sndbuf: 65536, rcvbuf: 98304 })
+      expect(kinds["server: control and data streams"].length).toBeGreaterThanOrEqual(2)
+      expect(kinds["client: control and data streams"].length).toBeGreaterThanOrEqual(2)
+      for (const [kind, sockets] of Object.entries(kinds)) {
+        expect(sockets.length, kind).toBeGreaterThan(0)
+        for (const socket of sockets) {
+          // Linux reports double the value set.
+          expect(getSocketOption(socket, SocketOption.SNDBUF), kind).toBe(2 * 65536)
+          expect(getSocketOption(socket, SocketOption.RCVBUF), kind).toBe(2 * 98304)
+          expect(getTcpOption(socket, TCP_NODELAY), kind).not.toBe(0)
+        }
+      }
+    }))
+
+  it.scoped("without the flags the kernel's own sizes are left alone", () =>
+    Effect.gen(function*() {
+      const kinds = yield* tunnelWithVisitor({})
+      for (const [kind, sockets] of Object.entries(kinds)) {
+        for (const socket of sockets) {
+          expect(getSocketOption(socket, SocketOption.SNDBUF), kind).not.toBe(2 * 65536)
+          expect(getTcpOption(socket, TCP_NODELAY), kind).not.toBe(0)
+        }
+      }
+    }))
+})
