@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-// Runs the compiled CLI; `npm ci` builds dist/ through the `prepare` script.
-import "../dist/cli/main.js"
+// Runs the bundled CLI; `npm ci` builds dist/spore.mjs through the `prepare` script.
+import "../dist/spore.mjs"

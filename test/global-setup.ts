@@ -1,9 +1,9 @@
 /**
- * Builds dist/ once before the suite: the CLI tests run the real `bin/spore.js`, which must not
- * be older than the sources under test.
+ * Builds dist/spore.mjs once before the suite: the CLI tests run the real `bin/spore.js`, which
+ * must not be older than the sources under test.
  */
 import { execFileSync } from "node:child_process"
 
 export default function setup() {
-  execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" })
+  execFileSync(process.execPath, ["scripts/bundle.mjs"], { stdio: "inherit" })
 }

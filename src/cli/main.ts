@@ -4,14 +4,17 @@
  * Exit codes: 0 after SIGINT/SIGTERM, 1 when the tunnel or server fails, 2 for bad usage.
  */
 import { Command, ValidationError } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+// The modules themselves, not the package's barrel, which would also load an HTTP client.
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
-import { createRequire } from "node:module"
 import { localCommand } from "./local-command.js"
 import * as Logging from "./logger.js"
 import { serverCommand } from "./server-command.js"
 
-const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
+/** package.json's version, put in by the bundler (scripts/bundle.mjs). */
+declare const SPORE_VERSION: string
+const version = SPORE_VERSION
 
 const spore = Command.make("spore").pipe(
   Command.withDescription("A TCP tunnel that speaks the bore protocol."),
