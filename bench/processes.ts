@@ -1,0 +1,85 @@
+/**
+ * Starting the processes a benchmark measures, on 127.0.0.1, each killed when the run ends and
+ * none allowed to hang a step for longer than STEP_LIMIT_MS.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url))
+const SPORE = `${ROOT}bin/spore.js`
+export const STEP_LIMIT_MS = 120_000
+
+const running = new Set<ChildProcess>()
+export const killAll = () => {
+  for (const child of running) child.kill("SIGKILL")
+  running.clear()
+}
+process.on("exit", killAll)
+
+export interface Started {
+  readonly child: ChildProcess
+  /** Resolves with the first match of `pattern` in the process's output. */
+  readonly waitFor: (pattern: RegExp) => Promise<RegExpMatchArray>
+}
+
+export const start = (command: string, args: ReadonlyArray<string>): Started => {
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], cwd: ROOT })
+  running.add(child)
+  child.once("exit", () => running.delete(child))
+  let output = ""
+  const listeners = new Set<() => void>()
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString()
+    for (const listener of listeners) listener()
+  }
+  child.stdout?.on("data", collect)
+  child.stderr?.on("data", collect)
+  const waitFor = (pattern: RegExp) =>
+    new Promise<RegExpMatchArray>((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`no ${pattern} within ${STEP_LIMIT_MS} ms:\n${output}`)), STEP_LIMIT_MS)
+      const check = () => {
+        const match = pattern.exec(output)
+        if (match !== null) done(match)
+      }
+      const done = (result: RegExpMatchArray | Error) => {
+        clearTimeout(timer)
+        listeners.delete(check)
+        if (result instanceof Error) reject(result)
+        else resolve(result)
+      }
+      listeners.add(check)
+      check()
+    })
+  return { child, waitFor }
+}
+
+/**
+ * V8 flags for the Spore processes only (BENCH_SPORE_FLAGS, e.g. "--max-semi-space-size=2"), to
+ * measure their effect; bin/spore.js applies the chosen ones anyway.
+ */
+const SPORE_FLAGS = (process.env.BENCH_SPORE_FLAGS ?? "").split(" ").filter((flag) => flag !== "")
+
+export const startSpore = (args: ReadonlyArray<string>) => start(process.execPath, [...SPORE_FLAGS, SPORE, ...args])
+
+/** The services process (sink and echo). */
+export const startServices = async () => {
+  const services = start(process.execPath, [`${ROOT}node_modules/vite-node/vite-node.mjs`, `${ROOT}bench/services.ts`])
+  const match = await services.waitFor(/\{"sink":(\d+),"echo":(\d+)\}/)
+  return { child: services.child, sink: Number(match[1]), echo: Number(match[2]) }
+}
+
+/** A Spore server and a client tunnelling `localPort`; returns the public port. */
+export const startTunnel = async (localPort: number) => {
+  const server = startSpore(["server", "--bind-addr", "127.0.0.1", "--control-port", "0", "--min-port", "30000", "--max-port", "32000"])
+  const control = (await server.waitFor(/server listening on 127\.0\.0\.1:(\d+)/))[1]!
+  const client = startSpore(["local", String(localPort), "--local-host", "127.0.0.1", "--to", "127.0.0.1", "--control-port", control])
+  const port = Number((await client.waitFor(/listening at 127\.0\.0\.1:(\d+)/))[1])
+  return { server: server.child, client: client.child, port, control: Number(control) }
+}
+
+/** Resident memory of a process, in bytes (Linux). */
+export const rss = (child: ChildProcess): number => {
+  const status = readFileSync(`/proc/${child.pid}/status`, "utf8")
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024
+}
