@@ -10,13 +10,16 @@ import { setTimeout as sleep } from "node:timers/promises"
 import { connectionLatency, connectionRate, holdIdle, throughputBothWays, throughputOneWay } from "./measure.js"
 import { killAll, rss, start, startServices, startSpore, startTunnel } from "./processes.js"
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const RUNS = Number(process.env.BENCH_RUNS ?? 5)
 const GiB = 1 << 30
 const TRANSFER = Number(process.env.BENCH_BYTES ?? GiB)
 const SEQUENTIAL = 2000
 const WORKERS = 50
 const CONCURRENT_TOTAL = 5000
 const IDLE = Number(process.env.BENCH_IDLE ?? 5000)
+
+/** BENCH_ONLY=throughput,latency,memory,startup runs only those sections. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? "throughput,latency,memory,startup").split(","))
 
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
@@ -30,7 +33,9 @@ interface Row {
 }
 
 const rows: Array<Row> = []
+/** The median of RUNS runs, after one discarded warm-up run (JIT, buffers, CPU frequency). */
 const runs = async (measure: () => Promise<number>) => {
+  await measure()
   const values: Array<number> = []
   for (let i = 0; i < RUNS; i++) values.push(await measure())
   return median(values)
@@ -41,19 +46,19 @@ const tunnelToSink = await startTunnel(services.sink)
 const tunnelToEcho = await startTunnel(services.echo)
 
 // Throughput.
-{
+if (ONLY.has("throughput")) {
   const direct = await runs(() => throughputOneWay(services.sink, TRANSFER))
   const spore = await runs(() => throughputOneWay(tunnelToSink.port, TRANSFER))
   rows.push({ figure: "throughput, 1 GiB one way", unit: "MB/s", direct, spore, target: `ratio ≥ 0.25: ${spore / direct >= 0.25 ? "met" : "missed"}` })
 }
-{
+if (ONLY.has("throughput")) {
   const direct = await runs(() => throughputBothWays(services.echo, TRANSFER))
   const spore = await runs(() => throughputBothWays(tunnelToEcho.port, TRANSFER))
   rows.push({ figure: "throughput, 1 GiB both ways at once (each way)", unit: "MB/s", direct, spore, target: `ratio ≥ 0.25: ${spore / direct >= 0.25 ? "met" : "missed"}` })
 }
 
 // Connection latency and rate.
-{
+if (ONLY.has("latency")) {
   const direct = { p50: [] as Array<number>, p99: [] as Array<number> }
   const spore = { p50: [] as Array<number>, p99: [] as Array<number> }
   for (let i = 0; i < RUNS; i++) {
@@ -65,7 +70,7 @@ const tunnelToEcho = await startTunnel(services.echo)
   rows.push({ figure: "new connection + 1-byte echo, p50", unit: "ms", direct: median(direct.p50), spore: median(spore.p50), target: `added ≤ 0.5 ms: ${added.toFixed(3)} ms, ${added <= 0.5 ? "met" : "missed"}` })
   rows.push({ figure: "new connection + 1-byte echo, p99", unit: "ms", direct: median(direct.p99), spore: median(spore.p99), target: "" })
 }
-{
+if (ONLY.has("latency")) {
   const direct = await runs(() => connectionRate(services.echo, WORKERS, CONCURRENT_TOTAL))
   const spore = await runs(() => connectionRate(tunnelToEcho.port, WORKERS, CONCURRENT_TOTAL))
   rows.push({ figure: `connections/s, ${WORKERS} concurrent workers`, unit: "conn/s", direct, spore, target: "" })
@@ -74,7 +79,7 @@ tunnelToSink.server.kill("SIGKILL"), tunnelToSink.client.kill("SIGKILL")
 tunnelToEcho.server.kill("SIGKILL"), tunnelToEcho.client.kill("SIGKILL")
 
 // Memory per idle connection: fresh processes each run, RSS before and after IDLE connections.
-{
+if (ONLY.has("memory")) {
   const KiB = 1024
   const perServer: Array<number> = []
   const perClient: Array<number> = []
@@ -110,7 +115,7 @@ tunnelToEcho.server.kill("SIGKILL"), tunnelToEcho.client.kill("SIGKILL")
 }
 
 // Start-up: `spore local` from spawn to "listening at", against bare `node` printing a line.
-{
+if (ONLY.has("startup")) {
   const server = startSpore(["server", "--bind-addr", "127.0.0.1", "--control-port", "0", "--min-port", "30000", "--max-port", "32000"])
   const control = (await server.waitFor(/server listening on 127\.0\.0\.1:(\d+)/))[1]!
   const startup = async (begin: () => ReturnType<typeof start>, pattern: RegExp) => {
