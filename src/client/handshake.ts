@@ -22,6 +22,15 @@ import type { ClientConfig } from "./config.js"
 
 type StreamError = ConnectError | AuthenticationError | SocketError
 
+/** Why asking for a tunnel failed. */
+type TunnelRequestError =
+  | StreamError
+  | ServerRejected
+  | ProtocolViolation
+  | HandshakeTimeout
+  | FrameTooLong
+  | MessageParseError
+
 /**
  * Reads the server's challenge and answers it. A server without a secret sends nothing and closes
  * after 3 s; whichever comes first, the user learns that no secret was required.
@@ -72,11 +81,7 @@ export const requestTunnel = (
   config: ClientConfig,
   auth: Option.Option<Authenticator>,
   request: TunnelRequest
-): Effect.Effect<
-  TunnelHandshake,
-  StreamError | ServerRejected | ProtocolViolation | HandshakeTimeout | FrameTooLong | MessageParseError,
-  Scope.Scope
-> =>
+): Effect.Effect<TunnelHandshake, TunnelRequestError, Scope.Scope> =>
   Effect.gen(function*() {
     const resumed = Option.isSome(request.leaseToken)
       ? yield* resumeTunnel(config, auth, request.leaseToken.value)
@@ -105,11 +110,7 @@ const helloTunnel = (
   config: ClientConfig,
   auth: Option.Option<Authenticator>,
   port: number
-): Effect.Effect<
-  TunnelHandshake,
-  StreamError | ServerRejected | ProtocolViolation | HandshakeTimeout | FrameTooLong | MessageParseError,
-  Scope.Scope
-> =>
+): Effect.Effect<TunnelHandshake, TunnelRequestError, Scope.Scope> =>
   Effect.gen(function*() {
     const control = yield* openStream(config, auth)
     yield* control.writeFrame(encodeClientMessage(ClientMessages.hello(port)))
