@@ -1,9 +1,10 @@
 /**
  * A socket read as bore frames until the caller switches it to raw bytes.
  *
- * Frames are pulled only while someone waits for one; between reads the socket is paused, so a
- * peer cannot make us buffer more than one chunk. `release` ends framing and hands back the bytes
- * already read past the last frame: they belong to the payload that follows `Accept`.
+ * Frames are pulled only while someone waits for one; between reads the socket is paused, so what
+ * a peer sends meanwhile stays in Node's own buffer (which stops reading at its high-water mark)
+ * or in the kernel. `release` ends framing and hands back the bytes already read past the last
+ * frame: they belong to the payload that follows `Accept`.
  */
 import type * as net from "node:net"
 import { Effect, type Either, Option } from "effect"
