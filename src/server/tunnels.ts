@@ -123,12 +123,15 @@ export const make = (config: TunnelsConfig) =>
           (left) => Effect.forEach(left, (handoff) => Deferred.done(handoff.released, Exit.void), { discard: true })
         ).pipe(Effect.zipRight(Queue.shutdown(handoffs)))
         // The tunnel's fiber belongs to the server, not to this connection: a resume may outlive it.
+        // It starts uninterruptible so that its cleanup is installed even if the server stops at
+        // this instant (a fiber interrupted before its first step skips its `ensuring`).
         yield* FiberSet.run(
           tunnelFibers,
           runTunnel(tunnel, handoffs, first).pipe(
+            Effect.interruptible,
             Effect.ensuring(Effect.zipRight(Scope.close(scope, Exit.void), releaseLeftovers))
           )
-        )
+        ).pipe(Effect.uninterruptible)
         yield* Deferred.await(first.released)
       })
 
