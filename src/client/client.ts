@@ -95,8 +95,13 @@ export const run = (config: ClientConfig, report: Report): Effect.Effect<never, 
     while (true) {
       const loss = yield* Effect.scoped(Effect.gen(function*() {
         const handshake = yield* establishAfter(lost)
-        // Ask for this port next time, whatever we asked for this time.
-        yield* Ref.set(request, { port: handshake.remotePort, leaseToken: Option.none() })
+        // Ask for this port next time, whatever we asked for this time. A resumed tunnel keeps its
+        // token (so a loss before the server's Lease frame arrives can still resume); after a
+        // Hello the old token is dead and the new one comes with the Lease.
+        yield* Ref.update(request, (previous) => ({
+          port: handshake.remotePort,
+          leaseToken: handshake.resumed ? previous.leaseToken : Option.none()
+        }))
         yield* report({ _tag: "Listening", host: config.to, port: handshake.remotePort, resumed: handshake.resumed })
         return yield* Effect.flip(serveControl(handshake, onVisitor, onLease))
       }))

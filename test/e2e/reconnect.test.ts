@@ -97,6 +97,24 @@ describe("reconnection", () => {
       expect(sha256(yield* Fiber.join(visit))).toBe(sha256(payload))
     }))
 
+  it.scoped("a tunnel resumed and lost again before its new Lease frame arrives still resumes", () =>
+    Effect.gen(function*() {
+      const { proxy, client, port } = yield* proxiedTunnel()
+      // Slow the network (1 s each way: the resume's round trip stays under the 3 s handshake
+      // timeout) so the offer and the Lease after the first resume take 2 s to go round.
+      yield* proxy.delay(Duration.seconds(1))
+      yield* proxy.cut(isControl)
+      yield* client.waitFor(isLost)
+      expect(yield* client.waitFor(isListening)).toEqual({ _tag: "Listening", host: "127.0.0.1", port, resumed: true })
+      // Lost again at once: the client still holds the token the resume proved good.
+      yield* proxy.restore
+      yield* proxy.cut((connection) => connection.index > 0)
+      yield* client.waitFor(isLost)
+      const back = yield* client.waitFor(isListening)
+      expect(back).toEqual({ _tag: "Listening", host: "127.0.0.1", port, resumed: true })
+      expect(client.seen.filter(isAttemptFailed)).toEqual([])
+    }))
+
   it.scoped("a black-holed control connection is noticed at 8 s, and the client resumes when the network is back", () =>
     Effect.gen(function*() {
       const { proxy, client, port } = yield* proxiedTunnel()
