@@ -4,12 +4,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { listen } from "../../src/net/listener.js"
-import { echoService, LOOPBACK, randomPayload, roundTrip, sha256 } from "../support/net.js"
+import { echoService, freePort, LOOPBACK, randomPayload, roundTrip, sha256 } from "../support/net.js"
 import { startSpore } from "../support/process.js"
 
-/** A port nothing listens on right now. */
-const freePort = Effect.scoped(Effect.map(listen({ host: LOOPBACK, port: 0 }, () => Effect.void), (l) => l.port))
 
 describe("server restart", () => {
   it.live("after the server is killed and started again, the client serves on the same public port", () =>

@@ -10,6 +10,7 @@ import {
   clientConfig,
   dial,
   echoService,
+  freePort,
   LOOPBACK,
   randomPayload,
   readAll,
@@ -20,6 +21,11 @@ import {
 } from "../support/net.js"
 
 const MiB = 1 << 20
+
+const readFirstByte = (socket: net.Socket) =>
+  Effect.async<Buffer>((resume) => {
+    socket.once("data", (chunk: Buffer) => resume(Effect.succeed(chunk)))
+  })
 
 /** A tunnel to a fresh echo service through a fresh server; returns the public port. */
 const echoTunnel = Effect.gen(function*() {
@@ -105,6 +111,19 @@ describe("tunnel end to end", () => {
       expect(sha256(yield* roundTrip(taken, payload))).toBe(sha256(payload))
     }).pipe(Effect.scoped))
 
+  it.live("--bind-tunnels puts the public ports on their own address, apart from the control port", () =>
+    Effect.gen(function*() {
+      const echo = yield* echoService
+      // Another loopback address: the whole 127.0.0.0/8 is local.
+      const control = yield* startServer({ bindTunnels: "127.0.0.2" })
+      const port = yield* startTunnel(clientConfig(control, echo))
+      const visitor = yield* dial(port, "127.0.0.2")
+      visitor.write("x")
+      expect((yield* readFirstByte(visitor)).toString()).toBe("x")
+      const wrongAddress = yield* Effect.either(dial(port, LOOPBACK))
+      expect(Either.isLeft(wrongAddress) && (wrongAddress.left as NodeJS.ErrnoException).code).toBe("ECONNREFUSED")
+    }).pipe(Effect.scoped))
+
   it.live("gives up with bore's text when no port of the range is free", () =>
     Effect.gen(function*() {
       const echo = yield* echoService
@@ -117,16 +136,16 @@ describe("tunnel end to end", () => {
   it.live("when the local service is down the visitor sees a close and the tunnel keeps serving", () =>
     Effect.gen(function*() {
       // Find a port where nothing listens, then open the tunnel to it.
-      const vacated = yield* Effect.scoped(listen({ host: LOOPBACK, port: 0 }, () => Effect.void))
+      const vacated = yield* freePort
       const control = yield* startServer()
-      const tunnel = yield* Client.openTunnel(clientConfig(control, vacated.port))
+      const tunnel = yield* Client.openTunnel(clientConfig(control, vacated))
       const serving = yield* Effect.fork(tunnel.serve)
 
       const refused = yield* roundTrip(tunnel.remotePort, Buffer.from("nobody home\n"))
       expect(refused.length).toBe(0)
 
       // Bring the service up on that port: the same tunnel now serves.
-      yield* listen({ host: LOOPBACK, port: vacated.port }, (socket) =>
+      yield* listen({ host: LOOPBACK, port: vacated }, (socket) =>
         Effect.async<void>((resume) => {
           socket.pipe(socket)
           socket.once("close", () => resume(Effect.void))

@@ -33,6 +33,9 @@ export const echoService = Effect.map(
   (listener) => listener.port
 )
 
+/** A port on 127.0.0.1 that nothing listens on right now. */
+export const freePort = Effect.scoped(Effect.map(listen({ host: LOOPBACK, port: 0 }, () => Effect.void), (l) => l.port))
+
 /** A Spore server on 127.0.0.1 with an ephemeral control port; returns that port. */
 export const startServer = (
   options: {
@@ -42,6 +45,7 @@ export const startServer = (
     leaseSeconds?: number
     controlPort?: number
     buffers?: SocketBuffers
+    bindTunnels?: string
   } = {}
 ) => {
   const config: ServerConfig = {
@@ -49,7 +53,7 @@ export const startServer = (
     maxPort: options.maxPort ?? TEST_PORT_RANGE.maxPort,
     secret: Option.map(Option.fromNullable(options.secret), Redacted.make),
     bindAddr: LOOPBACK,
-    bindTunnels: LOOPBACK,
+    bindTunnels: options.bindTunnels ?? LOOPBACK,
     controlPort: options.controlPort ?? 0,
     lease: Duration.seconds(options.leaseSeconds ?? 30),
     buffers: options.buffers ?? {}
@@ -81,11 +85,11 @@ export const startTunnel = (config: ClientConfig) =>
     return tunnel.remotePort
   })
 
-/** A TCP connection to 127.0.0.1:port, destroyed when the scope closes. */
-export const dial = (port: number): Effect.Effect<net.Socket, Error, Scope.Scope> =>
+/** A TCP connection to host:port (127.0.0.1 by default), destroyed when the scope closes. */
+export const dial = (port: number, host: string = LOOPBACK): Effect.Effect<net.Socket, Error, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.async<net.Socket, Error>((resume) => {
-      const socket = net.connect({ host: LOOPBACK, port, allowHalfOpen: true })
+      const socket = net.connect({ host, port, allowHalfOpen: true })
       socket.once("connect", () => resume(Effect.succeed(socket)))
       socket.once("error", (error) => resume(Effect.fail(error)))
     }),
