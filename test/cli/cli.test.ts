@@ -5,6 +5,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { Effect } from "effect"
+import { freePort } from "../support/net.js"
 import { runSpore, startSpore } from "../support/process.js"
 
 const version = (await import("../../package.json", { with: { type: "json" } })).default.version
@@ -98,6 +99,17 @@ describe("spore CLI", () => {
       server.child.kill("SIGINT")
       expect((yield* client.exited).code).toBe(0)
       expect((yield* server.exited).code).toBe(0)
+    }).pipe(Effect.scoped))
+
+  it.live("--log-level, given before the command, sets what is logged", () =>
+    Effect.gen(function*() {
+      const controlPort = String(yield* freePort)
+      const server = yield* startSpore(["--log-level", "warning", "server", "--bind-addr", "127.0.0.1", "--control-port", controlPort, "--min-port", "32000", "--max-port", "32001"])
+      // A Hello outside the range draws a WARN line; the server's INFO lines are gone.
+      const refused = yield* runSpore(["local", "9", "--to", "127.0.0.1", "--control-port", controlPort, "--port", "1"])
+      expect(refused.stderr).toContain("error: server error: client port number not in allowed range")
+      yield* server.waitFor(/ WARN tunnel refused: client port number not in allowed range/)
+      expect(server.stderr()).not.toMatch(/ INFO /)
     }).pipe(Effect.scoped))
 
   it.live("a client with the wrong secret exits 1 with bore's text", () =>
