@@ -70,7 +70,8 @@ describe("control connection liveness", () => {
         clientSide.once("data", () => resume(Effect.void))
       })
       expectControlTuning(serverSide)
-      // A data stream (never tuned this way) keeps the kernel's defaults.
+      // The other end of the pair, which nothing tuned, still has the kernel's default: the
+      // values read above were set, not found.
       expect(getTcpOption(clientSide, TcpOption.USER_TIMEOUT)).toBe(0)
     }))
 })
