@@ -4,7 +4,7 @@ import { Console, Duration, Effect, Option } from "effect"
 import * as Client from "../client/client.js"
 import type { ClientStatus } from "../client/client.js"
 import type { ClientConfig } from "../client/config.js"
-import { bufferOptions, checkBuffers, checkPort, checkSeconds, checkSecret, integerOption, secretOption, textOption, UsageError } from "./options.js"
+import { bufferOptions, checkBuffers, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
 
 const options = {
   localPortArg: Args.integer({ name: "LOCAL_PORT" }).pipe(
@@ -16,7 +16,7 @@ const options = {
     Options.optional
   ),
   localHost: textOption("local-host", "Host of the local service.", { default: "localhost", alias: "l" }),
-  to: textOption("to", "Address of the server (required).", { env: ["SPORE_SERVER", "BORE_SERVER"], alias: "t" }),
+  to: optionalTextOption("to", "Address of the server (required).", { env: ["SPORE_SERVER", "BORE_SERVER"], alias: "t" }),
   port: integerOption("port", "Public port to ask the server for; 0 lets it choose.", { default: 0, alias: "p" }),
   secret: secretOption,
   controlPort: integerOption("control-port", "The server's control port.", {
@@ -45,7 +45,7 @@ const toConfig = (flags: Flags): Effect.Effect<ClientConfig, UsageError> =>
     if (Option.isNone(chosenPort)) return yield* new UsageError({ message: "missing the local port: give LOCAL_PORT or --local-port" })
     if (Option.isNone(flags.to)) return yield* new UsageError({ message: "missing --to: the address of the server" })
     return {
-      localHost: Option.getOrElse(flags.localHost, () => "localhost"),
+      localHost: flags.localHost,
       localPort: yield* checkPort("local-port", chosenPort.value, { allowZero: false }),
       to: flags.to.value,
       port: yield* checkPort("port", flags.port, { allowZero: true }),

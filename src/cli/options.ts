@@ -25,13 +25,25 @@ export const integerOption = (name: string, text: string, options: { default: nu
     : option.pipe(Options.withFallbackConfig(firstOf(Config.integer, env)), Options.withDefault(options.default))
 }
 
-export const textOption = (name: string, text: string, options: { default?: string; env?: ReadonlyArray<string>; alias?: string }) => {
-  const env = options.env ?? []
-  let option = Options.text(name).pipe(Options.withDescription(describe(text, options.default, env)))
-  if (options.alias !== undefined) option = Options.withAlias(option, options.alias)
-  if (env.length > 0) option = Options.withFallbackConfig(option, firstOf(Config.string, env))
-  return options.default === undefined ? Options.optional(option) : Options.map(Options.withDefault(option, options.default), Option.some)
+interface TextOptionSettings {
+  readonly env?: ReadonlyArray<string>
+  readonly alias?: string
 }
+
+const textFlag = (name: string, text: string, defaultText: string | undefined, settings: TextOptionSettings) => {
+  const env = settings.env ?? []
+  let option = Options.text(name).pipe(Options.withDescription(describe(text, defaultText, env)))
+  if (settings.alias !== undefined) option = Options.withAlias(option, settings.alias)
+  return env.length === 0 ? option : Options.withFallbackConfig(option, firstOf(Config.string, env))
+}
+
+/** A text flag with a default. */
+export const textOption = (name: string, text: string, settings: TextOptionSettings & { readonly default: string }) =>
+  Options.withDefault(textFlag(name, text, settings.default, settings), settings.default)
+
+/** A text flag that may be left out (its default, if any, depends on other flags). */
+export const optionalTextOption = (name: string, text: string, settings: TextOptionSettings = {}) =>
+  Options.optional(textFlag(name, text, undefined, settings))
 
 /** The shared secret: never echoed in help, logs or errors. */
 export const secretOption = Options.redacted("secret").pipe(

@@ -3,7 +3,7 @@ import { Command } from "@effect/cli"
 import { Duration, Effect, Option } from "effect"
 import type { ServerConfig } from "../server/config.js"
 import * as Server from "../server/server.js"
-import { bufferOptions, checkBuffers, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, secretOption, textOption, UsageError } from "./options.js"
+import { bufferOptions, checkBuffers, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
 
 const options = {
   minPort: integerOption("min-port", "Lowest public port a tunnel may get.", {
@@ -19,7 +19,7 @@ const options = {
     default: "0.0.0.0",
     env: ["SPORE_BIND_ADDR"]
   }),
-  bindTunnels: textOption("bind-tunnels", "IP address the public tunnel ports listen on. Default: the --bind-addr.", {
+  bindTunnels: optionalTextOption("bind-tunnels", "IP address the public tunnel ports listen on. Default: the --bind-addr.", {
     env: ["SPORE_BIND_TUNNELS"]
   }),
   controlPort: integerOption("control-port", "Port clients connect to (bore's is 7835; 0 picks a free one).", {
@@ -41,7 +41,7 @@ const toConfig = (flags: Flags): Effect.Effect<ServerConfig, UsageError> =>
     const minPort = yield* checkPort("min-port", flags.minPort, { allowZero: false })
     const maxPort = yield* checkPort("max-port", flags.maxPort, { allowZero: false })
     if (minPort > maxPort) return yield* new UsageError({ message: "port range is empty (--min-port is above --max-port)" })
-    const bindAddr = yield* checkIpAddress("bind-addr", Option.getOrElse(flags.bindAddr, () => "0.0.0.0"))
+    const bindAddr = yield* checkIpAddress("bind-addr", flags.bindAddr)
     const bindTunnels = yield* checkIpAddress("bind-tunnels", Option.getOrElse(flags.bindTunnels, () => bindAddr))
     return {
       minPort,
