@@ -2,7 +2,7 @@
  * When and how often a client tries again after losing its server.
  */
 import { Duration, Schedule } from "effect"
-import type { AuthenticationError, ServerRejected } from "../errors.js"
+import type { ServerRejected } from "../errors.js"
 
 /**
  * Exponential backoff from 1 s, doubling, each delay jittered by ±25% and capped at `maxDelay`.
@@ -33,5 +33,3 @@ export const isRetryable = (error: { readonly _tag: string }): boolean => {
   if (error._tag === "ServerRejected") return !FATAL_SERVER_ERRORS.has((error as ServerRejected).serverMessage)
   return true
 }
-
-export type FatalError = AuthenticationError | ServerRejected
