@@ -96,3 +96,12 @@ export class ControlConnectionLost extends Data.TaggedError("ControlConnectionLo
     return `lost the control connection to the server: ${this.reason}`
   }
 }
+
+/**
+ * A server limit turned a peer away. `message` is the Error text a peer that speaks the protocol
+ * is sent (bore has no limits, so these texts are Spore's own); `limit` names the flag.
+ */
+export class LimitReached extends Data.TaggedError("LimitReached")<{
+  readonly limit: string
+  readonly message: string
+}> {}

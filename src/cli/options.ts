@@ -111,3 +111,9 @@ export const checkSeconds = (name: string, value: number, options: { min: number
   Number.isInteger(value) && value >= options.min && value <= 86_400
     ? Effect.succeed(value)
     : Effect.fail(new UsageError({ message: `--${name} must be a whole number of seconds from ${options.min} to 86400, not ${value}` }))
+
+/** A limit: a whole number from 1 to a million. */
+export const checkCount = (name: string, value: number) =>
+  Number.isInteger(value) && value >= 1 && value <= 1_000_000
+    ? Effect.succeed(value)
+    : Effect.fail(new UsageError({ message: `--${name} must be a whole number from 1 to 1000000, not ${value}` }))

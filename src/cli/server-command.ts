@@ -1,9 +1,45 @@
 /** `spore server`: flags, their validation, and the running server. */
-import { Command } from "@effect/cli"
-import { Duration, Effect, Option } from "effect"
+import { Command, Options } from "@effect/cli"
+import { Duration, Effect, Either, Option } from "effect"
+import { makeVisitorFilter, parseCidr } from "../server/visitor-filter.js"
 import type { ServerConfig } from "../server/config.js"
+import { DEFAULT_LIMITS, type ServerLimits } from "../server/limits.js"
 import * as Server from "../server/server.js"
-import { bufferOptions, checkBuffers, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
+import { bufferOptions, checkBuffers, checkCount, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
+
+const cidrList = (name: string, text: string) =>
+  Options.text(name).pipe(Options.withDescription(text), Options.repeated)
+
+const limitOptions = {
+  maxHandshakes: integerOption("max-handshakes", "Connections to the control port allowed in their handshake at once; more are told the server is busy.", {
+    default: DEFAULT_LIMITS.maxHandshakes,
+    env: ["SPORE_MAX_HANDSHAKES"]
+  }),
+  maxConnsPerIp: integerOption("max-conns-per-ip", "Tunnel control connections allowed at once from one IP address.", {
+    default: DEFAULT_LIMITS.maxConnsPerIp,
+    env: ["SPORE_MAX_CONNS_PER_IP"]
+  }),
+  maxTunnels: integerOption("max-tunnels", "Tunnels allowed at once, counting those held for a lost client.", {
+    default: DEFAULT_LIMITS.maxTunnels,
+    env: ["SPORE_MAX_TUNNELS"]
+  }),
+  maxPending: integerOption("max-pending", "Visitors of one tunnel allowed to wait for its client; more are closed at once.", {
+    default: DEFAULT_LIMITS.maxPending,
+    env: ["SPORE_MAX_PENDING"]
+  }),
+  maxConnsPerTunnel: integerOption("max-conns-per-tunnel", "Visitors of one tunnel allowed at once, waiting or connected; more are closed at once.", {
+    default: DEFAULT_LIMITS.maxConnsPerTunnel,
+    env: ["SPORE_MAX_CONNS_PER_TUNNEL"]
+  }),
+  allowVisitor: cidrList(
+    "allow-visitor",
+    "Serve visitors only from this address or CIDR block (IPv4 or IPv6); repeat for more. Default: everyone."
+  ),
+  denyVisitor: cidrList(
+    "deny-visitor",
+    "Close visitors from this address or CIDR block at once; repeat for more. Wins over --allow-visitor."
+  )
+}
 
 const options = {
   minPort: integerOption("min-port", "Lowest public port a tunnel may get.", {
@@ -31,10 +67,33 @@ const options = {
     "How long a Spore client's port stays reserved for it after its connection is lost.",
     { default: 30, env: ["SPORE_LEASE_SECONDS"] }
   ),
-  ...bufferOptions
+  ...bufferOptions,
+  ...limitOptions
 }
 
 type Flags = Command.Command.ParseConfig<typeof options>
+
+const checkCidrs = (name: string, texts: ReadonlyArray<string>) =>
+  Effect.forEach(texts, (text) =>
+    Either.match(parseCidr(text), {
+      onLeft: (problem) => Effect.fail(new UsageError({ message: `--${name}: ${problem}` })),
+      onRight: Effect.succeed
+    }))
+
+const checkLimits = (flags: Flags): Effect.Effect<ServerLimits, UsageError> =>
+  Effect.gen(function*() {
+    return {
+      maxHandshakes: yield* checkCount("max-handshakes", flags.maxHandshakes),
+      maxConnsPerIp: yield* checkCount("max-conns-per-ip", flags.maxConnsPerIp),
+      maxTunnels: yield* checkCount("max-tunnels", flags.maxTunnels),
+      maxPending: yield* checkCount("max-pending", flags.maxPending),
+      maxConnsPerTunnel: yield* checkCount("max-conns-per-tunnel", flags.maxConnsPerTunnel),
+      visitors: makeVisitorFilter(
+        yield* checkCidrs("allow-visitor", flags.allowVisitor),
+        yield* checkCidrs("deny-visitor", flags.denyVisitor)
+      )
+    }
+  })
 
 const toConfig = (flags: Flags): Effect.Effect<ServerConfig, UsageError> =>
   Effect.gen(function*() {
@@ -51,7 +110,8 @@ const toConfig = (flags: Flags): Effect.Effect<ServerConfig, UsageError> =>
       bindTunnels,
       controlPort: yield* checkPort("control-port", flags.controlPort, { allowZero: true }),
       lease: Duration.seconds(yield* checkSeconds("lease-seconds", flags.leaseSeconds, { min: 0 })),
-      buffers: yield* checkBuffers(flags)
+      buffers: yield* checkBuffers(flags),
+      limits: yield* checkLimits(flags)
     }
   })
 

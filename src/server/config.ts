@@ -1,5 +1,6 @@
 import type { Duration, Option, Redacted } from "effect"
 import type { SocketBuffers } from "../net/tuning.js"
+import type { ServerLimits } from "./limits.js"
 
 /** What `spore server` was asked to do. */
 export interface ServerConfig {
@@ -19,4 +20,6 @@ export interface ServerConfig {
   readonly lease: Duration.Duration
   /** SO_SNDBUF / SO_RCVBUF for every socket the server opens or accepts. */
   readonly buffers: SocketBuffers
+  /** What one peer, one tunnel and everyone together may use. */
+  readonly limits: ServerLimits
 }

@@ -5,15 +5,18 @@
  *
  * Reactions follow bore exactly: a failed handshake gets an Error frame with bore's text and a
  * close; anything wrong after it (bad frame, unknown id, a second Authenticate) a silent close.
+ * Spore's limits (see Admission) add Error frames of their own: a connection over a limit is
+ * told why and closed.
  */
 import type * as net from "node:net"
 import { Effect, Option } from "effect"
-import { AuthenticationError, type PortUnavailable } from "../errors.js"
+import { AuthenticationError, type LimitReached, type PortUnavailable } from "../errors.js"
 import { type FramedSocket, makeFramedSocket, readFirstMessage } from "../net/framed-socket.js"
 import { splice } from "../net/splice.js"
 import type { Authenticator } from "../protocol/auth.js"
 import { decodeClientMessage, encodeServerMessage, ServerMessages } from "../protocol/messages.js"
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
+import { Admission } from "./admission.js"
 import { PendingRegistry } from "./pending-registry.js"
 import { Tunnels } from "./tunnels.js"
 
@@ -45,17 +48,24 @@ const authenticate = (stream: FramedSocket, auth: Authenticator) =>
 const forwardVisitor = (stream: FramedSocket, id: Uuid) =>
   Effect.gen(function*() {
     const registry = yield* PendingRegistry
-    // Claimed inside acquireRelease: from here on this fiber owns the visitor's socket.
+    // Claimed inside acquireRelease: from here on this fiber owns the visitor's socket, and
+    // counts it among its tunnel's active visitors until it is closed.
     const visitor = yield* Effect.acquireRelease(
       registry.claim(id),
-      (claimed) => Effect.sync(() => Option.map(claimed, (socket) => socket.destroy()))
+      (claimed) =>
+        Effect.sync(() =>
+          Option.map(claimed, ({ counts, socket }) => {
+            socket.destroy()
+            counts.active--
+          })
+        )
     )
     if (Option.isNone(visitor)) {
       return yield* Effect.logWarning(`Accept for unknown visitor ${id}; closed`)
     }
     yield* Effect.logDebug(`forwarding visitor ${id}`)
     // Bytes the client sent right after its Accept frame go to the visitor first.
-    yield* splice(stream.socket, visitor.value, stream.release())
+    yield* splice(stream.socket, visitor.value.socket, stream.release())
   })
 
 const rejectPort = (stream: FramedSocket) => (error: PortUnavailable) =>
@@ -64,23 +74,48 @@ const rejectPort = (stream: FramedSocket) => (error: PortUnavailable) =>
     stream.writeFrame(encodeServerMessage(ServerMessages.error(error.message))).pipe(Effect.ignore)
   )
 
+/** Tells a peer turned away by a limit why (the limit has already logged it). */
+const sendRefusal = (stream: FramedSocket) => (error: LimitReached) =>
+  stream.writeFrame(encodeServerMessage(ServerMessages.error(error.message))).pipe(Effect.ignore)
+
 /** Sent when a Resume names no tunnel (expired lease, restarted server): the client falls back. */
 export const NO_TUNNEL_TO_RESUME = "no tunnel to resume"
 
 export const handleConnection = (auth: Option.Option<Authenticator>) =>
-(socket: net.Socket): Effect.Effect<void, never, PendingRegistry | Tunnels> =>
-  Effect.gen(function*() {
-    const tunnels = yield* Tunnels
+(socket: net.Socket): Effect.Effect<void, never, Admission | PendingRegistry | Tunnels> =>
+  Effect.suspend(() => {
     const stream = makeFramedSocket(socket)
-    if (Option.isSome(auth)) yield* authenticate(stream, auth.value)
+    return serveConnection(auth, stream, socket.remoteAddress ?? "an unknown address").pipe(
+      Effect.catchTag("LimitReached", sendRefusal(stream)),
+      Effect.catchAll((error) => Effect.logDebug(`connection closed: ${error.message}`)),
+      Effect.scoped,
+      Effect.annotateLogs({ peer: `${socket.remoteAddress}:${socket.remotePort}` })
+    )
+  })
 
-    const first = yield* readFirstMessage(stream, decodeClientMessage)
+const serveConnection = (auth: Option.Option<Authenticator>, stream: FramedSocket, address: string) =>
+  Effect.gen(function*() {
+    const admission = yield* Admission
+    const tunnels = yield* Tunnels
+
+    // The handshake holds one of the limited handshake slots until its first message is read.
+    const first = yield* Effect.scoped(Effect.gen(function*() {
+      yield* admission.enterHandshake(address)
+      if (Option.isSome(auth)) {
+        yield* authenticate(stream, auth.value).pipe(
+          Effect.tapErrorTag("AuthenticationError", () => admission.authFailed(address))
+        )
+      }
+      return yield* readFirstMessage(stream, decodeClientMessage)
+    }))
     if (Option.isNone(first)) return
     const message = first.value
     switch (message._tag) {
       case "Hello":
+        yield* admission.holdControl(address)
         return yield* tunnels.open(message.port, stream).pipe(Effect.catchTag("PortUnavailable", rejectPort(stream)))
       case "Resume":
+        yield* admission.holdControl(address)
         if (yield* tunnels.resume(message.token, stream)) return
         yield* Effect.logInfo("Resume for no known tunnel; refused")
         return yield* stream.writeFrame(encodeServerMessage(ServerMessages.error(NO_TUNNEL_TO_RESUME)))
@@ -90,8 +125,4 @@ export const handleConnection = (auth: Option.Option<Authenticator>) =>
       case "Spore":
         return yield* Effect.logWarning(`unexpected ${message._tag}; closed`)
     }
-  }).pipe(
-    Effect.catchAll((error) => Effect.logDebug(`connection closed: ${error.message}`)),
-    Effect.scoped,
-    Effect.annotateLogs({ peer: `${socket.remoteAddress}:${socket.remotePort}` })
-  )
+  })

@@ -13,17 +13,41 @@ import { randomUuid, type Uuid } from "../protocol/uuid.js"
 /** How long a visitor waits to be claimed (bore: 10 s). */
 export const PENDING_TIMEOUT = Duration.seconds(10)
 
+/**
+ * How many visitors of one tunnel are waiting and how many are forwarded: the registry keeps
+ * `waiting`, whoever claims a visitor keeps `active`. The tunnel's limits read both.
+ */
+export interface VisitorCounts {
+  waiting: number
+  active: number
+}
+
+export const makeVisitorCounts = (): VisitorCounts => ({ waiting: 0, active: 0 })
+
+/** A claimed visitor; its claimer must decrement `counts.active` when done with it. */
+export interface ClaimedVisitor {
+  readonly socket: net.Socket
+  readonly counts: VisitorCounts
+}
+
 interface Entry {
   readonly visitor: net.Socket
+  readonly counts: VisitorCounts
   readonly claimed: Deferred.Deferred<void>
   wasClaimed: boolean
 }
 
 export class PendingRegistry extends Context.Tag("spore/PendingRegistry")<PendingRegistry, {
-  /** Holds a visitor until claimed, for at most PENDING_TIMEOUT, as long as the scope is open. */
-  readonly hold: (visitor: net.Socket) => Effect.Effect<Uuid, never, Scope.Scope>
-  /** Takes a held visitor; the caller now owns its socket. None if unknown, expired or taken. */
-  readonly claim: (id: Uuid) => Effect.Effect<Option.Option<net.Socket>>
+  /**
+   * Holds a visitor until claimed, for at most PENDING_TIMEOUT, as long as the scope is open,
+   * counting it in `counts.waiting` meanwhile.
+   */
+  readonly hold: (visitor: net.Socket, counts: VisitorCounts) => Effect.Effect<Uuid, never, Scope.Scope>
+  /**
+   * Takes a held visitor, moving it from `waiting` to `active` in its counts; the caller now owns
+   * its socket. None if unknown, expired or taken.
+   */
+  readonly claim: (id: Uuid) => Effect.Effect<Option.Option<ClaimedVisitor>>
   /** Whether visitor `id` is still waiting to be claimed. */
   readonly isWaiting: (id: Uuid) => Effect.Effect<boolean>
   /** How many visitors are waiting. */
@@ -33,18 +57,22 @@ export class PendingRegistry extends Context.Tag("spore/PendingRegistry")<Pendin
 export const make = Effect.sync(() => {
   const entries = new Map<Uuid, Entry>()
 
-  const hold = (visitor: net.Socket) =>
+  const hold = (visitor: net.Socket, counts: VisitorCounts) =>
     Effect.gen(function*() {
       const id = yield* randomUuid
-      const entry: Entry = { visitor, claimed: yield* Deferred.make<void>(), wasClaimed: false }
+      const entry: Entry = { visitor, counts, claimed: yield* Deferred.make<void>(), wasClaimed: false }
       entries.set(id, entry)
+      counts.waiting++
       yield* Deferred.await(entry.claimed).pipe(
         Effect.timeout(PENDING_TIMEOUT),
         Effect.catchTag("TimeoutException", () => Effect.logInfo(`visitor ${id} was not claimed in time; closed`)),
         Effect.interruptible,
         Effect.ensuring(Effect.sync(() => {
           entries.delete(id)
-          if (!entry.wasClaimed) visitor.destroy()
+          if (!entry.wasClaimed) {
+            counts.waiting--
+            visitor.destroy()
+          }
         })),
         Effect.forkScoped,
         // The fiber starts uninterruptible so its cleanup is installed even if the tunnel
@@ -61,8 +89,10 @@ export const make = Effect.sync(() => {
       if (entry === undefined) return Option.none()
       entries.delete(id)
       entry.wasClaimed = true
+      entry.counts.waiting--
+      entry.counts.active++
       Deferred.unsafeDone(entry.claimed, Exit.void)
-      return Option.some(entry.visitor)
+      return Option.some<ClaimedVisitor>({ socket: entry.visitor, counts: entry.counts })
     })
 
   return PendingRegistry.of({

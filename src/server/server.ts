@@ -5,6 +5,7 @@ import { Effect, Layer, Option, type Scope } from "effect"
 import type { BindError } from "../errors.js"
 import { listen } from "../net/listener.js"
 import { makeAuthenticator } from "../protocol/auth.js"
+import * as Admission from "./admission.js"
 import type { ServerConfig } from "./config.js"
 import { handleConnection } from "./connection.js"
 import * as PendingRegistry from "./pending-registry.js"
@@ -20,7 +21,10 @@ export const start = (config: ServerConfig): Effect.Effect<RunningServer, BindEr
   Effect.gen(function*() {
     const auth = Option.map(config.secret, makeAuthenticator)
     // Built in the server's scope: tunnels and waiting visitors live as long as the server.
-    const services = yield* Layer.build(Tunnels.layer(config).pipe(Layer.provideMerge(PendingRegistry.layer)))
+    const services = yield* Layer.build(Layer.mergeAll(
+      Tunnels.layer(config).pipe(Layer.provideMerge(PendingRegistry.layer)),
+      Admission.layer(config.limits)
+    ))
     const control = yield* listen({ host: config.bindAddr, port: config.controlPort, buffers: config.buffers }, handleConnection(auth)).pipe(
       Effect.provide(services)
     )

@@ -11,16 +11,20 @@
  */
 import { randomBytes } from "node:crypto"
 import { Context, Deferred, Duration, Effect, ExecutionStrategy, Exit, FiberSet, Layer, Option, Queue, Ref, Scope } from "effect"
-import type { PortUnavailable } from "../errors.js"
+import type * as net from "node:net"
+import { LimitReached, type PortUnavailable } from "../errors.js"
 import type { FramedSocket } from "../net/framed-socket.js"
 import type { Uuid } from "../protocol/uuid.js"
-import { PendingRegistry } from "./pending-registry.js"
+import { LimitTexts, type ServerLimits } from "./limits.js"
+import { makeVisitorCounts, PendingRegistry, type VisitorCounts } from "./pending-registry.js"
 import { openPublicListener, type PortRange } from "./ports.js"
+import { makeRefusalLog } from "./refusal-log.js"
 import { serveControl, type TunnelState } from "./tunnel.js"
 
 export interface TunnelsConfig extends PortRange {
   /** How long a Spore client's tunnel waits for it after its control connection is lost. */
   readonly lease: Duration.Duration
+  readonly limits: Pick<ServerLimits, "maxTunnels" | "maxPending" | "maxConnsPerTunnel" | "visitors">
 }
 
 /** A control connection handed to a tunnel; `released` completes when the tunnel is done with it. */
@@ -34,7 +38,7 @@ export class Tunnels extends Context.Tag("spore/Tunnels")<Tunnels, {
    * Opens a tunnel on `requested` (0 = any port of the range) and serves `control` as its
    * control connection. Returns when the tunnel is done with `control`.
    */
-  readonly open: (requested: number, control: FramedSocket) => Effect.Effect<void, PortUnavailable>
+  readonly open: (requested: number, control: FramedSocket) => Effect.Effect<void, PortUnavailable | LimitReached>
   /**
    * Serves `control` as the control connection of the tunnel `token` names. False (and nothing
    * sent) if there is no such tunnel; otherwise returns when the tunnel is done with `control`.
@@ -48,6 +52,39 @@ export const make = (config: TunnelsConfig) =>
     const serverScope = yield* Effect.scope
     const tunnelFibers = yield* FiberSet.make<void, never>()
     const byToken = new Map<string, Queue.Enqueue<Handoff>>()
+    const { limits } = config
+    const refusalLog = makeRefusalLog()
+    let openTunnels = 0
+
+    /** Counts a new tunnel against --max-tunnels for as long as `scope` is open. */
+    const reserveTunnel = (scope: Scope.Scope) =>
+      Effect.uninterruptible(Effect.suspend(() => {
+        if (openTunnels >= limits.maxTunnels) {
+          return Effect.zipRight(
+            refusalLog("max-tunnels", `tunnel refused: ${limits.maxTunnels} tunnels already open (--max-tunnels)`),
+            Effect.fail(new LimitReached({ limit: "max-tunnels", message: LimitTexts.tunnels }))
+          )
+        }
+        openTunnels++
+        return Scope.addFinalizer(scope, Effect.sync(() => openTunnels--))
+      }))
+
+    /**
+     * Why a new visitor is turned away, if it is (the flag that says so, and why): it is then
+     * closed at once, before its client hears of it.
+     */
+    const visitorRefusal = (visitor: net.Socket, counts: VisitorCounts): readonly [string, string] | undefined => {
+      if (!limits.visitors.allows(visitor.remoteAddress)) {
+        return ["visitor-filter", "its address is not allowed (--allow-visitor, --deny-visitor)"]
+      }
+      if (counts.waiting >= limits.maxPending) {
+        return ["max-pending", `${limits.maxPending} visitors already waiting (--max-pending)`]
+      }
+      if (counts.waiting + counts.active >= limits.maxConnsPerTunnel) {
+        return ["max-conns-per-tunnel", `${limits.maxConnsPerTunnel} visitors already connected (--max-conns-per-tunnel)`]
+      }
+      return undefined
+    }
 
     /** Serves handed-off control connections until one is lost and no resume comes in time. */
     const runTunnel = (tunnel: TunnelState, handoffs: Queue.Dequeue<Handoff>, first: Handoff) =>
@@ -94,14 +131,31 @@ export const make = (config: TunnelsConfig) =>
     const open = (requested: number, control: FramedSocket) =>
       Effect.gen(function*() {
         const scope = yield* Scope.fork(serverScope, ExecutionStrategy.sequential)
+        yield* reserveTunnel(scope).pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
         const arrivals = yield* Queue.unbounded<Uuid>()
-        const listener = yield* openPublicListener(config, requested, (visitor) =>
-          registry.hold(visitor).pipe(
-            Effect.flatMap((id) => Queue.offer(arrivals, id)),
-            // Waiting visitors belong to the tunnel, not to the fiber that accepted them.
-            Effect.provideService(Scope.Scope, scope),
-            Effect.annotateLogs({ visitor: `${visitor.remoteAddress}:${visitor.remotePort}` })
-          )).pipe(Scope.extend(scope), Effect.onError(() => Scope.close(scope, Exit.void)))
+        const counts = makeVisitorCounts()
+        const onVisitor = (visitor: net.Socket) =>
+          Effect.suspend(() => {
+            const refusal = visitorRefusal(visitor, counts)
+            if (refusal !== undefined) {
+              const [limit, reason] = refusal
+              // Read before the destroy, which forgets the addresses.
+              const line = `visitor ${visitor.remoteAddress}:${visitor.remotePort} of port ${visitor.localPort} closed: ${reason}`
+              const kind = `${limit}:${visitor.localPort}`
+              visitor.destroy()
+              return refusalLog(kind, line)
+            }
+            return registry.hold(visitor, counts).pipe(
+              Effect.flatMap((id) => Queue.offer(arrivals, id)),
+              // Waiting visitors belong to the tunnel, not to the fiber that accepted them.
+              Effect.provideService(Scope.Scope, scope),
+              Effect.annotateLogs({ visitor: `${visitor.remoteAddress}:${visitor.remotePort}` })
+            )
+          })
+        const listener = yield* openPublicListener(config, requested, onVisitor).pipe(
+          Scope.extend(scope),
+          Effect.onError(() => Scope.close(scope, Exit.void))
+        )
 
         const tunnel: TunnelState = {
           port: listener.port,

@@ -38,9 +38,12 @@ describe("spore CLI", () => {
       const server = (yield* runSpore(["server", "--help"])).stdout
       for (const text of ["--min-port", "Default: 1024", "SPORE_MIN_PORT, BORE_MIN_PORT", "--max-port", "Default: 65535",
         "SPORE_MAX_PORT, BORE_MAX_PORT", "--secret", "SPORE_SECRET, BORE_SECRET", "--bind-addr", "Default: 0.0.0.0",
-        "--bind-tunnels", "--control-port", "Default: 7835", "--lease-seconds", "Default: 30", "SPORE_LEASE_SECONDS", "--sndbuf", "SPORE_SNDBUF", "--recbuf", "SPORE_RECBUF"]) {
+        "--bind-tunnels", "--control-port", "Default: 7835", "--lease-seconds", "Default: 30", "SPORE_LEASE_SECONDS", "--sndbuf", "SPORE_SNDBUF", "--recbuf", "SPORE_RECBUF",
+        "--max-handshakes", "Default: 256", "--max-conns-per-ip", "Default: 32", "--max-tunnels", "Default: 1024",
+        "--max-pending", "Default: 64", "--max-conns-per-tunnel", "SPORE_MAX_CONNS_PER_TUNNEL", "--allow-visitor", "--deny-visitor"]) {
         expect(server).toContain(text)
       }
+      expect((yield* runSpore(["server", "--help"], { SPORE_SECRET: "do-not-print-me" })).stdout).not.toContain("do-not-print-me")
       const local = (yield* runSpore(["local", "--help"], { BORE_SECRET: "do-not-print-me" })).stdout
       for (const text of ["LOCAL_PORT", "--local-port", "--local-host", "Default: localhost", "--to",
         "SPORE_SERVER, BORE_SERVER", "--port", "Default: 0", "--secret", "--control-port", "--no-reconnect",
@@ -65,7 +68,11 @@ describe("spore CLI", () => {
         [["local", "8080", "--to", "x", "--max-reconnect-delay", "0"], /--max-reconnect-delay must be a whole number/],
         [["server", "--lease-seconds", "-1"], /--lease-seconds must be a whole number/],
         [["server", "--sndbuf", "10"], /--sndbuf must be a number of bytes from 1024/],
-        [["local", "8080", "--to", "x", "--recbuf", "9999999999999"], /--recbuf must be a number of bytes/]
+        [["local", "8080", "--to", "x", "--recbuf", "9999999999999"], /--recbuf must be a number of bytes/],
+        [["server", "--max-pending", "0"], /--max-pending must be a whole number from 1/],
+        [["server", "--max-tunnels", "-5"], /--max-tunnels must be a whole number from 1/],
+        [["server", "--allow-visitor", "10.0.0.0/33"], /--allow-visitor: .*10\.0\.0\.0\/33/],
+        [["server", "--deny-visitor", "example.com"], /--deny-visitor: .*example\.com/]
       ]
       for (const [args, message] of cases) {
         const result = yield* runSpore(args)
@@ -99,6 +106,22 @@ describe("spore CLI", () => {
       server.child.kill("SIGINT")
       expect((yield* client.exited).code).toBe(0)
       expect((yield* server.exited).code).toBe(0)
+    }).pipe(Effect.scoped))
+
+  it.live("secrets never reach the logs, even at debug level and when they are wrong", () =>
+    Effect.gen(function*() {
+      const controlPort = String(yield* freePort)
+      const server = yield* startSpore(["--log-level", "debug", "server", "--bind-addr", "127.0.0.1", "--control-port", controlPort,
+        "--min-port", "32002", "--max-port", "32003", "--secret", "right-secret-4f2a"])
+      yield* server.waitFor(/server listening/)
+      const wrong = yield* runSpore(["--log-level", "debug", "local", "9", "--to", "127.0.0.1", "--control-port", controlPort,
+        "--secret", "wrong-secret-9c1e"])
+      expect(wrong.stderr).toContain("invalid secret")
+      yield* server.waitFor(/handshake failed: invalid secret/)
+      for (const output of [server.stderr(), wrong.stderr, wrong.stdout]) {
+        expect(output).not.toContain("right-secret-4f2a")
+        expect(output).not.toContain("wrong-secret-9c1e")
+      }
     }).pipe(Effect.scoped))
 
   it.live("--log-level, given before the command, sets what is logged", () =>

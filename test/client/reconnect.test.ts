@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Random, Schedule } from "effect"
 import { AuthenticationError, ConnectError, ControlConnectionLost, HandshakeTimeout, ServerRejected } from "../../src/errors.js"
 import { isRetryable, reconnectSchedule } from "../../src/client/reconnect.js"
+import { LimitTexts } from "../../src/server/limits.js"
 
 /** The first `n` delays the schedule chooses. */
 const delays = (schedule: Schedule.Schedule<Duration.Duration, unknown>, n: number) =>
@@ -41,7 +42,8 @@ describe("reconnection policy", () => {
     for (const fatal of ["invalid secret", "server requires secret, but no secret was provided", "client port number not in allowed range", "permission denied"]) {
       expect(isRetryable(new ServerRejected({ serverMessage: fatal })), fatal).toBe(false)
     }
-    for (const transient of ["port already in use", "failed to find an available port", "failed to bind to port", "something new"]) {
+    // The server's limits say "try again later": they are retried with the usual backoff.
+    for (const transient of ["port already in use", "failed to find an available port", "failed to bind to port", "something new", ...Object.values(LimitTexts)]) {
       expect(isRetryable(new ServerRejected({ serverMessage: transient })), transient).toBe(true)
     }
     expect(isRetryable(new ConnectError({ host: "h", port: 1, reason: "ECONNREFUSED" }))).toBe(true)

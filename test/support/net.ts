@@ -8,7 +8,9 @@ import * as Client from "../../src/client/client.js"
 import type { ClientConfig } from "../../src/client/config.js"
 import { listen } from "../../src/net/listener.js"
 import type { SocketBuffers } from "../../src/net/tuning.js"
+import { makeVisitorFilter } from "../../src/server/visitor-filter.js"
 import type { ServerConfig } from "../../src/server/config.js"
+import { DEFAULT_LIMITS, type ServerLimits } from "../../src/server/limits.js"
 import * as Server from "../../src/server/server.js"
 
 export const LOOPBACK = "127.0.0.1"
@@ -46,6 +48,7 @@ export const startServer = (
     controlPort?: number
     buffers?: SocketBuffers
     bindTunnels?: string
+    limits?: Partial<ServerLimits>
   } = {}
 ) => {
   const config: ServerConfig = {
@@ -56,7 +59,8 @@ export const startServer = (
     bindTunnels: options.bindTunnels ?? LOOPBACK,
     controlPort: options.controlPort ?? 0,
     lease: Duration.seconds(options.leaseSeconds ?? 30),
-    buffers: options.buffers ?? {}
+    buffers: options.buffers ?? {},
+    limits: { ...DEFAULT_LIMITS, visitors: makeVisitorFilter([], []), ...options.limits }
   }
   return Effect.map(Server.start(config), (server) => server.controlPort)
 }
@@ -85,11 +89,14 @@ export const startTunnel = (config: ClientConfig) =>
     return tunnel.remotePort
   })
 
-/** A TCP connection to host:port (127.0.0.1 by default), destroyed when the scope closes. */
-export const dial = (port: number, host: string = LOOPBACK): Effect.Effect<net.Socket, Error, Scope.Scope> =>
+/**
+ * A TCP connection to host:port (127.0.0.1 by default), destroyed when the scope closes. `from`
+ * picks the source address (any of 127.0.0.0/8 works on loopback), to act as another peer.
+ */
+export const dial = (port: number, host: string = LOOPBACK, from?: string): Effect.Effect<net.Socket, Error, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.async<net.Socket, Error>((resume) => {
-      const socket = net.connect({ host, port, allowHalfOpen: true })
+      const socket = net.connect({ host, port, allowHalfOpen: true, ...(from === undefined ? {} : { localAddress: from }) })
       socket.once("connect", () => resume(Effect.succeed(socket)))
       socket.once("error", (error) => resume(Effect.fail(error)))
     }),

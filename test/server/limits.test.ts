@@ -1,0 +1,217 @@
+/**
+ * The server's limits, each driven to its edge by hand-written peers: what the peer over the
+ * limit is told, that everyone else is still served, and that a freed slot is given again.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import type * as net from "node:net"
+import { Effect, Logger, TestClock } from "effect"
+import { makeVisitorFilter, parseCidr } from "../../src/server/visitor-filter.js"
+import { LimitTexts, type ServerLimits } from "../../src/server/limits.js"
+import { closed, dial, startServer } from "../support/net.js"
+import { type WirePeer, wirePeer } from "../support/wire.js"
+
+const settle = Effect.repeatN(Effect.yieldNow(), 20)
+
+/** A server with some limits changed, whose log lines are collected in `logs`. */
+const serverWith = (limits: Partial<ServerLimits>, options: { secret?: string } = {}) =>
+  Effect.gen(function*() {
+    const logs: Array<string> = []
+    const logger = Logger.make(({ message }) => logs.push(Array.isArray(message) ? message.join(" ") : String(message)))
+    const control = yield* startServer({ ...options, limits }).pipe(
+      Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+    )
+    return { control, logs }
+  })
+
+const errorFrame = (text: string) => JSON.stringify({ Error: text })
+
+/** Opens a tunnel by hand from `from`; returns the peer and the public port. */
+const openTunnel = (control: number, from = "127.0.0.1") =>
+  Effect.gen(function*() {
+    const peer = wirePeer(yield* dial(control, "127.0.0.1", from))
+    peer.send("{\"Hello\":0}")
+    const hello = (yield* peer.next) ?? ""
+    return { peer, hello, port: Number(/^\{"Hello":(\d+)\}$/.exec(hello)?.[1]) }
+  })
+
+const connectionId = (peer: WirePeer) =>
+  Effect.map(peer.nextNonHeartbeat, (frame) => JSON.parse(frame ?? "{}").Connection as string)
+
+/** A short real pause, so loopback I/O can happen between tries (it times nothing). */
+const realPause = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
+
+/**
+ * Whether the server closes `socket` without the test clock moving, so not by any timeout. The
+ * real-time bound only keeps a failing test from hanging.
+ */
+const closedAtOnce = (socket: net.Socket) =>
+  Effect.raceFirst(
+    Effect.as(closed(socket), true),
+    Effect.as(Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2000))), false)
+  )
+
+
+describe("server limits", () => {
+  it.scoped("--max-handshakes: a connection beyond it is told the server is busy; a freed slot serves again", () =>
+    Effect.gen(function*() {
+      const { control, logs } = yield* serverWith({ maxHandshakes: 2 })
+      yield* dial(control)
+      yield* dial(control)
+      yield* settle
+      const third = wirePeer(yield* dial(control, "127.0.0.1", "127.0.0.3"))
+      expect(yield* third.next).toBe(errorFrame(LimitTexts.handshakes))
+      expect(yield* third.next).toBeUndefined()
+      expect(logs.some((line) => /2 handshakes already in progress \(--max-handshakes\)/.test(line))).toBe(true)
+      // The silent ones time out at 3 s and give their slots back.
+      yield* TestClock.adjust("3 seconds")
+      yield* settle
+      const { hello } = yield* openTunnel(control)
+      expect(hello).toMatch(/^\{"Hello":\d+\}$/)
+    }))
+
+  it.scoped("--max-conns-per-ip: a second tunnel from one address is refused, other addresses are not", () =>
+    Effect.gen(function*() {
+      const { control, logs } = yield* serverWith({ maxConnsPerIp: 1 })
+      const first = yield* openTunnel(control, "127.0.0.2")
+      expect(first.hello).toMatch(/^\{"Hello":\d+\}$/)
+      const second = yield* openTunnel(control, "127.0.0.2")
+      expect(second.hello).toBe(errorFrame(LimitTexts.connsPerIp))
+      expect(yield* second.peer.next).toBeUndefined()
+      expect(logs.some((line) => /refused 127\.0\.0\.2: 1 tunnel connections already open/.test(line))).toBe(true)
+      expect((yield* openTunnel(control, "127.0.0.3")).hello).toMatch(/^\{"Hello":\d+\}$/)
+
+      // Data streams from the same address are not control connections: a visitor still flows.
+      const visitor = yield* dial(first.port)
+      const id = yield* connectionId(first.peer)
+      const data = yield* dial(control, "127.0.0.1", "127.0.0.2")
+      data.write(`{"Accept":"${id}"}\0hello`)
+      const got = yield* Effect.async<string>((resume) => {
+        visitor.once("data", (chunk) => resume(Effect.succeed(chunk.toString())))
+      })
+      expect(got).toBe("hello")
+
+      // Once the first tunnel closes, its address may open another.
+      first.peer.socket.destroy()
+      yield* closed(first.peer.socket)
+      let hello = ""
+      for (let attempt = 0; attempt < 50 && !hello.startsWith("{\"Hello\""); attempt++) {
+        yield* realPause
+        hello = (yield* openTunnel(control, "127.0.0.2")).hello
+      }
+      expect(hello).toMatch(/^\{"Hello":\d+\}$/)
+    }))
+
+  it.scoped("--max-tunnels: a tunnel beyond it is refused until one closes", () =>
+    Effect.gen(function*() {
+      const { control, logs } = yield* serverWith({ maxTunnels: 1 })
+      const first = yield* openTunnel(control)
+      expect(first.hello).toMatch(/^\{"Hello":\d+\}$/)
+      const second = yield* openTunnel(control, "127.0.0.2")
+      expect(second.hello).toBe(errorFrame(LimitTexts.tunnels))
+      expect(logs.some((line) => /1 tunnels already open \(--max-tunnels\)/.test(line))).toBe(true)
+      first.peer.socket.destroy()
+      let hello = ""
+      for (let attempt = 0; attempt < 50 && !hello.startsWith("{\"Hello\""); attempt++) {
+        yield* realPause
+        hello = (yield* openTunnel(control, "127.0.0.2")).hello
+      }
+      expect(hello).toMatch(/^\{"Hello":\d+\}$/)
+    }))
+
+  it.scoped("--max-pending: a visitor beyond it is closed at once and never announced", () =>
+    Effect.gen(function*() {
+      const { control, logs } = yield* serverWith({ maxPending: 2 })
+      const { peer, port } = yield* openTunnel(control)
+      const waiting = [yield* dial(port), yield* dial(port)]
+      const ids = [yield* connectionId(peer), yield* connectionId(peer)]
+      expect(new Set(ids).size).toBe(2)
+      const third = yield* dial(port)
+      expect(yield* closedAtOnce(third)).toBe(true)
+      expect(logs.some((line) => /closed: 2 visitors already waiting \(--max-pending\)/.test(line))).toBe(true)
+      // Only heartbeats follow: the third was never announced.
+      yield* TestClock.adjust("500 millis")
+      expect(yield* peer.next).toBe("\"Heartbeat\"")
+      // Claiming one makes room for a new visitor.
+      const data = yield* dial(control)
+      data.write(`{"Accept":"${ids[0]}"}\0claimed`)
+      // The claim is done once its payload reaches one of the waiting visitors.
+      yield* Effect.raceAll(waiting.map((socket) =>
+        Effect.async<void>((resume) => {
+          socket.once("data", () => resume(Effect.void))
+        })))
+      yield* dial(port)
+      expect(yield* connectionId(peer)).toMatch(/^[0-9a-f-]{36}$/)
+    }))
+
+  it.scoped("--max-conns-per-tunnel: waiting and forwarded visitors together are bounded", () =>
+    Effect.gen(function*() {
+      const { control, logs } = yield* serverWith({ maxConnsPerTunnel: 2 })
+      const { peer, port } = yield* openTunnel(control)
+      const forwarded = yield* dial(port)
+      const data = yield* dial(control)
+      data.write(`{"Accept":"${yield* connectionId(peer)}"}\0`)
+      yield* dial(port)
+      yield* connectionId(peer)
+      const third = yield* dial(port)
+      expect(yield* closedAtOnce(third)).toBe(true)
+      expect(logs.some((line) => /2 visitors already connected \(--max-conns-per-tunnel\)/.test(line))).toBe(true)
+      // The forwarded visitor leaves: a new one is served.
+      forwarded.destroy()
+      data.destroy()
+      yield* closed(data)
+      let announced = false
+      for (let attempt = 0; attempt < 50 && !announced; attempt++) {
+        yield* realPause
+        const next = yield* dial(port)
+        yield* TestClock.adjust("500 millis")
+        const frame = yield* peer.nextNonHeartbeat
+        announced = frame?.startsWith("{\"Connection\"") === true
+        if (!announced) next.destroy()
+      }
+      expect(announced).toBe(true)
+    }))
+
+  it.scoped("repeated wrong secrets lock out that address for a minute, and only that address", () =>
+    Effect.gen(function*() {
+      const { control, logs } = yield* serverWith({}, { secret: "s3cret" })
+      const wrongAnswer = "00".repeat(32)
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const peer = wirePeer(yield* dial(control, "127.0.0.1", "127.0.0.5"))
+        expect(yield* peer.next).toMatch(/^\{"Challenge"/)
+        peer.send(`{"Authenticate":"${wrongAnswer}"}`)
+        expect(yield* peer.next).toBe(errorFrame("invalid secret"))
+      }
+      const locked = wirePeer(yield* dial(control, "127.0.0.1", "127.0.0.5"))
+      expect(yield* locked.next).toBe(errorFrame(LimitTexts.authLockout))
+      expect(yield* locked.next).toBeUndefined()
+      expect(logs.some((line) => /127\.0\.0\.5 locked out for a minute/.test(line))).toBe(true)
+      // Another address is challenged as usual.
+      const other = wirePeer(yield* dial(control, "127.0.0.1", "127.0.0.6"))
+      expect(yield* other.next).toMatch(/^\{"Challenge"/)
+      // A minute later the address is challenged again.
+      yield* TestClock.adjust("1 minute")
+      const later = wirePeer(yield* dial(control, "127.0.0.1", "127.0.0.5"))
+      expect(yield* later.next).toMatch(/^\{"Challenge"/)
+    }))
+
+  it.scoped("--deny-visitor and --allow-visitor: refused visitors are closed before any Connection", () =>
+    Effect.gen(function*() {
+      const parse = (text: string) => {
+        const parsed = parseCidr(text)
+        if (parsed._tag === "Left") throw new Error(parsed.left)
+        return parsed.right
+      }
+      const { control, logs } = yield* serverWith({
+        visitors: makeVisitorFilter([parse("127.0.0.0/29")], [parse("127.0.0.4/32")])
+      })
+      const { peer, port } = yield* openTunnel(control)
+      const denied = yield* dial(port, "127.0.0.1", "127.0.0.4")
+      expect(yield* closedAtOnce(denied)).toBe(true)
+      const notAllowed = yield* dial(port, "127.0.0.1", "127.0.0.9")
+      expect(yield* closedAtOnce(notAllowed)).toBe(true)
+      expect(logs.some((line) => /visitor 127\.0\.0\.4:\d+ of port \d+ closed: its address is not allowed/.test(line))).toBe(true)
+      const allowed = yield* dial(port, "127.0.0.1", "127.0.0.2")
+      expect(yield* connectionId(peer)).toMatch(/^[0-9a-f-]{36}$/)
+      expect(allowed.destroyed).toBe(false)
+    }))
+})
