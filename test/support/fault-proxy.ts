@@ -87,7 +87,10 @@ export const faultProxy = (targetPort: number) =>
       from.on("end", () => enqueue("end"))
       from.on("error", () => to.destroy())
       from.on("close", () => {
-        if (!connection.dead && !draining) to.destroy()
+        // After a clean end, `to` was ended in order and still flushes what it holds (destroying
+        // it here would drop that tail); after a reset or a cut, the reset goes through.
+        if (connection.dead || draining || from.readableEnded) return
+        to.destroy()
       })
     }
 
