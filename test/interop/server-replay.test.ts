@@ -102,6 +102,7 @@ interface ReplayOptions {
 class ServerReplay implements ReplaySide {
   readonly plays = "C->S" as const
   private readonly peers = new Map<string, Peer>()
+  private controlConnections = 0
   private readonly uuids = new UuidBindings()
   /** The Challenge each connection got in the recording. */
   private readonly recordedChallenge = new Map<string, string>()
@@ -217,11 +218,20 @@ class ServerReplay implements ReplaySide {
         ? (endpoint.port === undefined ? this.latestTunnelPort : this.ports.map(endpoint.port))
         : this.controlPort
       if (port === undefined) return yield* mismatch(event, `${conn} is a visitor, but no tunnel is open`)
-      const socket = yield* dial(port).pipe(
+      // bore's probes made every connection from one address; Spore locks out an address after
+      // five failed authentications (README, Security), which bore lacks. Each control
+      // connection so comes from an address of its own in 127.0.0.0/8, as from many clients.
+      const from = endpoint._tag === "Visitor" ? undefined : this.nextSourceAddress()
+      const socket = yield* dial(port, LOOPBACK, from).pipe(
         Effect.mapError((error) => new ReplayMismatch({ message: `${event.source}: ${conn} could not connect: ${error.message}` }))
       )
       this.peers.set(conn, yield* Peer.own(conn, socket))
     })
+  }
+
+  private nextSourceAddress(): string {
+    const n = this.controlConnections++
+    return `127.0.${1 + Math.floor(n / 250)}.${2 + (n % 250)}`
   }
 
   /** Our recorded bytes with the live port, UUIDs and HMAC answers in place of the recorded ones. */
