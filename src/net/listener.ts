@@ -8,8 +8,9 @@
  * register the socket somewhere) always happens, even if the listener closes at that instant.
  */
 import * as net from "node:net"
-import { Effect, ExecutionStrategy, Exit, FiberSet, Scope } from "effect"
+import { Effect, ExecutionStrategy, Exit, FiberSet, Option, Scope } from "effect"
 import { BindError } from "../errors.js"
+import { DescriptorWatch, exhaustionOf } from "./descriptor-watch.js"
 import { prepareSocket } from "./socket.js"
 import { applyBuffers, DEFAULT_BUFFERS, type SocketBuffers } from "./tuning.js"
 
@@ -89,7 +90,16 @@ const bind = <R>(
       // for them here would deadlock, since the handlers are interrupted after this runs).
       () => Effect.sync(() => server.close())
     )
-    // Once bound, accept errors (EMFILE and the like) are logged, not fatal.
-    server.on("error", (error) => run(Effect.logWarning(`accept failed on port ${options.port}: ${error.message}`)))
+    // Once bound, accept errors are logged, not fatal. Running out of descriptors goes to the
+    // descriptor watch, if there is one, which says so once per episode instead of per error.
+    const watch = yield* Effect.serviceOption(DescriptorWatch)
+    server.on("error", (error) => {
+      const exhaustion = exhaustionOf(error)
+      run(
+        exhaustion !== undefined && Option.isSome(watch)
+          ? watch.value.report(exhaustion)
+          : Effect.logWarning(`accept failed on port ${options.port}: ${error.message}`)
+      )
+    })
     return { port: (server.address() as net.AddressInfo).port }
   })

@@ -2,8 +2,9 @@
  * Choosing and binding a tunnel's public port, with bore's rules and error texts.
  */
 import type * as net from "node:net"
-import { Effect, Random, type Scope } from "effect"
+import { Effect, Option, Random, type Scope } from "effect"
 import { type BindError, PortUnavailable } from "../errors.js"
+import { DescriptorWatch, exhaustionOf } from "../net/descriptor-watch.js"
 import { listen, type Listener } from "../net/listener.js"
 import type { SocketBuffers } from "../net/tuning.js"
 
@@ -46,20 +47,30 @@ export const openPublicListener = <R>(
 ): Effect.Effect<Listener, PortUnavailable, R | Scope.Scope> => {
   const bind = (port: number) =>
     listen({ host: range.bindTunnels, port, pauseOnConnect: true, socketOwner: "handler", buffers: range.buffers }, onVisitor).pipe(
-      Effect.mapError((error) => new PortUnavailable({ message: bindErrorText(error) }))
+      Effect.tapError((error) => reportExhaustion(error.code))
     )
+  const unavailable = (error: BindError) => new PortUnavailable({ message: bindErrorText(error) })
 
   if (requested > 0) {
     return requested < range.minPort || requested > range.maxPort
       ? Effect.fail(new PortUnavailable({ message: "client port number not in allowed range" }))
-      : bind(requested)
+      : Effect.mapError(bind(requested), unavailable)
   }
   return Effect.gen(function*() {
     for (let attempt = 0; attempt < RANDOM_PORT_TRIES; attempt++) {
       const port = yield* Random.nextIntBetween(range.minPort, range.maxPort + 1)
-      const bound = yield* Effect.option(bind(port))
-      if (bound._tag === "Some") return bound.value
+      const bound = yield* Effect.either(bind(port))
+      if (bound._tag === "Right") return bound.right
+      // Out of descriptors, every other port would fail the same way: stop at once.
+      if (exhaustionOf(bound.left) !== undefined) return yield* Effect.fail(unavailable(bound.left))
     }
     return yield* Effect.fail(new PortUnavailable({ message: "failed to find an available port" }))
   })
 }
+
+/** Tells the descriptor watch, if the server runs one, that a bind ran out of descriptors. */
+const reportExhaustion = (code: string) =>
+  Effect.flatMap(Effect.serviceOption(DescriptorWatch), (watch) => {
+    const exhaustion = exhaustionOf({ code })
+    return exhaustion !== undefined && Option.isSome(watch) ? watch.value.report(exhaustion) : Effect.void
+  })

@@ -3,6 +3,7 @@
  */
 import { Effect, Layer, Option, type Scope } from "effect"
 import type { BindError } from "../errors.js"
+import * as DescriptorWatch from "../net/descriptor-watch.js"
 import { listen } from "../net/listener.js"
 import { makeAuthenticator } from "../protocol/auth.js"
 import * as Admission from "./admission.js"
@@ -23,7 +24,8 @@ export const start = (config: ServerConfig): Effect.Effect<RunningServer, BindEr
     // Built in the server's scope: tunnels and waiting visitors live as long as the server.
     const services = yield* Layer.build(Layer.mergeAll(
       Tunnels.layer(config).pipe(Layer.provideMerge(PendingRegistry.layer)),
-      Admission.layer(config.limits)
+      Admission.layer(config.limits),
+      DescriptorWatch.layer
     ))
     const control = yield* listen({ host: config.bindAddr, port: config.controlPort, buffers: config.buffers }, handleConnection(auth)).pipe(
       Effect.provide(services)
