@@ -28,6 +28,8 @@ export interface Running {
 export interface LaunchOptions {
   /** Words to run node under, e.g. `["ip", "netns", "exec", NAMESPACE]`; they must exec it, not fork. */
   readonly prefix?: readonly [string, ...Array<string>]
+  /** How long the process may live before it is killed (PROCESS_LIMIT_MS by default). */
+  readonly lifetimeMs?: number
 }
 
 const launch = (args: ReadonlyArray<string>, env: Record<string, string>, options: LaunchOptions) => {
@@ -36,7 +38,7 @@ const launch = (args: ReadonlyArray<string>, env: Record<string, string>, option
     env: { PATH: process.env.PATH ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"]
   })
-  const killer = setTimeout(() => child.kill("SIGKILL"), PROCESS_LIMIT_MS)
+  const killer = setTimeout(() => child.kill("SIGKILL"), options.lifetimeMs ?? PROCESS_LIMIT_MS)
   let stdout = ""
   let stderr = ""
   child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
