@@ -10,27 +10,16 @@ import { bufferOptions, checkBuffers, checkCount, checkIpAddress, checkPort, che
 const cidrList = (name: string, text: string) =>
   Options.text(name).pipe(Options.withDescription(text), Options.repeated)
 
+/** A limit flag: `--max-pending` defaults to DEFAULT_LIMITS.maxPending and reads SPORE_MAX_PENDING. */
+const limitOption = (flag: string, limit: keyof typeof DEFAULT_LIMITS, text: string) =>
+  integerOption(flag, text, { default: DEFAULT_LIMITS[limit], env: [`SPORE_${flag.toUpperCase().replaceAll("-", "_")}`] })
+
 const limitOptions = {
-  maxHandshakes: integerOption("max-handshakes", "Connections to the control port allowed in their handshake at once; more are told the server is busy.", {
-    default: DEFAULT_LIMITS.maxHandshakes,
-    env: ["SPORE_MAX_HANDSHAKES"]
-  }),
-  maxConnsPerIp: integerOption("max-conns-per-ip", "Tunnel control connections allowed at once from one IP address.", {
-    default: DEFAULT_LIMITS.maxConnsPerIp,
-    env: ["SPORE_MAX_CONNS_PER_IP"]
-  }),
-  maxTunnels: integerOption("max-tunnels", "Tunnels allowed at once, counting those held for a lost client.", {
-    default: DEFAULT_LIMITS.maxTunnels,
-    env: ["SPORE_MAX_TUNNELS"]
-  }),
-  maxPending: integerOption("max-pending", "Visitors of one tunnel allowed to wait for its client; more are closed at once.", {
-    default: DEFAULT_LIMITS.maxPending,
-    env: ["SPORE_MAX_PENDING"]
-  }),
-  maxConnsPerTunnel: integerOption("max-conns-per-tunnel", "Visitors of one tunnel allowed at once, waiting or connected; more are closed at once.", {
-    default: DEFAULT_LIMITS.maxConnsPerTunnel,
-    env: ["SPORE_MAX_CONNS_PER_TUNNEL"]
-  }),
+  maxHandshakes: limitOption("max-handshakes", "maxHandshakes", "Connections to the control port allowed in their handshake at once; more are told the server is busy."),
+  maxConnsPerIp: limitOption("max-conns-per-ip", "maxConnsPerIp", "Tunnel control connections allowed at once from one IP address."),
+  maxTunnels: limitOption("max-tunnels", "maxTunnels", "Tunnels allowed at once, counting those held for a lost client."),
+  maxPending: limitOption("max-pending", "maxPending", "Visitors of one tunnel allowed to wait for its client; more are closed at once."),
+  maxConnsPerTunnel: limitOption("max-conns-per-tunnel", "maxConnsPerTunnel", "Visitors of one tunnel allowed at once, waiting or connected; more are closed at once."),
   allowVisitor: cidrList(
     "allow-visitor",
     "Serve visitors only from this address or CIDR block (IPv4 or IPv6); repeat for more. Default: everyone."
