@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import type * as net from "node:net"
-import { Effect, Logger, TestClock } from "effect"
+import { Effect, Either, Logger, TestClock } from "effect"
 import { makeVisitorFilter, parseCidr } from "../../src/server/visitor-filter.js"
 import { LimitTexts, type ServerLimits } from "../../src/server/limits.js"
 import { closed, dial, startServer } from "../support/net.js"
@@ -13,7 +13,7 @@ import { type WirePeer, wirePeer } from "../support/wire.js"
 const settle = Effect.repeatN(Effect.yieldNow(), 20)
 
 /** A server with some limits changed, whose log lines are collected in `logs`. */
-const serverWith = (limits: Partial<ServerLimits>, options: { secret?: string } = {}) =>
+const serverWith = (limits: Partial<ServerLimits>, options: { secret?: string; bindTunnels?: string } = {}) =>
   Effect.gen(function*() {
     const logs: Array<string> = []
     const logger = Logger.make(({ message }) => logs.push(Array.isArray(message) ? message.join(" ") : String(message)))
@@ -193,6 +193,24 @@ describe("server limits", () => {
       yield* TestClock.adjust("1 minute")
       const later = wirePeer(yield* dial(control, "127.0.0.1", "127.0.0.5"))
       expect(yield* later.next).toMatch(/^\{"Challenge"/)
+    }))
+
+  it.scoped("on a dual-stack tunnel port, IPv6 rules match IPv6 visitors and IPv4 rules match mapped IPv4 visitors", () =>
+    Effect.gen(function*() {
+      const { control } = yield* serverWith({
+        visitors: makeVisitorFilter(
+          [Either.getOrThrow(parseCidr("127.0.0.0/8")), Either.getOrThrow(parseCidr("::1"))],
+          [Either.getOrThrow(parseCidr("::1/128"))]
+        )
+      }, { bindTunnels: "::" })
+      const { peer, port } = yield* openTunnel(control)
+      // ::1 is allowed and denied: the deny wins.
+      const denied = yield* dial(port, "::1")
+      expect(yield* closedAtOnce(denied)).toBe(true)
+      // An IPv4 visitor reaches an IPv6 listener as ::ffff:127.0.0.1, and 127.0.0.0/8 allows it.
+      const mapped = yield* dial(port, "127.0.0.1")
+      expect(yield* connectionId(peer)).toMatch(/^[0-9a-f-]{36}$/)
+      expect(mapped.destroyed).toBe(false)
     }))
 
   it.scoped("--deny-visitor and --allow-visitor: refused visitors are closed before any Connection", () =>
