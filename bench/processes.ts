@@ -71,7 +71,9 @@ export const startServices = async () => {
 
 /** A Spore server and a client tunnelling `localPort`; returns the public port. */
 export const startTunnel = async (localPort: number) => {
-  const server = startSpore(["server", "--bind-addr", "127.0.0.1", "--control-port", "0", "--min-port", "30000", "--max-port", "32000"])
+  const server = startSpore(["server", "--bind-addr", "127.0.0.1", "--control-port", "0", "--min-port", "30000", "--max-port", "32000",
+    // The memory figure holds 5,000 connections through this one tunnel, past the default limits.
+    "--max-pending", "10000", "--max-conns-per-tunnel", "10000", "--max-handshakes", "10000"])
   const control = (await server.waitFor(/server listening on 127\.0\.0\.1:(\d+)/))[1]!
   const client = startSpore(["local", String(localPort), "--local-host", "127.0.0.1", "--to", "127.0.0.1", "--control-port", control])
   const port = Number((await client.waitFor(/listening at 127\.0\.0\.1:(\d+)/))[1])
