@@ -2,9 +2,10 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Duration, Effect, Option } from "effect"
 import * as Client from "../client/client.js"
+import * as Drain from "../net/drain.js"
 import type { ClientStatus } from "../client/client.js"
 import type { ClientConfig } from "../client/config.js"
-import { bufferOptions, checkBuffers, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
+import { bufferOptions, drainOption, checkBuffers, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
 
 const options = {
   localPortArg: Args.integer({ name: "LOCAL_PORT" }).pipe(
@@ -30,6 +31,7 @@ const options = {
     default: 64,
     env: ["SPORE_MAX_RECONNECT_DELAY"]
   }),
+  drainSeconds: drainOption,
   ...bufferOptions
 }
 
@@ -53,7 +55,8 @@ const toConfig = (flags: Flags): Effect.Effect<ClientConfig, UsageError> =>
       controlPort: yield* checkPort("control-port", flags.controlPort, { allowZero: false }),
       reconnect: !flags.noReconnect,
       maxReconnectDelay: Duration.seconds(yield* checkSeconds("max-reconnect-delay", flags.maxReconnectDelay, { min: 1 })),
-      buffers: yield* checkBuffers(flags)
+      buffers: yield* checkBuffers(flags),
+      drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 }))
     }
   })
 
@@ -74,7 +77,7 @@ const report = (status: ClientStatus) => {
 export const localCommand = Command.make("local", options, (flags) =>
   Effect.gen(function*() {
     const config = yield* toConfig(flags)
-    return yield* Client.run(config, report)
+    return yield* Client.run(config, report).pipe(Effect.provide(Drain.layer))
   }).pipe(Effect.scoped)).pipe(
     Command.withDescription("Expose a local port through a remote server.")
   )

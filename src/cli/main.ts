@@ -42,6 +42,18 @@ const program = cli(process.argv).pipe(
   Effect.provide(Logging.layer)
 )
 
+// runMain turns the first SIGINT or SIGTERM into an interruption, which drains (see
+// net/drain.ts), and then stops listening for signals; a second one must stop at once.
+let signals = 0
+const onSignal = () => {
+  signals += 1
+  if (signals < 2) return
+  process.stderr.write("error: second signal: stopping at once\n")
+  process.exit(1)
+}
+process.on("SIGINT", onSignal)
+process.on("SIGTERM", onSignal)
+
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,
   disablePrettyLogger: true,

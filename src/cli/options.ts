@@ -76,6 +76,13 @@ export const checkIpAddress = (name: string, value: string) =>
     : Effect.succeed(value)
 
 /** `--sndbuf` and `--recbuf`: kernel socket buffer sizes in bytes, unset by default. */
+/** How long a graceful shutdown waits for forwarded connections (both commands). */
+export const drainOption = integerOption(
+  "drain-seconds",
+  "On SIGINT or SIGTERM, stop accepting and let open connections finish for up to this long; a second signal stops at once.",
+  { default: 10, env: ["SPORE_DRAIN_SECONDS"] }
+)
+
 export const bufferOptions = {
   sndbuf: Options.integer("sndbuf").pipe(
     Options.withDescription(describe("SO_SNDBUF in bytes for every socket (Linux reports double).", "the kernel's autotuning", ["SPORE_SNDBUF"])),

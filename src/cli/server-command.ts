@@ -5,7 +5,7 @@ import { makeVisitorFilter, parseCidr } from "../server/visitor-filter.js"
 import type { ServerConfig } from "../server/config.js"
 import { DEFAULT_LIMITS, type ServerLimits } from "../server/limits.js"
 import * as Server from "../server/server.js"
-import { bufferOptions, checkBuffers, checkCount, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
+import { bufferOptions, drainOption, checkBuffers, checkCount, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
 
 const cidrList = (name: string, text: string) =>
   Options.text(name).pipe(Options.withDescription(text), Options.repeated)
@@ -56,6 +56,7 @@ const options = {
     "How long a Spore client's port stays reserved for it after its connection is lost.",
     { default: 30, env: ["SPORE_LEASE_SECONDS"] }
   ),
+  drainSeconds: drainOption,
   ...bufferOptions,
   ...limitOptions
 }
@@ -100,7 +101,8 @@ const toConfig = (flags: Flags): Effect.Effect<ServerConfig, UsageError> =>
       controlPort: yield* checkPort("control-port", flags.controlPort, { allowZero: true }),
       lease: Duration.seconds(yield* checkSeconds("lease-seconds", flags.leaseSeconds, { min: 0 })),
       buffers: yield* checkBuffers(flags),
-      limits: yield* checkLimits(flags)
+      limits: yield* checkLimits(flags),
+      drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 }))
     }
   })
 

@@ -4,6 +4,7 @@
  */
 import { Duration, Effect, FiberSet, Option, Ref, Schedule, ScheduleDecision, type Scope } from "effect"
 import { ControlConnectionLost } from "../errors.js"
+import { Drain } from "../net/drain.js"
 import { readMessage } from "../net/framed-socket.js"
 import { makeAuthenticator } from "../protocol/auth.js"
 import { decodeServerMessage } from "../protocol/messages.js"
@@ -57,6 +58,10 @@ export const run = (config: ClientConfig, report: Report): Effect.Effect<never, 
     const auth = Option.map(config.secret, makeAuthenticator)
     // Visitors belong to the client, not to one control connection.
     const visitors = yield* FiberSet.make<void, never>()
+    // Runs before the visitors are interrupted as the scope closes: by then the control
+    // connection is gone (no new visitors), and forwarded ones may finish.
+    const drain = yield* Effect.serviceOption(Drain)
+    if (Option.isSome(drain)) yield* Effect.addFinalizer(() => drain.value.run(config.drain))
     const request = yield* Ref.make<TunnelRequest>({ port: config.port, leaseToken: Option.none() })
     const onVisitor = (id: Uuid) => FiberSet.run(visitors, forwardVisitor(config, auth, id))
     const onLease = (token: string) => Ref.update(request, (r) => ({ ...r, leaseToken: Option.some(token) }))

@@ -21,4 +21,6 @@ export interface ClientConfig {
   readonly maxReconnectDelay: Duration.Duration
   /** SO_SNDBUF / SO_RCVBUF for every socket the client opens (control, data, local service). */
   readonly buffers: SocketBuffers
+  /** On shutdown, how long forwarded connections may take to finish. */
+  readonly drain: Duration.Duration
 }

@@ -4,6 +4,7 @@
  */
 import { Effect, type Option } from "effect"
 import { connect } from "../net/socket.js"
+import { tracked } from "../net/drain.js"
 import { splice } from "../net/splice.js"
 import type { Authenticator } from "../protocol/auth.js"
 import { ClientMessages, encodeClientMessage } from "../protocol/messages.js"
@@ -30,7 +31,7 @@ export const forwardVisitor = (
     ], { concurrency: 2 })
     if (local._tag === "Left") return yield* local.left
     // Visitor bytes that arrived with the server's challenge go to the local service first.
-    yield* splice(stream.socket, local.right, stream.release())
+    yield* tracked(splice(stream.socket, local.right, stream.release()))
   }).pipe(
     Effect.catchAll((error) => Effect.logWarning(`visitor ${id} dropped: ${error.message}`)),
     Effect.scoped

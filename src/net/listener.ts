@@ -11,6 +11,7 @@ import * as net from "node:net"
 import { Effect, ExecutionStrategy, Exit, FiberSet, Option, Scope } from "effect"
 import { BindError } from "../errors.js"
 import { DescriptorWatch, exhaustionOf } from "./descriptor-watch.js"
+import { Drain } from "./drain.js"
 import { prepareSocket } from "./socket.js"
 import { applyBuffers, DEFAULT_BUFFERS, type SocketBuffers } from "./tuning.js"
 
@@ -90,6 +91,10 @@ const bind = <R>(
       // for them here would deadlock, since the handlers are interrupted after this runs).
       () => Effect.sync(() => server.close())
     )
+    // A drain (graceful shutdown) stops accepting at once; the connections already accepted are
+    // left to their handlers, which the drain waits for.
+    const drain = yield* Effect.serviceOption(Drain)
+    if (Option.isSome(drain)) yield* drain.value.onStart(() => server.close())
     // Once bound, accept errors are logged, not fatal. Running out of descriptors goes to the
     // descriptor watch, if there is one, which says so once per episode instead of per error.
     const watch = yield* Effect.serviceOption(DescriptorWatch)

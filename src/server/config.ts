@@ -22,4 +22,6 @@ export interface ServerConfig {
   readonly buffers: SocketBuffers
   /** What one peer, one tunnel and everyone together may use. */
   readonly limits: ServerLimits
+  /** On shutdown, how long forwarded connections may take to finish. */
+  readonly drain: Duration.Duration
 }

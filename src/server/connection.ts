@@ -12,6 +12,7 @@ import type * as net from "node:net"
 import { Effect, Option } from "effect"
 import { AuthenticationError, type LimitReached, type PortUnavailable } from "../errors.js"
 import { type FramedSocket, makeFramedSocket, readFirstMessage } from "../net/framed-socket.js"
+import { tracked } from "../net/drain.js"
 import { splice } from "../net/splice.js"
 import type { Authenticator } from "../protocol/auth.js"
 import { decodeClientMessage, encodeServerMessage, ServerMessages } from "../protocol/messages.js"
@@ -65,7 +66,7 @@ const forwardVisitor = (stream: FramedSocket, id: Uuid) =>
     }
     yield* Effect.logDebug(`forwarding visitor ${id}`)
     // Bytes the client sent right after its Accept frame go to the visitor first.
-    yield* splice(stream.socket, visitor.value.socket, stream.release())
+    yield* tracked(splice(stream.socket, visitor.value.socket, stream.release()))
   })
 
 const rejectPort = (stream: FramedSocket) => (error: PortUnavailable) =>

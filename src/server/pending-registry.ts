@@ -52,6 +52,8 @@ export class PendingRegistry extends Context.Tag("spore/PendingRegistry")<Pendin
   readonly isWaiting: (id: Uuid) => Effect.Effect<boolean>
   /** How many visitors are waiting. */
   readonly size: Effect.Effect<number>
+  /** Closes every waiting visitor now (the server is shutting down and will not claim them). */
+  readonly closeAll: Effect.Effect<void>
 }>() {}
 
 export const make = Effect.sync(() => {
@@ -99,7 +101,11 @@ export const make = Effect.sync(() => {
     hold,
     claim,
     isWaiting: (id) => Effect.sync(() => entries.has(id)),
-    size: Effect.sync(() => entries.size)
+    size: Effect.sync(() => entries.size),
+    // Waking each holder unclaimed ends its wait; its finalizer closes the socket.
+    closeAll: Effect.sync(() => {
+      for (const entry of entries.values()) Deferred.unsafeDone(entry.claimed, Exit.void)
+    })
   })
 })
 

@@ -1,9 +1,10 @@
 /**
  * `spore server`: the control listener, serving tunnels and data streams until interrupted.
  */
-import { Effect, Layer, Option, type Scope } from "effect"
+import { Context, Effect, Layer, Option, type Scope } from "effect"
 import type { BindError } from "../errors.js"
 import * as DescriptorWatch from "../net/descriptor-watch.js"
+import * as Drain from "../net/drain.js"
 import { listen } from "../net/listener.js"
 import { makeAuthenticator } from "../protocol/auth.js"
 import * as Admission from "./admission.js"
@@ -25,11 +26,16 @@ export const start = (config: ServerConfig): Effect.Effect<RunningServer, BindEr
     const services = yield* Layer.build(Layer.mergeAll(
       Tunnels.layer(config).pipe(Layer.provideMerge(PendingRegistry.layer)),
       Admission.layer(config.limits),
-      DescriptorWatch.layer
+      DescriptorWatch.layer,
+      Drain.layer
     ))
     const control = yield* listen({ host: config.bindAddr, port: config.controlPort, buffers: config.buffers }, handleConnection(auth)).pipe(
       Effect.provide(services)
     )
+    // Added last, so it runs first as the server's scope closes: while every socket is still open.
+    const drain = Context.get(services, Drain.Drain)
+    const registry = Context.get(services, PendingRegistry.PendingRegistry)
+    yield* Effect.addFinalizer(() => Effect.zipRight(registry.closeAll, drain.run(config.drain)))
     yield* Effect.logInfo(
       `server listening on ${config.bindAddr}:${control.port}, tunnel ports ${config.minPort}-${config.maxPort}` +
         (Option.isSome(config.secret) ? ", secret required" : "")

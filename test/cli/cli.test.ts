@@ -40,13 +40,14 @@ describe("spore CLI", () => {
         "SPORE_MAX_PORT, BORE_MAX_PORT", "--secret", "SPORE_SECRET, BORE_SECRET", "--bind-addr", "Default: 0.0.0.0",
         "--bind-tunnels", "--control-port", "Default: 7835", "--lease-seconds", "Default: 30", "SPORE_LEASE_SECONDS", "--sndbuf", "SPORE_SNDBUF", "--recbuf", "SPORE_RECBUF",
         "--max-handshakes", "Default: 256", "--max-conns-per-ip", "Default: 32", "--max-tunnels", "Default: 1024",
-        "--max-pending", "Default: 64", "--max-conns-per-tunnel", "SPORE_MAX_CONNS_PER_TUNNEL", "--allow-visitor", "--deny-visitor"]) {
+        "--max-pending", "Default: 64", "--max-conns-per-tunnel", "SPORE_MAX_CONNS_PER_TUNNEL", "--allow-visitor", "--deny-visitor",
+        "--drain-seconds", "Default: 10", "SPORE_DRAIN_SECONDS"]) {
         expect(server).toContain(text)
       }
       expect((yield* runSpore(["server", "--help"], { SPORE_SECRET: "do-not-print-me" })).stdout).not.toContain("do-not-print-me")
       const local = (yield* runSpore(["local", "--help"], { BORE_SECRET: "do-not-print-me" })).stdout
       for (const text of ["LOCAL_PORT", "--local-port", "--local-host", "Default: localhost", "--to",
-        "SPORE_SERVER, BORE_SERVER", "--port", "Default: 0", "--secret", "--control-port", "--no-reconnect",
+        "SPORE_SERVER, BORE_SERVER", "--port", "Default: 0", "--secret", "--control-port", "--no-reconnect", "--drain-seconds",
         "--max-reconnect-delay", "Default: 64", "SPORE_MAX_RECONNECT_DELAY", "--sndbuf", "--recbuf"]) {
         expect(local).toContain(text)
       }

@@ -60,7 +60,9 @@ export const startServer = (
     controlPort: options.controlPort ?? 0,
     lease: Duration.seconds(options.leaseSeconds ?? 30),
     buffers: options.buffers ?? {},
-    limits: { ...DEFAULT_LIMITS, visitors: makeVisitorFilter([], []), ...options.limits }
+    limits: { ...DEFAULT_LIMITS, visitors: makeVisitorFilter([], []), ...options.limits },
+    // In-process servers close with their test's scope, under the TestClock: no waiting.
+    drain: Duration.zero
   }
   return Effect.map(Server.start(config), (server) => server.controlPort)
 }
@@ -78,7 +80,8 @@ export const clientConfig = (
   controlPort,
   reconnect: true,
   maxReconnectDelay: Duration.seconds(options.maxReconnectDelay ?? 64),
-  buffers: options.buffers ?? {}
+  buffers: options.buffers ?? {},
+  drain: Duration.zero
 })
 
 /** Opens a tunnel and serves it in the background for the rest of the scope. */
