@@ -1,0 +1,78 @@
+/**
+ * Serves a metric registry over HTTP for Prometheus to scrape, as a scoped resource.
+ *
+ *   GET /metrics   the registry in the text exposition format 0.0.4
+ *   GET /healthz   "ok"
+ *
+ * HEAD is answered like GET, without the body; other methods get 405, other paths 404. Query
+ * strings are ignored. Closing the scope closes the server and destroys the connections still
+ * open (scrapers keep theirs alive), so the port is free again once the scope is closed.
+ */
+import * as http from "node:http"
+import type * as net from "node:net"
+import { Effect, Runtime, type Scope } from "effect"
+import { BindError } from "../errors.js"
+import type { Registry } from "./registry.js"
+
+/** `host:port`, with an IPv6 host in brackets. */
+export const formatHostPort = (host: string, port: number) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+
+export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+export interface MetricsServer {
+  /** The port actually bound (differs from the requested one when that was 0). */
+  readonly port: number
+}
+
+/** Binds host:port and serves `registry` there until the scope closes. */
+export const serveMetrics = (
+  options: { readonly host: string; readonly port: number },
+  registry: Registry
+): Effect.Effect<MetricsServer, BindError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const routes: Record<string, () => { readonly contentType: string; readonly body: string }> = {
+      "/metrics": () => ({ contentType: METRICS_CONTENT_TYPE, body: registry.render() }),
+      "/healthz": () => ({ contentType: "text/plain; charset=utf-8", body: "ok\n" })
+    }
+    const server = http.createServer((request, response) => {
+      const reply = (status: number, headers: http.OutgoingHttpHeaders, body: string) => {
+        response.writeHead(status, { ...headers, "Content-Length": Buffer.byteLength(body) })
+        response.end(request.method === "HEAD" ? undefined : body)
+      }
+      const text = "text/plain; charset=utf-8"
+      const route = routes[(request.url ?? "/").split("?")[0]!]
+      if (route === undefined) return reply(404, { "Content-Type": text }, "not found\n")
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        return reply(405, { "Content-Type": text, "Allow": "GET, HEAD" }, "method not allowed\n")
+      }
+      let page: ReturnType<typeof route>
+      try {
+        page = route()
+      } catch (error) {
+        // A computed metric that throws is a bug; the scrape fails but the server keeps going.
+        runFork(Effect.logError(`rendering ${request.url} failed`, error))
+        return reply(500, { "Content-Type": text }, "internal server error\n")
+      }
+      reply(200, { "Content-Type": page.contentType }, page.body)
+    })
+    yield* Effect.acquireRelease(
+      Effect.async<void, BindError>((resume) => {
+        const onError = (error: NodeJS.ErrnoException) =>
+          resume(Effect.fail(new BindError({ host: options.host, port: options.port, code: error.code ?? "EUNKNOWN" })))
+        server.once("error", onError)
+        server.listen({ host: options.host, port: options.port }, () => {
+          server.off("error", onError)
+          resume(Effect.void)
+        })
+      }),
+      () =>
+        Effect.async<void>((resume) => {
+          server.close(() => resume(Effect.void))
+          server.closeAllConnections()
+        })
+    )
+    // Once bound, server errors are logged, not fatal.
+    server.on("error", (error) => runFork(Effect.logWarning(`metrics server on port ${options.port}: ${error.message}`)))
+    return { port: (server.address() as net.AddressInfo).port }
+  })
