@@ -2,10 +2,12 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Duration, Effect, Option } from "effect"
 import * as Client from "../client/client.js"
+import { ClientMetrics, makeClientMetrics } from "../client/client-metrics.js"
+import { formatHostPort, serveMetrics } from "../metrics/http.js"
 import * as Drain from "../net/drain.js"
 import type { ClientStatus } from "../client/client.js"
 import type { ClientConfig } from "../client/config.js"
-import { bufferOptions, drainOption, checkBuffers, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
+import { bufferOptions, checkHostPort, drainOption, metricsAddrOption, checkBuffers, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
 
 const options = {
   localPortArg: Args.integer({ name: "LOCAL_PORT" }).pipe(
@@ -32,6 +34,7 @@ const options = {
     env: ["SPORE_MAX_RECONNECT_DELAY"]
   }),
   drainSeconds: drainOption,
+  metricsAddr: metricsAddrOption,
   ...bufferOptions
 }
 
@@ -74,10 +77,26 @@ const report = (status: ClientStatus) => {
   }
 }
 
+/** Serves the client's metrics at `--metrics-addr`, if given, for the rest of the scope. */
+const serveClientMetrics = (flags: Flags) =>
+  Effect.gen(function*() {
+    const metrics = makeClientMetrics()
+    if (Option.isSome(flags.metricsAddr)) {
+      const address = yield* checkHostPort("metrics-addr", flags.metricsAddr.value)
+      const { port } = yield* serveMetrics(address, metrics.registry)
+      yield* Effect.logInfo(`metrics at http://${formatHostPort(address.host, port)}/metrics`)
+    }
+    return metrics
+  })
+
 export const localCommand = Command.make("local", options, (flags) =>
   Effect.gen(function*() {
     const config = yield* toConfig(flags)
-    return yield* Client.run(config, report).pipe(Effect.provide(Drain.layer))
+    const metrics = yield* serveClientMetrics(flags)
+    return yield* Client.run(config, report).pipe(
+      Effect.provide(Drain.layer),
+      Effect.provideService(ClientMetrics, metrics)
+    )
   }).pipe(Effect.scoped)).pipe(
     Command.withDescription("Expose a local port through a remote server.")
   )

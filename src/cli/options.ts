@@ -76,6 +76,23 @@ export const checkIpAddress = (name: string, value: string) =>
     : Effect.succeed(value)
 
 /** `--sndbuf` and `--recbuf`: kernel socket buffer sizes in bytes, unset by default. */
+/** Where to serve Prometheus metrics (both commands). */
+export const metricsAddrOption = optionalTextOption(
+  "metrics-addr",
+  "Serve Prometheus metrics at http://HOST:PORT/metrics (and /healthz), e.g. 127.0.0.1:9100. Default: off.",
+  { env: ["SPORE_METRICS_ADDR"] }
+)
+
+/** HOST:PORT (an IPv6 host in brackets) as a host and a port. */
+export const checkHostPort = (name: string, text: string) => {
+  const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(text)
+  const host = match?.[1] ?? match?.[2]
+  const port = Number(match?.[3])
+  return host !== undefined && net.isIP(host) !== 0 && port >= 0 && port <= 65535
+    ? Effect.succeed({ host, port })
+    : Effect.fail(new UsageError({ message: `--${name} must be IP:PORT (like 127.0.0.1:9100 or [::1]:9100), not ${text}` }))
+}
+
 /** How long a graceful shutdown waits for forwarded connections (both commands). */
 export const drainOption = integerOption(
   "drain-seconds",

@@ -5,7 +5,7 @@ import { makeVisitorFilter, parseCidr } from "../server/visitor-filter.js"
 import type { ServerConfig } from "../server/config.js"
 import { DEFAULT_LIMITS, type ServerLimits } from "../server/limits.js"
 import * as Server from "../server/server.js"
-import { bufferOptions, drainOption, checkBuffers, checkCount, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
+import { bufferOptions, checkHostPort, drainOption, metricsAddrOption, checkBuffers, checkCount, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
 
 const cidrList = (name: string, text: string) =>
   Options.text(name).pipe(Options.withDescription(text), Options.repeated)
@@ -57,6 +57,7 @@ const options = {
     { default: 30, env: ["SPORE_LEASE_SECONDS"] }
   ),
   drainSeconds: drainOption,
+  metricsAddr: metricsAddrOption,
   ...bufferOptions,
   ...limitOptions
 }
@@ -102,7 +103,8 @@ const toConfig = (flags: Flags): Effect.Effect<ServerConfig, UsageError> =>
       lease: Duration.seconds(yield* checkSeconds("lease-seconds", flags.leaseSeconds, { min: 0 })),
       buffers: yield* checkBuffers(flags),
       limits: yield* checkLimits(flags),
-      drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 }))
+      drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 })),
+      metricsAddr: yield* Effect.transposeMapOption(flags.metricsAddr, (text) => checkHostPort("metrics-addr", text))
     }
   })
 

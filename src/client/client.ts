@@ -9,6 +9,7 @@ import { readMessage } from "../net/framed-socket.js"
 import { makeAuthenticator } from "../protocol/auth.js"
 import { decodeServerMessage } from "../protocol/messages.js"
 import type { Uuid } from "../protocol/uuid.js"
+import { countStatus, registerTunnel } from "./client-metrics.js"
 import type { ClientConfig } from "./config.js"
 import { forwardVisitor } from "./data-connection.js"
 import { requestTunnel, type TunnelHandshake, type TunnelRequest } from "./handshake.js"
@@ -53,8 +54,17 @@ export const openTunnel = (config: ClientConfig) =>
  * configuration errors end it; every other failure, at start or later, is retried with backoff.
  * Connections already spliced keep flowing while the control connection is down.
  */
-export const run = (config: ClientConfig, report: Report): Effect.Effect<never, unknown, Scope.Scope> =>
+export const run = (config: ClientConfig, reportTo: Report): Effect.Effect<never, unknown, Scope.Scope> =>
   Effect.gen(function*() {
+    // Every report is also counted (when the program keeps metrics).
+    yield* registerTunnel(config)
+    let everLost = false
+    const report: Report = (status) =>
+      Effect.suspend(() => {
+        const afterLoss = everLost
+        if (status._tag === "Lost") everLost = true
+        return Effect.zipRight(countStatus(config, status, afterLoss), reportTo(status))
+      })
     const auth = Option.map(config.secret, makeAuthenticator)
     // Visitors belong to the client, not to one control connection.
     const visitors = yield* FiberSet.make<void, never>()

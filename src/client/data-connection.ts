@@ -2,13 +2,14 @@
  * One visitor on the client side: a new stream to the server that claims the visitor with
  * `Accept`, and a connection to the local service, spliced together.
  */
-import { Effect, type Option } from "effect"
+import { Effect, Option } from "effect"
 import { connect } from "../net/socket.js"
 import { tracked } from "../net/drain.js"
 import { splice } from "../net/splice.js"
 import type { Authenticator } from "../protocol/auth.js"
 import { ClientMessages, encodeClientMessage } from "../protocol/messages.js"
 import type { Uuid } from "../protocol/uuid.js"
+import { ClientMetrics, tunnelLabel } from "./client-metrics.js"
 import type { ClientConfig } from "./config.js"
 import { openStream } from "./handshake.js"
 
@@ -30,9 +31,21 @@ export const forwardVisitor = (
       Effect.either(connect(config.localHost, config.localPort, config.buffers))
     ], { concurrency: 2 })
     if (local._tag === "Left") return yield* local.left
+    const metrics = yield* Effect.serviceOption(ClientMetrics)
+    if (Option.isSome(metrics)) {
+      const labels = tunnelLabel(config)
+      metrics.value.visitors.inc(labels)
+      metrics.value.visitorsActive.inc(labels)
+      metrics.value.traffic.track(labels, local.right, "bytesWritten")
+      yield* Effect.addFinalizer(() => Effect.sync(() => metrics.value.visitorsActive.dec(labels)))
+    }
     // Visitor bytes that arrived with the server's challenge go to the local service first.
     yield* tracked(splice(stream.socket, local.right, stream.release()))
   }).pipe(
-    Effect.catchAll((error) => Effect.logWarning(`visitor ${id} dropped: ${error.message}`)),
+    Effect.catchAll((error) =>
+      Effect.zipRight(
+        Effect.map(Effect.serviceOption(ClientMetrics), Option.map((metrics) => metrics.visitorsFailed.inc(tunnelLabel(config)))),
+        Effect.logWarning(`visitor ${id} dropped: ${error.message}`)
+      )),
     Effect.scoped
   )

@@ -24,4 +24,6 @@ export interface ServerConfig {
   readonly limits: ServerLimits
   /** On shutdown, how long forwarded connections may take to finish. */
   readonly drain: Duration.Duration
+  /** Where to serve Prometheus metrics, if anywhere. */
+  readonly metricsAddr: Option.Option<{ readonly host: string; readonly port: number }>
 }

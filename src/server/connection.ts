@@ -9,7 +9,7 @@
  * told why and closed.
  */
 import type * as net from "node:net"
-import { Effect, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { AuthenticationError, type LimitReached, type PortUnavailable } from "../errors.js"
 import { type FramedSocket, makeFramedSocket, readFirstMessage } from "../net/framed-socket.js"
 import { tracked } from "../net/drain.js"
@@ -19,6 +19,7 @@ import { decodeClientMessage, encodeServerMessage, ServerMessages } from "../pro
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
 import { Admission } from "./admission.js"
 import { PendingRegistry } from "./pending-registry.js"
+import { ServerMetrics } from "./server-metrics.js"
 import { Tunnels } from "./tunnels.js"
 
 const NO_SECRET_GIVEN = "server requires secret, but no secret was provided"
@@ -49,21 +50,29 @@ const authenticate = (stream: FramedSocket, auth: Authenticator) =>
 const forwardVisitor = (stream: FramedSocket, id: Uuid) =>
   Effect.gen(function*() {
     const registry = yield* PendingRegistry
+    const metrics = yield* ServerMetrics
     // Claimed inside acquireRelease: from here on this fiber owns the visitor's socket, and
     // counts it among its tunnel's active visitors until it is closed.
     const visitor = yield* Effect.acquireRelease(
-      registry.claim(id),
+      Effect.tap(registry.claim(id), (claimed) => {
+        if (Option.isSome(claimed)) metrics.visitorsActive.inc()
+      }),
       (claimed) =>
         Effect.sync(() =>
           Option.map(claimed, ({ counts, socket }) => {
             socket.destroy()
             counts.active--
+            metrics.visitorsActive.dec()
           })
         )
     )
     if (Option.isNone(visitor)) {
+      metrics.handshakeFailures.inc({ reason: "unknown-id" })
       return yield* Effect.logWarning(`Accept for unknown visitor ${id}; closed`)
     }
+    const { socket, waited } = visitor.value
+    metrics.claimSeconds.observe({}, Duration.toMillis(waited) / 1000)
+    metrics.traffic.track({ port: String(socket.localPort) }, socket, "bytesRead")
     yield* Effect.logDebug(`forwarding visitor ${id}`)
     // Bytes the client sent right after its Accept frame go to the visitor first.
     yield* tracked(splice(stream.socket, visitor.value.socket, stream.release()))
@@ -79,14 +88,35 @@ const rejectPort = (stream: FramedSocket) => (error: PortUnavailable) =>
 const sendRefusal = (stream: FramedSocket) => (error: LimitReached) =>
   stream.writeFrame(encodeServerMessage(ServerMessages.error(error.message))).pipe(Effect.ignore)
 
+/** The `reason` label of spore_handshake_failures_total for a connection that ended in `error`. */
+const failureReason = (error: { readonly _tag: string; readonly message: string }): string => {
+  switch (error._tag) {
+    case "HandshakeTimeout":
+      return "timeout"
+    case "FrameTooLong":
+      return "frame-too-long"
+    case "MessageParseError":
+      return "malformed"
+    case "AuthenticationError":
+      return error.message === "invalid secret" ? "invalid-secret" : "no-secret"
+    case "LimitReached":
+      return (error as LimitReached).limit
+    case "PortUnavailable":
+      return "port-unavailable"
+    default:
+      return "socket-error"
+  }
+}
+
 /** Sent when a Resume names no tunnel (expired lease, restarted server): the client falls back. */
 export const NO_TUNNEL_TO_RESUME = "no tunnel to resume"
 
 export const handleConnection = (auth: Option.Option<Authenticator>) =>
-(socket: net.Socket): Effect.Effect<void, never, Admission | PendingRegistry | Tunnels> =>
+(socket: net.Socket): Effect.Effect<void, never, Admission | PendingRegistry | ServerMetrics | Tunnels> =>
   Effect.suspend(() => {
     const stream = makeFramedSocket(socket)
     return serveConnection(auth, stream, socket.remoteAddress ?? "an unknown address").pipe(
+      Effect.tapError((error) => Effect.map(ServerMetrics, (metrics) => metrics.handshakeFailures.inc({ reason: failureReason(error) }))),
       Effect.catchTag("LimitReached", sendRefusal(stream)),
       Effect.catchAll((error) => Effect.logDebug(`connection closed: ${error.message}`)),
       Effect.scoped,
@@ -114,16 +144,21 @@ const serveConnection = (auth: Option.Option<Authenticator>, stream: FramedSocke
     switch (message._tag) {
       case "Hello":
         yield* admission.holdControl(address)
-        return yield* tunnels.open(message.port, stream).pipe(Effect.catchTag("PortUnavailable", rejectPort(stream)))
+        return yield* tunnels.open(message.port, stream).pipe(
+          Effect.tapErrorTag("PortUnavailable", () => Effect.map(ServerMetrics, (metrics) => metrics.handshakeFailures.inc({ reason: "port-unavailable" }))),
+          Effect.catchTag("PortUnavailable", rejectPort(stream))
+        )
       case "Resume":
         yield* admission.holdControl(address)
         if (yield* tunnels.resume(message.token, stream)) return
+        yield* Effect.map(ServerMetrics, (metrics) => metrics.handshakeFailures.inc({ reason: "no-tunnel-to-resume" }))
         yield* Effect.logInfo("Resume for no known tunnel; refused")
         return yield* stream.writeFrame(encodeServerMessage(ServerMessages.error(NO_TUNNEL_TO_RESUME)))
       case "Accept":
         return yield* forwardVisitor(stream, message.id)
       case "Authenticate":
       case "Spore":
+        yield* Effect.map(ServerMetrics, (metrics) => metrics.handshakeFailures.inc({ reason: "unexpected-message" }))
         return yield* Effect.logWarning(`unexpected ${message._tag}; closed`)
     }
   })

@@ -7,7 +7,7 @@
  * tunnel closes (bore leaves such visitors dangling until they expire).
  */
 import type * as net from "node:net"
-import { Context, Deferred, Duration, Effect, Exit, Layer, Option, type Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, type Scope } from "effect"
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
 
 /** How long a visitor waits to be claimed (bore: 10 s). */
@@ -28,14 +28,27 @@ export const makeVisitorCounts = (): VisitorCounts => ({ waiting: 0, active: 0 }
 export interface ClaimedVisitor {
   readonly socket: net.Socket
   readonly counts: VisitorCounts
+  /** How long it waited to be claimed. */
+  readonly waited: Duration.Duration
 }
 
 interface Entry {
   readonly visitor: net.Socket
   readonly counts: VisitorCounts
   readonly claimed: Deferred.Deferred<void>
+  readonly heldAt: number
   wasClaimed: boolean
 }
+
+/** What the registry tells whoever counts (the server's metrics). */
+export interface PendingEvents {
+  /** The number of waiting visitors changed by `delta`. */
+  readonly waitingChanged: (delta: number) => void
+  /** A visitor was closed because nobody claimed it in time. */
+  readonly expired: () => void
+}
+
+const NO_EVENTS: PendingEvents = { waitingChanged: () => {}, expired: () => {} }
 
 export class PendingRegistry extends Context.Tag("spore/PendingRegistry")<PendingRegistry, {
   /**
@@ -56,23 +69,27 @@ export class PendingRegistry extends Context.Tag("spore/PendingRegistry")<Pendin
   readonly closeAll: Effect.Effect<void>
 }>() {}
 
-export const make = Effect.sync(() => {
+export const make = (events: PendingEvents = NO_EVENTS) => Effect.sync(() => {
   const entries = new Map<Uuid, Entry>()
 
   const hold = (visitor: net.Socket, counts: VisitorCounts) =>
     Effect.gen(function*() {
       const id = yield* randomUuid
-      const entry: Entry = { visitor, counts, claimed: yield* Deferred.make<void>(), wasClaimed: false }
+      const heldAt = yield* Clock.currentTimeMillis
+      const entry: Entry = { visitor, counts, claimed: yield* Deferred.make<void>(), heldAt, wasClaimed: false }
       entries.set(id, entry)
       counts.waiting++
+      events.waitingChanged(1)
       yield* Deferred.await(entry.claimed).pipe(
         Effect.timeout(PENDING_TIMEOUT),
-        Effect.catchTag("TimeoutException", () => Effect.logInfo(`visitor ${id} was not claimed in time; closed`)),
+        Effect.catchTag("TimeoutException", () =>
+          Effect.zipRight(Effect.sync(events.expired), Effect.logInfo(`visitor ${id} was not claimed in time; closed`))),
         Effect.interruptible,
         Effect.ensuring(Effect.sync(() => {
           entries.delete(id)
           if (!entry.wasClaimed) {
             counts.waiting--
+            events.waitingChanged(-1)
             visitor.destroy()
           }
         })),
@@ -86,15 +103,16 @@ export const make = Effect.sync(() => {
     })
 
   const claim = (id: Uuid) =>
-    Effect.sync(() => {
+    Effect.map(Clock.currentTimeMillis, (now) => {
       const entry = entries.get(id)
       if (entry === undefined) return Option.none()
       entries.delete(id)
       entry.wasClaimed = true
       entry.counts.waiting--
       entry.counts.active++
+      events.waitingChanged(-1)
       Deferred.unsafeDone(entry.claimed, Exit.void)
-      return Option.some<ClaimedVisitor>({ socket: entry.visitor, counts: entry.counts })
+      return Option.some<ClaimedVisitor>({ socket: entry.visitor, counts: entry.counts, waited: Duration.millis(now - entry.heldAt) })
     })
 
   return PendingRegistry.of({
@@ -109,4 +127,4 @@ export const make = Effect.sync(() => {
   })
 })
 
-export const layer = Layer.effect(PendingRegistry, make)
+export const layer = (events?: PendingEvents) => Layer.effect(PendingRegistry, make(events))

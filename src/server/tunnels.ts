@@ -19,6 +19,7 @@ import { LimitTexts, type ServerLimits } from "./limits.js"
 import { makeVisitorCounts, PendingRegistry, type VisitorCounts } from "./pending-registry.js"
 import { openPublicListener, type PortRange } from "./ports.js"
 import { makeRefusalLog } from "./refusal-log.js"
+import { ServerMetrics } from "./server-metrics.js"
 import { serveControl, type TunnelState } from "./tunnel.js"
 
 export interface TunnelsConfig extends PortRange {
@@ -49,6 +50,7 @@ export class Tunnels extends Context.Tag("spore/Tunnels")<Tunnels, {
 export const make = (config: TunnelsConfig) =>
   Effect.gen(function*() {
     const registry = yield* PendingRegistry
+    const metrics = yield* ServerMetrics
     const serverScope = yield* Effect.scope
     const tunnelFibers = yield* FiberSet.make<void, never>()
     const byToken = new Map<string, Queue.Enqueue<Handoff>>()
@@ -66,7 +68,11 @@ export const make = (config: TunnelsConfig) =>
           )
         }
         openTunnels++
-        return Scope.addFinalizer(scope, Effect.sync(() => openTunnels--))
+        metrics.tunnelsActive.inc()
+        return Scope.addFinalizer(scope, Effect.sync(() => {
+          openTunnels--
+          metrics.tunnelsActive.dec()
+        }))
       }))
 
     /**
@@ -143,8 +149,10 @@ export const make = (config: TunnelsConfig) =>
               const line = `visitor ${visitor.remoteAddress}:${visitor.remotePort} of port ${visitor.localPort} closed: ${reason}`
               const kind = `${limit}:${visitor.localPort}`
               visitor.destroy()
+              metrics.visitorsRefused.inc({ reason: limit })
               return refusalLog(kind, line)
             }
+            metrics.visitorsAccepted.inc()
             return registry.hold(visitor, counts).pipe(
               Effect.flatMap((id) => Queue.offer(arrivals, id)),
               // Waiting visitors belong to the tunnel, not to the fiber that accepted them.
@@ -166,6 +174,7 @@ export const make = (config: TunnelsConfig) =>
         const handoffs = yield* Queue.unbounded<Handoff>()
         byToken.set(tunnel.token, handoffs)
         yield* Scope.addFinalizer(scope, Effect.sync(() => byToken.delete(tunnel.token)))
+        metrics.tunnelsOpened.inc()
         yield* Effect.logInfo(`tunnel open on port ${tunnel.port}`)
 
         const first: Handoff = { control, released: yield* Deferred.make<void>() }
@@ -192,7 +201,9 @@ export const make = (config: TunnelsConfig) =>
     const resume = (token: string, control: FramedSocket) =>
       Effect.suspend(() => {
         const handoffs = byToken.get(token)
-        return handoffs === undefined ? Effect.succeed(false) : Effect.as(handOff(handoffs, control), true)
+        if (handoffs === undefined) return Effect.succeed(false)
+        metrics.resumes.inc()
+        return Effect.as(handOff(handoffs, control), true)
       })
 
     return Tunnels.of({ open, resume })

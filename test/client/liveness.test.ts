@@ -64,7 +64,7 @@ describe("control connection liveness", () => {
         token: "0".repeat(32),
         leased: yield* Ref.make(false)
       }
-      yield* Effect.fork(serveControl(tunnel, makeFramedSocket(serverSide)).pipe(Effect.provide(PendingRegistry.layer)))
+      yield* Effect.fork(serveControl(tunnel, makeFramedSocket(serverSide)).pipe(Effect.provide(PendingRegistry.layer())))
       // The Hello reply arrives once serving has begun, and tuning comes before it.
       yield* Effect.async<void>((resume) => {
         clientSide.once("data", () => resume(Effect.void))

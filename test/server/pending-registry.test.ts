@@ -10,7 +10,7 @@ describe("PendingRegistry", () => {
   it.scoped("closes an unclaimed visitor after exactly 10 s and forgets it", () =>
     Effect.gen(function*() {
       expect(Duration.toMillis(PENDING_TIMEOUT)).toBe(10_000)
-      const registry = yield* make
+      const registry = yield* make()
       const counts = makeVisitorCounts()
       const { near: visitor, far: visitorPeer } = yield* socketPair
       const id = yield* registry.hold(visitor, counts)
@@ -32,7 +32,7 @@ describe("PendingRegistry", () => {
 
   it.scoped("hands a visitor claimed before expiry to the claimant, who then owns it", () =>
     Effect.gen(function*() {
-      const registry = yield* make
+      const registry = yield* make()
       const counts = makeVisitorCounts()
       const { near: visitor } = yield* socketPair
       const id = yield* registry.hold(visitor, counts)
@@ -52,7 +52,7 @@ describe("PendingRegistry", () => {
 
   it.scoped("closing the owning scope (the tunnel) closes every waiting visitor", () =>
     Effect.gen(function*() {
-      const registry = yield* make
+      const registry = yield* make()
       const counts = makeVisitorCounts()
       const tunnel = yield* Scope.make()
       const pairs = yield* Effect.all([socketPair, socketPair, socketPair])
@@ -70,7 +70,7 @@ describe("PendingRegistry", () => {
 
   it.scoped("a claimed visitor survives its tunnel's scope closing", () =>
     Effect.gen(function*() {
-      const registry = yield* make
+      const registry = yield* make()
       const counts = makeVisitorCounts()
       const tunnel = yield* Scope.make()
       const { near: visitor } = yield* socketPair

@@ -38,19 +38,21 @@ export const echoService = Effect.map(
 /** A port on 127.0.0.1 that nothing listens on right now. */
 export const freePort = Effect.scoped(Effect.map(listen({ host: LOOPBACK, port: 0 }, () => Effect.void), (l) => l.port))
 
-/** A Spore server on 127.0.0.1 with an ephemeral control port; returns that port. */
-export const startServer = (
-  options: {
-    secret?: string
-    minPort?: number
-    maxPort?: number
-    leaseSeconds?: number
-    controlPort?: number
-    buffers?: SocketBuffers
-    bindTunnels?: string
-    limits?: Partial<ServerLimits>
-  } = {}
-) => {
+export interface TestServerOptions {
+  secret?: string
+  minPort?: number
+  maxPort?: number
+  leaseSeconds?: number
+  controlPort?: number
+  buffers?: SocketBuffers
+  bindTunnels?: string
+  limits?: Partial<ServerLimits>
+  /** Serve metrics on this port of 127.0.0.1 (0: any). */
+  metricsPort?: number
+}
+
+/** A Spore server on 127.0.0.1 with an ephemeral control port, for the rest of the scope. */
+export const startRunningServer = (options: TestServerOptions = {}) => {
   const config: ServerConfig = {
     minPort: options.minPort ?? TEST_PORT_RANGE.minPort,
     maxPort: options.maxPort ?? TEST_PORT_RANGE.maxPort,
@@ -62,10 +64,15 @@ export const startServer = (
     buffers: options.buffers ?? {},
     limits: { ...DEFAULT_LIMITS, visitors: makeVisitorFilter([], []), ...options.limits },
     // In-process servers close with their test's scope, under the TestClock: no waiting.
-    drain: Duration.zero
+    drain: Duration.zero,
+    metricsAddr: Option.fromNullable(options.metricsPort).pipe(Option.map((port) => ({ host: LOOPBACK, port })))
   }
-  return Effect.map(Server.start(config), (server) => server.controlPort)
+  return Server.start(config)
 }
+
+/** Like `startRunningServer`; returns the control port. */
+export const startServer = (options: TestServerOptions = {}) =>
+  Effect.map(startRunningServer(options), (server) => server.controlPort)
 
 export const clientConfig = (
   controlPort: number,

@@ -1,0 +1,74 @@
+/**
+ * `--metrics-addr` on the real executables: after known traffic through a tunnel, and a server
+ * restart the client comes back from, both processes' /metrics say exactly what happened.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect } from "effect"
+import { echoService, freePort, LOOPBACK, randomPayload, roundTrip, sha256 } from "../support/net.js"
+import { type Running, startSpore } from "../support/process.js"
+import { sampleOf, scrape } from "../support/prometheus.js"
+
+const bounded = <A, E>(what: string, seconds: number, self: Effect.Effect<A, E>) =>
+  Effect.timeoutFail(self, { duration: Duration.seconds(seconds), onTimeout: () => new Error(`not within ${seconds} s: ${what}`) })
+
+const metricsPortOf = (process: Running) =>
+  Effect.map(bounded("metrics address", 15, process.waitFor(/metrics at http:\/\/127\.0\.0\.1:(\d+)\/metrics/)), (match) => Number(match[1]))
+
+/** Scrapes until `check` holds (counts follow socket events in another process), at most 5 s. */
+const scrapeUntil = (port: number, check: (text: string) => boolean) =>
+  Effect.gen(function*() {
+    let text = ""
+    for (let attempt = 0; attempt < 100; attempt++) {
+      text = (yield* Effect.promise(() => scrape(port))).body
+      if (check(text)) return text
+      yield* Effect.sleep("50 millis")
+    }
+    return text
+  })
+
+describe("metrics through the CLI", () => {
+  it.live("server and client count visitors, bytes and a reconnection", () =>
+    Effect.gen(function*() {
+      const echo = yield* echoService
+      const controlPort = String(yield* freePort)
+      const serverArgs = ["server", "--bind-addr", LOOPBACK, "--control-port", controlPort, "--min-port", "36000", "--max-port", "36100",
+        "--metrics-addr", "127.0.0.1:0"]
+      const server = yield* startSpore(serverArgs)
+      const serverMetrics = yield* metricsPortOf(server)
+      const client = yield* startSpore(["local", String(echo), "--local-host", LOOPBACK, "--to", LOOPBACK, "--control-port", controlPort,
+        "--metrics-addr", "127.0.0.1:0"])
+      const clientMetrics = yield* metricsPortOf(client)
+      const port = Number((yield* bounded("tunnel", 15, client.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
+
+      for (let visit = 0; visit < 3; visit++) {
+        const payload = randomPayload(10_000)
+        expect(sha256(yield* roundTrip(port, payload))).toBe(sha256(payload))
+      }
+      const tunnel = { tunnel: `${LOOPBACK}:${echo}` }
+      const onServer = yield* scrapeUntil(serverMetrics, (text) =>
+        sampleOf(text, "spore_tunnel_bytes_total", { port: String(port), direction: "out" }) === 30_000)
+      expect(sampleOf(onServer, "spore_tunnels_active")).toBe(1)
+      expect(sampleOf(onServer, "spore_visitors_accepted_total")).toBe(3)
+      expect(sampleOf(onServer, "spore_visitor_claim_seconds_count")).toBe(3)
+      expect(sampleOf(onServer, "spore_tunnel_bytes_total", { port: String(port), direction: "in" })).toBe(30_000)
+      const onClient = yield* scrapeUntil(clientMetrics, (text) =>
+        sampleOf(text, "spore_tunnel_bytes_total", { ...tunnel, direction: "out" }) === 30_000)
+      expect(sampleOf(onClient, "spore_tunnel_up", tunnel)).toBe(1)
+      expect(sampleOf(onClient, "spore_visitors_total", tunnel)).toBe(3)
+      expect(sampleOf(onClient, "spore_tunnel_bytes_total", { ...tunnel, direction: "in" })).toBe(30_000)
+      expect(sampleOf(onClient, "spore_reconnects_total", tunnel)).toBe(0)
+
+      // The server restarts on the same control port: the client comes back by itself.
+      server.child.kill("SIGKILL")
+      yield* bounded("the loss", 15, client.waitFor(/lost the connection to the server/))
+      const restarted = yield* startSpore(serverArgs)
+      yield* bounded("the restart", 15, restarted.waitFor(/server listening/))
+      yield* bounded("the reconnection", 30, client.waitFor(/listening at 127\.0\.0\.1:\d+\n[\s\S]*listening at 127\.0\.0\.1:\d+/))
+      const back = yield* scrapeUntil(clientMetrics, (text) => sampleOf(text, "spore_reconnects_total", tunnel) === 1)
+      expect(sampleOf(back, "spore_reconnects_total", tunnel)).toBe(1)
+      expect(sampleOf(back, "spore_control_losses_total", tunnel)).toBe(1)
+      expect(sampleOf(back, "spore_tunnel_up", tunnel)).toBe(1)
+      expect((yield* Effect.promise(() => scrape(clientMetrics, "/healthz"))).status).toBe(200)
+    }).pipe(Effect.scoped))
+})
+
