@@ -98,6 +98,19 @@ export class ControlConnectionLost extends Data.TaggedError("ControlConnectionLo
 }
 
 /**
+ * `--proxy-protocol` needs the visitors' addresses, which only a Spore server (extensions version
+ * 2 or later) sends; this server did not answer the offer in time (a bore server never does).
+ */
+export class VisitorAddressesUnavailable extends Data.TaggedError("VisitorAddressesUnavailable")<{
+  readonly server: string
+}> {
+  override get message() {
+    return `--proxy-protocol needs a Spore server (version 2 or later) to learn visitors' addresses, ` +
+      `and ${this.server} did not answer Spore's extension offer (a bore server, or an older Spore)`
+  }
+}
+
+/**
  * A server limit turned a peer away. `message` is the Error text a peer that speaks the protocol
  * is sent (bore has no limits, so these texts are Spore's own); `limit` names the flag.
  */

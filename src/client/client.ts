@@ -2,10 +2,11 @@
  * `spore local`: keeps a tunnel open and serves every visitor the server announces, coming back
  * by itself (on the same public port) when the server or the network goes away.
  */
-import { Duration, Effect, FiberSet, Option, Ref, Schedule, ScheduleDecision, type Scope } from "effect"
-import { ControlConnectionLost } from "../errors.js"
+import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Ref, Schedule, ScheduleDecision, type Scope } from "effect"
+import { ControlConnectionLost, VisitorAddressesUnavailable } from "../errors.js"
 import { Drain } from "../net/drain.js"
 import { readMessage } from "../net/framed-socket.js"
+import { NETWORK_TIMEOUT } from "../net/socket.js"
 import { makeAuthenticator } from "../protocol/auth.js"
 import { decodeServerMessage } from "../protocol/messages.js"
 import type { Uuid } from "../protocol/uuid.js"
@@ -13,6 +14,7 @@ import { countStatus, registerTunnel } from "./client-metrics.js"
 import type { ClientConfig } from "./config.js"
 import { forwardVisitor } from "./data-connection.js"
 import { requestTunnel, type TunnelHandshake, type TunnelRequest } from "./handshake.js"
+import type { VisitorAddresses } from "./proxy-header.js"
 import { isRetryable, reconnectSchedule } from "./reconnect.js"
 
 /**
@@ -45,7 +47,11 @@ export const openTunnel = (config: ClientConfig) =>
     const visitors = yield* FiberSet.make<void, never>()
     return {
       remotePort: handshake.remotePort,
-      serve: serveControl(handshake, (id) => FiberSet.run(visitors, forwardVisitor(config, auth, id)), () => Effect.void)
+      serve: serveControl(handshake, {
+        visitor: (id, addresses) => FiberSet.run(visitors, forwardVisitor(config, auth, id, addresses)),
+        lease: () => Effect.void,
+        extensions: () => Effect.void
+      })
     } satisfies ClientTunnel
   })
 
@@ -73,7 +79,8 @@ export const run = (config: ClientConfig, reportTo: Report): Effect.Effect<never
     const drain = yield* Effect.serviceOption(Drain)
     if (Option.isSome(drain)) yield* Effect.addFinalizer(() => drain.value.run(config.drain))
     const request = yield* Ref.make<TunnelRequest>({ port: config.port, leaseToken: Option.none() })
-    const onVisitor = (id: Uuid) => FiberSet.run(visitors, forwardVisitor(config, auth, id))
+    const onVisitor = (id: Uuid, addresses: Option.Option<VisitorAddresses>) =>
+      FiberSet.run(visitors, forwardVisitor(config, auth, id, addresses))
     const onLease = (token: string) => Ref.update(request, (r) => ({ ...r, leaseToken: Option.some(token) }))
 
     const establish = Effect.flatMap(Ref.get(request), (r) => requestTunnel(config, auth, r)).pipe(
@@ -117,8 +124,26 @@ export const run = (config: ClientConfig, reportTo: Report): Effect.Effect<never
           port: handshake.remotePort,
           leaseToken: handshake.resumed ? previous.leaseToken : Option.none()
         }))
+        const extensions = yield* Deferred.make<number>()
+        const serving = yield* Effect.forkScoped(Effect.flip(serveControl(handshake, {
+          visitor: onVisitor,
+          lease: onLease,
+          extensions: (version) => Deferred.succeed(extensions, version)
+        })))
+        // --proxy-protocol needs the visitors' addresses: only a Spore server (version 2) sends
+        // them, and it answers the offer at once; a bore server never does.
+        if (Option.isSome(config.proxyProtocol)) {
+          const lostMeanwhile = yield* Effect.raceFirst(
+            Effect.flatMap(Deferred.await(extensions), (version) =>
+              version >= 2 ? Effect.succeed(false) : new VisitorAddressesUnavailable({ server: config.to })).pipe(
+                Effect.timeoutFail({ duration: NETWORK_TIMEOUT, onTimeout: () => new VisitorAddressesUnavailable({ server: config.to }) })
+              ),
+            Effect.as(Fiber.await(serving), true)
+          )
+          if (lostMeanwhile) return yield* Fiber.join(serving)
+        }
         yield* report({ _tag: "Listening", host: config.to, port: handshake.remotePort, resumed: handshake.resumed })
-        return yield* Effect.flip(serveControl(handshake, onVisitor, onLease))
+        return yield* Fiber.join(serving)
       }))
       yield* report({ _tag: "Lost", reason: loss.reason })
       if (!config.reconnect) return yield* loss
@@ -130,10 +155,19 @@ export const run = (config: ClientConfig, reportTo: Report): Effect.Effect<never
  * The control loop: heartbeats keep it alive, each `Connection` starts a data connection, and a
  * `Lease` from a Spore server is kept for resuming. Ends, as a failure, when the connection is.
  */
+/** What the control loop hands on. */
+interface ControlEvents {
+  /** A visitor to forward, with its addresses when the server sent them (a `Visitor` frame). */
+  readonly visitor: (id: Uuid, addresses: Option.Option<VisitorAddresses>) => Effect.Effect<unknown>
+  /** A Spore server's lease token, for resuming. */
+  readonly lease: (token: string) => Effect.Effect<void>
+  /** A Spore server's answer to the offer of extensions: the version it speaks. */
+  readonly extensions: (version: number) => Effect.Effect<unknown>
+}
+
 const serveControl = (
   { control }: TunnelHandshake,
-  onVisitor: (id: Uuid) => Effect.Effect<unknown>,
-  onLease: (token: string) => Effect.Effect<void>
+  on: ControlEvents
 ): Effect.Effect<never, ControlConnectionLost> =>
   Effect.gen(function*() {
     while (true) {
@@ -151,10 +185,19 @@ const serveControl = (
           break
         case "Connection":
           yield* Effect.logDebug(`new visitor ${message.id}`)
-          yield* onVisitor(message.id)
+          yield* on.visitor(message.id, Option.none())
           break
+        case "Visitor": {
+          const { destination, id, source } = message.visitor
+          yield* Effect.logDebug(`new visitor ${id} from ${source.address}:${source.port}`)
+          yield* on.visitor(id, Option.some({ source, destination }))
+          break
+        }
         case "Lease":
-          yield* onLease(message.token)
+          yield* on.lease(message.token)
+          break
+        case "Spore":
+          yield* on.extensions(message.version)
           break
         case "Error":
           yield* Effect.logError(`server error: ${message.message}`)

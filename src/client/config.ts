@@ -1,5 +1,6 @@
 import type { Duration, Option, Redacted } from "effect"
 import type { SocketBuffers } from "../net/tuning.js"
+import type { ProxyProtocolVersion } from "./proxy-header.js"
 
 /** What `spore local` was asked to do. */
 export interface ClientConfig {
@@ -23,4 +24,6 @@ export interface ClientConfig {
   readonly buffers: SocketBuffers
   /** On shutdown, how long forwarded connections may take to finish. */
   readonly drain: Duration.Duration
+  /** Send the local service a PROXY protocol header with each visitor's address. */
+  readonly proxyProtocol: Option.Option<ProxyProtocolVersion>
 }

@@ -12,6 +12,7 @@ import type { Uuid } from "../protocol/uuid.js"
 import { ClientMetrics, tunnelLabel } from "./client-metrics.js"
 import type { ClientConfig } from "./config.js"
 import { openStream } from "./handshake.js"
+import { encodeProxyHeader, type VisitorAddresses } from "./proxy-header.js"
 
 /**
  * Serves visitor `id` until both directions are done. If the local service cannot be reached the
@@ -20,7 +21,8 @@ import { openStream } from "./handshake.js"
 export const forwardVisitor = (
   config: ClientConfig,
   auth: Option.Option<Authenticator>,
-  id: Uuid
+  id: Uuid,
+  addresses: Option.Option<VisitorAddresses>
 ): Effect.Effect<void> =>
   Effect.gen(function*() {
     // The local connection is made while the data stream is opened, not after (bore's order):
@@ -39,7 +41,10 @@ export const forwardVisitor = (
       metrics.value.traffic.track(labels, local.right, "bytesWritten")
       yield* Effect.addFinalizer(() => Effect.sync(() => metrics.value.visitorsActive.dec(labels)))
     }
-    // Visitor bytes that arrived with the server's challenge go to the local service first.
+    // The PROXY header goes first, then visitor bytes that arrived with the server's challenge.
+    if (Option.isSome(config.proxyProtocol)) {
+      local.right.write(encodeProxyHeader(config.proxyProtocol.value, Option.getOrUndefined(addresses)))
+    }
     yield* tracked(splice(stream.socket, local.right, stream.release()))
   }).pipe(
     Effect.catchAll((error) =>
@@ -47,5 +52,6 @@ export const forwardVisitor = (
         Effect.map(Effect.serviceOption(ClientMetrics), Option.map((metrics) => metrics.visitorsFailed.inc(tunnelLabel(config)))),
         Effect.logWarning(`visitor ${id} dropped: ${error.message}`)
       )),
-    Effect.scoped
+    Effect.scoped,
+    Effect.annotateLogs({ conn: id })
   )

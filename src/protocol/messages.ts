@@ -7,6 +7,7 @@
  * is not UTF-8 or not JSON is a parse error.
  */
 import { Either, ParseResult, Schema } from "effect"
+import * as net from "node:net"
 import { MessageParseError } from "../errors.js"
 import { parseUuid, type Uuid } from "./uuid.js"
 
@@ -62,15 +63,57 @@ const unitVariant = <const Tag extends string>(tag: Tag) =>
 
 /**
  * Spore's extensions, within DESIGN.md's compatibility rules:
- * - `{"Spore":1}`: a client offers extensions on its control stream after the Hello reply. A bore
- *   server never reads there, so only a Spore server sees it.
- * - `{"Lease":"<token>"}`: a Spore server's answer to that offer: the tunnel's port stays reserved
+ * - `{"Spore":2}`: a client offers extensions on its control stream after the Hello reply. A bore
+ *   server never reads there, so only a Spore server sees it. (Version 1 clients offer 1.)
+ * - `{"Spore":2}` from the server: its answer to an offer of 2 or more, saying that it speaks
+ *   version 2 (it announces visitors with `Visitor`). Never sent to a version 1 client, which
+ *   would not know it.
+ * - `{"Lease":"<token>"}`: a Spore server's answer to any offer: the tunnel's port stays reserved
  *   for a while if the control connection is lost, and the token resumes it. Only clients that
  *   made the offer ever receive it.
  * - `{"Resume":"<token>"}`: instead of Hello, a returning client takes its tunnel back. Sent only
  *   to a server that gave a lease; a bore server closes on it, and the client falls back to Hello.
+ * - `{"Visitor":"<uuid> <source ip> <destination ip> <source port> <destination port>"}`: in
+ *   place of `Connection`, to version 2 clients: the visitor's address and the public address it
+ *   reached, in the order of a PROXY protocol v1 line, for `--proxy-protocol`.
  */
-export const EXTENSIONS_VERSION = 1
+export const EXTENSIONS_VERSION = 2
+
+/** The visitor announced by a `Visitor` frame: who, from where, to which public address. */
+export interface VisitorAnnouncement {
+  readonly id: Uuid
+  readonly source: { readonly address: string; readonly port: number }
+  readonly destination: { readonly address: string; readonly port: number }
+}
+
+const portOf = (text: string) => /^\d{1,5}$/.test(text) && Number(text) <= 65535 ? Number(text) : undefined
+
+/** A `Visitor` payload: one line of five fields separated by single spaces. */
+const VisitorLine = Schema.transformOrFail(Schema.String, Schema.Struct({
+  id: Schema.String.pipe(Schema.brand("Uuid")),
+  source: Schema.Struct({ address: Schema.String, port: Schema.Number }),
+  destination: Schema.Struct({ address: Schema.String, port: Schema.Number })
+}), {
+  strict: true,
+  decode: (text, _, ast) => {
+    const [id, sourceAddress, destinationAddress, sourcePort, destinationPort, ...rest] = text.split(" ")
+    const uuid = parseUuid(id ?? "")
+    const ports = [portOf(sourcePort ?? ""), portOf(destinationPort ?? "")]
+    if (uuid === undefined || rest.length > 0 || net.isIP(sourceAddress ?? "") === 0 || net.isIP(destinationAddress ?? "") === 0 ||
+      ports[0] === undefined || ports[1] === undefined) {
+      return ParseResult.fail(new ParseResult.Type(ast, text, "not a visitor line"))
+    }
+    return ParseResult.succeed({
+      id: uuid,
+      source: { address: sourceAddress!, port: ports[0] },
+      destination: { address: destinationAddress!, port: ports[1] }
+    })
+  },
+  encode: (visitor) =>
+    ParseResult.succeed(
+      `${visitor.id} ${visitor.source.address} ${visitor.destination.address} ${visitor.source.port} ${visitor.destination.port}`
+    )
+})
 
 /** A lease token: 128 random bits in hex. */
 const LeaseToken = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{32}$/))
@@ -92,7 +135,9 @@ export const ServerMessage = Schema.Union(
   unitVariant("Heartbeat"),
   variant("Connection", "id", UuidText),
   variant("Error", "message", Schema.String),
-  variant("Lease", "token", LeaseToken)
+  variant("Lease", "token", LeaseToken),
+  variant("Spore", "version", Port),
+  variant("Visitor", "visitor", VisitorLine)
 )
 export type ServerMessage = typeof ServerMessage.Type
 
@@ -110,7 +155,9 @@ export const ServerMessages = {
   heartbeat: { _tag: "Heartbeat" } as ServerMessage,
   connection: (id: Uuid): ServerMessage => ({ _tag: "Connection", id }),
   error: (message: string): ServerMessage => ({ _tag: "Error", message }),
-  lease: (token: string): ServerMessage => ({ _tag: "Lease", token })
+  lease: (token: string): ServerMessage => ({ _tag: "Lease", token }),
+  extensions: { _tag: "Spore", version: EXTENSIONS_VERSION } as ServerMessage,
+  visitor: (visitor: VisitorAnnouncement): ServerMessage => ({ _tag: "Visitor", visitor })
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })

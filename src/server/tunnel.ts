@@ -4,8 +4,9 @@
  * `Connection(id)`.
  *
  * Unlike bore, the control stream is read: its end is noticed at once, and a Spore client's offer
- * of extensions (`{"Spore":1}`) is answered with the tunnel's lease token. Anything else the
- * client sends there is ignored, as bore ignores it.
+ * of extensions (`{"Spore":n}`) is answered with the tunnel's lease token, and for n >= 2 first
+ * with `{"Spore":2}`: from then on visitors are announced with `Visitor` frames that carry their
+ * addresses. Anything else the client sends there is ignored, as bore ignores it.
  */
 import { Duration, Effect, Option, Queue, Ref } from "effect"
 import type { SocketError } from "../errors.js"
@@ -13,21 +14,26 @@ import { type FramedSocket, readMessage } from "../net/framed-socket.js"
 import { untilClosed } from "../net/socket.js"
 import { tuneControlSocket } from "../net/tuning.js"
 import { decodeClientMessage, encodeServerMessage, type ServerMessage, ServerMessages } from "../protocol/messages.js"
-import type { Uuid } from "../protocol/uuid.js"
+import type { VisitorAnnouncement } from "../protocol/messages.js"
 import { PendingRegistry } from "./pending-registry.js"
 
 /** How often an idle control stream gets a heartbeat (bore: 500 ms). */
 export const HEARTBEAT_INTERVAL = Duration.millis(500)
 
+/** A visitor waiting to be announced, with the addresses a `Visitor` frame carries. */
+export type Arrival = VisitorAnnouncement
+
 /** What a control connection needs to know about its tunnel. */
 export interface TunnelState {
   readonly port: number
   /** Visitors announced in arrival order; they wait here while no control is attached. */
-  readonly arrivals: Queue.Dequeue<Uuid>
+  readonly arrivals: Queue.Dequeue<Arrival>
   /** The token that resumes this tunnel. */
   readonly token: string
   /** Whether the client asked for extensions, and so holds a lease. */
   readonly leased: Ref.Ref<boolean>
+  /** Whether the client speaks version 2 and so is told visitors' addresses. */
+  readonly announcesAddresses: Ref.Ref<boolean>
 }
 
 /** Serves one control connection of a tunnel until it ends (which is not an error). */
@@ -47,8 +53,12 @@ export const serveControl = (
         yield* send(ServerMessages.heartbeat)
         const visitor = yield* Queue.take(tunnel.arrivals).pipe(Effect.timeout(HEARTBEAT_INTERVAL), Effect.option)
         // A visitor that expired while no control was attached is not announced.
-        if (Option.isSome(visitor) && (yield* registry.isWaiting(visitor.value))) {
-          yield* send(ServerMessages.connection(visitor.value))
+        if (Option.isSome(visitor) && (yield* registry.isWaiting(visitor.value.id))) {
+          yield* send(
+            (yield* Ref.get(tunnel.announcesAddresses))
+              ? ServerMessages.visitor(visitor.value)
+              : ServerMessages.connection(visitor.value.id)
+          )
         }
       }
     })
@@ -60,6 +70,10 @@ export const serveControl = (
         )
         if (Option.isNone(message)) return
         if (message.value?._tag === "Spore") {
+          if (message.value.version >= 2) {
+            yield* send(ServerMessages.extensions)
+            yield* Ref.set(tunnel.announcesAddresses, true)
+          }
           yield* Ref.set(tunnel.leased, true)
           yield* send(ServerMessages.lease(tunnel.token))
         }

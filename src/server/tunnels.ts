@@ -14,13 +14,12 @@ import { Context, Deferred, Duration, Effect, ExecutionStrategy, Exit, FiberSet,
 import type * as net from "node:net"
 import { LimitReached, type PortUnavailable } from "../errors.js"
 import type { FramedSocket } from "../net/framed-socket.js"
-import type { Uuid } from "../protocol/uuid.js"
 import { LimitTexts, type ServerLimits } from "./limits.js"
 import { makeVisitorCounts, PendingRegistry, type VisitorCounts } from "./pending-registry.js"
 import { openPublicListener, type PortRange } from "./ports.js"
 import { makeRefusalLog } from "./refusal-log.js"
 import { ServerMetrics } from "./server-metrics.js"
-import { serveControl, type TunnelState } from "./tunnel.js"
+import { type Arrival, serveControl, type TunnelState } from "./tunnel.js"
 
 export interface TunnelsConfig extends PortRange {
   /** How long a Spore client's tunnel waits for it after its control connection is lost. */
@@ -138,7 +137,7 @@ export const make = (config: TunnelsConfig) =>
       Effect.gen(function*() {
         const scope = yield* Scope.fork(serverScope, ExecutionStrategy.sequential)
         yield* reserveTunnel(scope).pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
-        const arrivals = yield* Queue.unbounded<Uuid>()
+        const arrivals = yield* Queue.unbounded<Arrival>()
         const counts = makeVisitorCounts()
         const onVisitor = (visitor: net.Socket) =>
           Effect.suspend(() => {
@@ -153,13 +152,14 @@ export const make = (config: TunnelsConfig) =>
               return refusalLog(kind, line)
             }
             metrics.visitorsAccepted.inc()
+            const source = { address: visitor.remoteAddress ?? "", port: visitor.remotePort ?? 0 }
+            const destination = { address: visitor.localAddress ?? "", port: visitor.localPort ?? 0 }
             return registry.hold(visitor, counts).pipe(
-              Effect.flatMap((id) => Queue.offer(arrivals, id)),
+              Effect.flatMap((id) => Queue.offer(arrivals, { id, source, destination })),
               // Waiting visitors belong to the tunnel, not to the fiber that accepted them.
-              Effect.provideService(Scope.Scope, scope),
-              Effect.annotateLogs({ visitor: `${visitor.remoteAddress}:${visitor.remotePort}` })
+              Effect.provideService(Scope.Scope, scope)
             )
-          })
+          }).pipe(Effect.annotateLogs({ tunnel: String(visitor.localPort), visitor: `${visitor.remoteAddress}:${visitor.remotePort}` }))
         const listener = yield* openPublicListener(config, requested, onVisitor).pipe(
           Scope.extend(scope),
           Effect.onError(() => Scope.close(scope, Exit.void))
@@ -169,13 +169,14 @@ export const make = (config: TunnelsConfig) =>
           port: listener.port,
           arrivals,
           token: randomBytes(16).toString("hex"),
-          leased: yield* Ref.make(false)
+          leased: yield* Ref.make(false),
+          announcesAddresses: yield* Ref.make(false)
         }
         const handoffs = yield* Queue.unbounded<Handoff>()
         byToken.set(tunnel.token, handoffs)
         yield* Scope.addFinalizer(scope, Effect.sync(() => byToken.delete(tunnel.token)))
         metrics.tunnelsOpened.inc()
-        yield* Effect.logInfo(`tunnel open on port ${tunnel.port}`)
+        yield* Effect.logInfo(`tunnel open on port ${tunnel.port}`).pipe(Effect.annotateLogs({ tunnel: String(tunnel.port) }))
 
         const first: Handoff = { control, released: yield* Deferred.make<void>() }
         // Control connections handed over as the tunnel ended are let go (their handlers then
@@ -191,6 +192,7 @@ export const make = (config: TunnelsConfig) =>
         yield* FiberSet.run(
           tunnelFibers,
           runTunnel(tunnel, handoffs, first).pipe(
+            Effect.annotateLogs({ tunnel: String(tunnel.port) }),
             Effect.interruptible,
             Effect.ensuring(Effect.zipRight(Scope.close(scope, Exit.void), releaseLeftovers))
           )

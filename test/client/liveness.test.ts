@@ -11,8 +11,7 @@ import { listen } from "../../src/net/listener.js"
 import { makeFramedSocket } from "../../src/net/framed-socket.js"
 import { getTcpOption, TcpOption } from "../../src/net/tuning.js"
 import * as PendingRegistry from "../../src/server/pending-registry.js"
-import { serveControl } from "../../src/server/tunnel.js"
-import type { Uuid } from "../../src/protocol/uuid.js"
+import { type Arrival, serveControl } from "../../src/server/tunnel.js"
 import { clientConfig, LOOPBACK, socketPair } from "../support/net.js"
 
 /** A fake server that answers every Hello and then says nothing at all. */
@@ -60,9 +59,10 @@ describe("control connection liveness", () => {
       const { near: serverSide, far: clientSide } = yield* socketPair
       const tunnel = {
         port: 20001,
-        arrivals: yield* Queue.unbounded<Uuid>(),
+        arrivals: yield* Queue.unbounded<Arrival>(),
         token: "0".repeat(32),
-        leased: yield* Ref.make(false)
+        leased: yield* Ref.make(false),
+        announcesAddresses: yield* Ref.make(false)
       }
       yield* Effect.fork(serveControl(tunnel, makeFramedSocket(serverSide)).pipe(Effect.provide(PendingRegistry.layer())))
       // The Hello reply arrives once serving has begun, and tuning comes before it.

@@ -1,10 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import {
+  ClientMessages,
   decodeClientMessage,
   decodeServerMessage,
   encodeClientMessage,
-  encodeServerMessage
+  encodeServerMessage,
+  ServerMessages
 } from "../../src/protocol/messages.js"
 import { parseUuid, type Uuid } from "../../src/protocol/uuid.js"
 
@@ -98,5 +100,36 @@ describe("messages", () => {
     expect(parseUuid("7C53D0E4-2505-4FA4-8255-15C3BBB7C772")).toBe("7c53d0e4-2505-4fa4-8255-15c3bbb7c772")
     expect(parseUuid("7c53d0e4-2505-4fa4-8255-15c3bbb7c77")).toBeUndefined()
     expect(parseUuid("urn:uuid:7c53d0e425054fa4825515c3bbb7c772")).toBeUndefined()
+  })
+})
+
+describe("Spore's Visitor frame", () => {
+  it("carries the visitor's id and both addresses in the order of a PROXY v1 line", () => {
+    const visitor = {
+      id: "6f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b" as Uuid,
+      source: { address: "203.0.113.7", port: 51234 },
+      destination: { address: "::ffff:198.51.100.1", port: 20417 }
+    }
+    const text = encodeServerMessage(ServerMessages.visitor(visitor))
+    expect(text).toBe("{\"Visitor\":\"6f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b 203.0.113.7 ::ffff:198.51.100.1 51234 20417\"}")
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(256)
+    expect(decodeServerMessage(Buffer.from(text))).toEqual(Either.right({ _tag: "Visitor", visitor }))
+  })
+
+  it("rejects a line that is not five well-formed fields", () => {
+    for (const line of [
+      "6f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b 203.0.113.7 198.51.100.1 51234",
+      "6f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b 203.0.113.7 198.51.100.1 51234 20417 extra",
+      "not-a-uuid 203.0.113.7 198.51.100.1 51234 20417",
+      "6f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b example.com 198.51.100.1 51234 20417",
+      "6f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b 203.0.113.7 198.51.100.1 65536 20417"
+    ]) {
+      expect(Either.isLeft(decodeServerMessage(Buffer.from(JSON.stringify({ Visitor: line })))), line).toBe(true)
+    }
+  })
+
+  it("the server's answer to an offer of version 2 is {\"Spore\":2}", () => {
+    expect(encodeServerMessage(ServerMessages.extensions)).toBe("{\"Spore\":2}")
+    expect(encodeClientMessage(ClientMessages.offerExtensions)).toBe("{\"Spore\":2}")
   })
 })

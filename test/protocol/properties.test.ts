@@ -54,7 +54,13 @@ const serverMessage: fc.Arbitrary<ServerMessage> = fc.oneof(
   fc.constant(ServerMessages.heartbeat),
   uuid.map(ServerMessages.connection),
   fc.string().map(ServerMessages.error),
-  token.map(ServerMessages.lease)
+  token.map(ServerMessages.lease),
+  fc.constant(ServerMessages.extensions),
+  fc.record({
+    id: uuid,
+    source: fc.record({ address: fc.oneof(fc.ipV4(), fc.ipV6()), port }),
+    destination: fc.record({ address: fc.oneof(fc.ipV4(), fc.ipV6()), port })
+  }).map(ServerMessages.visitor)
 )
 
 /** What the stream decomposes into, computed over all of it at once. */

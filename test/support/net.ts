@@ -6,6 +6,7 @@ import * as net from "node:net"
 import { Duration, Effect, Option, Redacted, type Scope } from "effect"
 import * as Client from "../../src/client/client.js"
 import type { ClientConfig } from "../../src/client/config.js"
+import type { ProxyProtocolVersion } from "../../src/client/proxy-header.js"
 import { listen } from "../../src/net/listener.js"
 import type { SocketBuffers } from "../../src/net/tuning.js"
 import { makeVisitorFilter } from "../../src/server/visitor-filter.js"
@@ -77,7 +78,7 @@ export const startServer = (options: TestServerOptions = {}) =>
 export const clientConfig = (
   controlPort: number,
   localPort: number,
-  options: { secret?: string; port?: number; maxReconnectDelay?: number; buffers?: SocketBuffers } = {}
+  options: { secret?: string; port?: number; maxReconnectDelay?: number; buffers?: SocketBuffers; proxyProtocol?: ProxyProtocolVersion } = {}
 ): ClientConfig => ({
   localHost: LOOPBACK,
   localPort,
@@ -88,7 +89,8 @@ export const clientConfig = (
   reconnect: true,
   maxReconnectDelay: Duration.seconds(options.maxReconnectDelay ?? 64),
   buffers: options.buffers ?? {},
-  drain: Duration.zero
+  drain: Duration.zero,
+  proxyProtocol: Option.fromNullable(options.proxyProtocol)
 })
 
 /** Opens a tunnel and serves it in the background for the rest of the scope. */
