@@ -25,6 +25,16 @@ export const integerOption = (name: string, text: string, options: { default: nu
     : option.pipe(Options.withFallbackConfig(firstOf(Config.integer, env)), Options.withDefault(options.default))
 }
 
+/**
+ * An integer flag whose default is applied later (it may come from a config file between the
+ * command line and the default); `--help` still shows the default.
+ */
+export const optionalIntegerOption = (name: string, text: string, options: { defaultText: string; env?: ReadonlyArray<string> }) => {
+  const env = options.env ?? []
+  const option = Options.integer(name).pipe(Options.withDescription(describe(text, options.defaultText, env)))
+  return Options.optional(env.length === 0 ? option : Options.withFallbackConfig(option, firstOf(Config.integer, env)))
+}
+
 interface TextOptionSettings {
   readonly env?: ReadonlyArray<string>
   readonly alias?: string
@@ -76,6 +86,18 @@ export const checkIpAddress = (name: string, value: string) =>
     : Effect.succeed(value)
 
 /** `--sndbuf` and `--recbuf`: kernel socket buffer sizes in bytes, unset by default. */
+/** How log lines look (both commands): `text` or `json`, checked by `checkChoice`. */
+export const logFormatOption = textOption("log-format", "Log lines as text for people, or json: one object a line for machines.", {
+  default: "text",
+  env: ["SPORE_LOG_FORMAT"]
+})
+
+/** One of a few words; the error names the flag and the words. */
+export const checkChoice = <const W extends string>(name: string, value: string, words: ReadonlyArray<W>) =>
+  (words as ReadonlyArray<string>).includes(value)
+    ? Effect.succeed(value as W)
+    : Effect.fail(new UsageError({ message: `--${name} must be ${words.join(" or ")}, not ${value}` }))
+
 /** Where to serve Prometheus metrics (both commands). */
 export const metricsAddrOption = optionalTextOption(
   "metrics-addr",

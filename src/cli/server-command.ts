@@ -5,7 +5,8 @@ import { makeVisitorFilter, parseCidr } from "../server/visitor-filter.js"
 import type { ServerConfig } from "../server/config.js"
 import { DEFAULT_LIMITS, type ServerLimits } from "../server/limits.js"
 import * as Server from "../server/server.js"
-import { bufferOptions, checkHostPort, drainOption, metricsAddrOption, checkBuffers, checkCount, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
+import * as Logging from "./logger.js"
+import { bufferOptions, checkChoice, checkHostPort, drainOption, logFormatOption, metricsAddrOption, checkBuffers, checkCount, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
 
 const cidrList = (name: string, text: string) =>
   Options.text(name).pipe(Options.withDescription(text), Options.repeated)
@@ -58,6 +59,7 @@ const options = {
   ),
   drainSeconds: drainOption,
   metricsAddr: metricsAddrOption,
+  logFormat: logFormatOption,
   ...bufferOptions,
   ...limitOptions
 }
@@ -109,10 +111,11 @@ const toConfig = (flags: Flags): Effect.Effect<ServerConfig, UsageError> =>
   })
 
 export const serverCommand = Command.make("server", options, (flags) =>
-  Effect.gen(function*() {
-    const config = yield* toConfig(flags)
-    yield* Server.start(config)
-    return yield* Effect.never
-  }).pipe(Effect.scoped)).pipe(
+  Effect.flatMap(checkChoice("log-format", flags.logFormat, ["text", "json"] as const), (logFormat) =>
+    Effect.gen(function*() {
+      const config = yield* toConfig(flags)
+      yield* Server.start(config)
+      return yield* Effect.never
+    }).pipe(Effect.scoped, Effect.provide(Logging.layerFor(logFormat))))).pipe(
     Command.withDescription("Run the public server that clients open tunnels on.")
   )

@@ -71,12 +71,13 @@ const forwardVisitor = (stream: FramedSocket, id: Uuid) =>
       return yield* Effect.logWarning(`Accept for unknown visitor ${id}; closed`)
     }
     const { socket, waited } = visitor.value
+    yield* Effect.annotateLogsScoped({ tunnel: String(socket.localPort) })
     metrics.claimSeconds.observe({}, Duration.toMillis(waited) / 1000)
     metrics.traffic.track({ port: String(socket.localPort) }, socket, "bytesRead")
     yield* Effect.logDebug(`forwarding visitor ${id}`)
     // Bytes the client sent right after its Accept frame go to the visitor first.
     yield* tracked(splice(stream.socket, visitor.value.socket, stream.release()))
-  })
+  }).pipe(Effect.annotateLogs({ conn: id }))
 
 const rejectPort = (stream: FramedSocket) => (error: PortUnavailable) =>
   Effect.zipRight(

@@ -85,6 +85,7 @@ export const make = (events: PendingEvents = NO_EVENTS) => Effect.sync(() => {
         Effect.catchTag("TimeoutException", () =>
           Effect.zipRight(Effect.sync(events.expired), Effect.logInfo(`visitor ${id} was not claimed in time; closed`))),
         Effect.interruptible,
+        Effect.annotateLogs({ conn: id }),
         Effect.ensuring(Effect.sync(() => {
           entries.delete(id)
           if (!entry.wasClaimed) {
