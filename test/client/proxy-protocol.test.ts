@@ -11,6 +11,7 @@ import { Deferred, Effect, Exit, Fiber, TestClock } from "effect"
 import * as Client from "../../src/client/client.js"
 import type { ClientStatus } from "../../src/client/client.js"
 import type { ProxyProtocolVersion } from "../../src/client/proxy-header.js"
+import { fakeBoreServer } from "../support/fake-bore.js"
 import { clientConfig, dial, LOOPBACK, startServer } from "../support/net.js"
 import { type ParsedProxyHeader, parseProxyHeader } from "../support/proxy-header-parser.js"
 
@@ -88,20 +89,8 @@ describe("--proxy-protocol", () => {
 
   it.scoped("against a server that never answers the offer (bore), the client stops at start with a clear error", () =>
     Effect.gen(function*() {
-      // bore's server side, as far as the client sees it: Hello, then heartbeats, never a Spore frame.
-      const bore = yield* Effect.acquireRelease(
-        Effect.async<{ server: net.Server; port: number }>((resume) => {
-          const server = net.createServer((socket) => {
-            socket.once("data", () => {
-              socket.write("{\"Hello\":20999}\0\"Heartbeat\"\0")
-            })
-            socket.on("error", () => {})
-          })
-          server.listen(0, LOOPBACK, () => resume(Effect.succeed({ server, port: (server.address() as net.AddressInfo).port })))
-        }),
-        ({ server }) => Effect.sync(() => server.close())
-      )
-      const { fiber, listening } = yield* runClient(bore.port, 9, "v1")
+      const borePort = yield* fakeBoreServer
+      const { fiber, listening } = yield* runClient(borePort, 9, "v1")
       yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
       yield* TestClock.adjust("3 seconds")
       const exit = yield* Fiber.await(fiber)

@@ -8,9 +8,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { readFileSync } from "node:fs"
 import type * as net from "node:net"
-import { Duration, Effect } from "effect"
+import { Effect } from "effect"
 import { dial, freePort, LOOPBACK } from "../support/net.js"
-import { startSpore } from "../support/process.js"
+import { startSpore, within } from "../support/process.js"
 import { wirePeer } from "../support/wire.js"
 
 const DESCRIPTOR_LIMIT = 64
@@ -22,9 +22,6 @@ const cpuSeconds = (pid: number) => {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
-
-const bounded = <A>(what: string, self: Effect.Effect<A, Error>) =>
-  Effect.timeoutFail(self, { duration: Duration.seconds(15), onTimeout: () => new Error(`not within 15 s: ${what}`) })
 
 /** Dials, and keeps the socket even if the server closes it at once (as it does when out of descriptors). */
 const dialQuietly = (port: number) =>
@@ -39,11 +36,11 @@ describe("out of file descriptors", () => {
         {},
         { prefix: ["prlimit", `--nofile=${DESCRIPTOR_LIMIT}`, "--"] }
       )
-      yield* bounded("server start", server.waitFor(/server listening/))
+      yield* within("server start", 15, server.waitFor(/server listening/))
       const pid = server.child.pid!
 
       for (let n = 0; n < SILENT_CONNECTIONS; n++) yield* dialQuietly(controlPort)
-      yield* bounded("the EMFILE warning", server.waitFor(/out of file descriptors \(EMFILE\)/))
+      yield* within("the EMFILE warning", 15, server.waitFor(/out of file descriptors \(EMFILE\)/))
 
       // While the descriptors are used up and connections keep coming, the process stays idle.
       const before = cpuSeconds(pid)
@@ -57,7 +54,7 @@ describe("out of file descriptors", () => {
       expect(server.child.exitCode).toBeNull()
 
       // The silent connections time out after 3 s; the server then has descriptors again.
-      yield* bounded("recovery", server.waitFor(/file descriptors available again after/))
+      yield* within("recovery", 15, server.waitFor(/file descriptors available again after/))
       const peer = wirePeer(yield* dial(controlPort))
       peer.send("{\"Hello\":0}")
       const hello = yield* peer.next

@@ -5,10 +5,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
-import { Duration, Effect, Either } from "effect"
+import { Effect, Either } from "effect"
 import { parseTunnelFile } from "../../src/cli/tunnel-file.js"
 import { freePort, LOOPBACK } from "../support/net.js"
-import { startSpore } from "../support/process.js"
+import { startSpore, within } from "../support/process.js"
 
 const docs = (name: string) => fileURLToPath(new URL(`../../docs/${name}`, import.meta.url))
 
@@ -18,9 +18,6 @@ const execStartArgs = (unit: string) => {
   const line = /^ExecStart=(.*)$/m.exec(text)?.[1] ?? ""
   return line.split(/\s+/).filter((word) => word !== "").slice(2)
 }
-
-const bounded = <A, E>(what: string, self: Effect.Effect<A, E>) =>
-  Effect.timeoutFail(self, { duration: Duration.seconds(15), onTimeout: () => new Error(`not within 15 s: ${what}`) })
 
 describe("docs/", () => {
   it("the example tunnel file is valid", () => {
@@ -39,7 +36,7 @@ describe("docs/", () => {
           "--bind-addr", LOOPBACK, "--control-port", String(controlPort)],
         { SPORE_SECRET: "unit-test-secret" }
       )
-      yield* bounded("the server", server.waitFor(/"message":"server listening on 127\.0\.0\.1:\d+, tunnel ports 20000-21000, secret required"/))
+      yield* within("the server", 15, server.waitFor(/"message":"server listening on 127\.0\.0\.1:\d+, tunnel ports 20000-21000, secret required"/))
 
       const localArgs = execStartArgs("spore-local.service")
       expect(localArgs[0]).toBe("local")
@@ -49,9 +46,9 @@ describe("docs/", () => {
         { SPORE_SECRET: "unit-test-secret" }
       )
       // All three tunnels of the example file open (one asks for port 20080).
-      yield* bounded("the tunnels", client.waitFor(/listening at 127\.0\.0\.1:20080/))
+      yield* within("the tunnels", 15, client.waitFor(/listening at 127\.0\.0\.1:20080/))
       for (const local of ["localhost:3000", "127.0.0.1:8080", "db.internal:5432"]) {
-        yield* bounded(local, client.waitFor(new RegExp(`"message":"listening at 127\\.0\\.0\\.1:\\d+","tunnel":"${local.replace(/\./g, "\\.")}"`)))
+        yield* within(local, 15, client.waitFor(new RegExp(`"message":"listening at 127\\.0\\.0\\.1:\\d+","tunnel":"${local.replace(/\./g, "\\.")}"`)))
       }
     }).pipe(Effect.scoped))
 })

@@ -13,11 +13,11 @@ import { createHash, randomFillSync } from "node:crypto"
 import { readdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import * as net from "node:net"
-import { Duration, Effect, Fiber } from "effect"
+import { Effect, Fiber } from "effect"
 import { LimitTexts } from "../../src/server/limits.js"
 import { HOSTILE_KINDS, type HostileKind, type HostileOutcome, runHostile } from "../support/hostile.js"
 import { freePort, LOOPBACK } from "../support/net.js"
-import { type Running, startSpore } from "../support/process.js"
+import { type Running, startSpore, within } from "../support/process.js"
 
 const GC_ON_SIGNAL = fileURLToPath(new URL("../support/gc-on-signal.cjs", import.meta.url))
 
@@ -40,9 +40,6 @@ const OBSERVATION_SLACK_MS = 1500
 const HEAP_SLACK_KIB = 4 * 1024
 /** RSS also counts pages V8 and malloc keep for reuse, which vary a little between rounds. */
 const RSS_SLACK_KIB = 16 * 1024
-
-const bounded = <A, E>(what: string, seconds: number, self: Effect.Effect<A, E>) =>
-  Effect.timeoutFail(self, { duration: Duration.seconds(seconds), onTimeout: () => new Error(`not within ${seconds} s: ${what}`) })
 
 const openDescriptors = (pid: number) => readdirSync(`/proc/${pid}/fd`).length
 
@@ -163,25 +160,25 @@ describe("flood", () => {
         { SPORE_SECRET: SECRET, NODE_OPTIONS: `--expose-gc --require ${GC_ON_SIGNAL}` },
         { lifetimeMs: 150_000 }
       )
-      yield* bounded("server start", 15, server.waitFor(/server listening/))
+      yield* within("server start", 15, server.waitFor(/server listening/))
       const client = yield* startSpore(
         ["local", String((service.address() as net.AddressInfo).port), "--local-host", LOOPBACK, "--to", LOOPBACK, "--control-port", String(controlPort)],
         { SPORE_SECRET: SECRET },
         { lifetimeMs: 150_000 }
       )
-      const tunnelPort = Number((yield* bounded("tunnel", 15, client.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
+      const tunnelPort = Number((yield* within("tunnel", 15, client.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
       const pid = server.child.pid!
 
       // A first round of the same size warms up every path and grows the heap to what such a
       // flood needs; the baseline is taken after it, so a leak shows as growth in the second.
       const warmUp = yield* Effect.fork(honestTransfer(tunnelPort, HONEST_BYTES))
-      yield* bounded("warm-up flood", 60, flood(controlPort, HOSTILE_CONNECTIONS, 1))
-      expect(yield* bounded("warm-up transfer", 60, Fiber.join(warmUp))).toBe(true)
+      yield* within("warm-up flood", 60, flood(controlPort, HOSTILE_CONNECTIONS, 1))
+      expect(yield* within("warm-up transfer", 60, Fiber.join(warmUp))).toBe(true)
       yield* descriptorsBackTo(pid, 0)
       const baseline = { descriptors: openDescriptors(pid), memory: yield* memoryAfterGc(server) }
 
-      const transfer = yield* Effect.fork(bounded("honest transfer", 120, honestTransfer(tunnelPort, HONEST_BYTES)))
-      const outcomes = yield* bounded("flood", 60, flood(controlPort, HOSTILE_CONNECTIONS, 0))
+      const transfer = yield* Effect.fork(within("honest transfer", 120, honestTransfer(tunnelPort, HONEST_BYTES)))
+      const outcomes = yield* within("flood", 60, flood(controlPort, HOSTILE_CONNECTIONS, 0))
       expect(yield* Fiber.join(transfer)).toBe(true)
 
       expect(outcomes).toHaveLength(HOSTILE_CONNECTIONS)
@@ -201,7 +198,7 @@ describe("flood", () => {
       expect(lockedOut).toBeGreaterThan(0)
 
       // The tunnel still takes new visitors (each needs a new data connection and handshake).
-      expect(yield* bounded("a visitor after the flood", 30, honestTransfer(tunnelPort, 1024 * 1024))).toBe(true)
+      expect(yield* within("a visitor after the flood", 30, honestTransfer(tunnelPort, 1024 * 1024))).toBe(true)
 
       // Descriptors come back to the baseline exactly; once garbage is collected, memory too.
       const descriptors = yield* descriptorsBackTo(pid, baseline.descriptors)

@@ -3,28 +3,14 @@
  * restart the client comes back from, both processes' /metrics say exactly what happened.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect } from "effect"
+import { Effect } from "effect"
 import { echoService, freePort, LOOPBACK, randomPayload, roundTrip, sha256 } from "../support/net.js"
-import { type Running, startSpore } from "../support/process.js"
-import { sampleOf, scrape } from "../support/prometheus.js"
-
-const bounded = <A, E>(what: string, seconds: number, self: Effect.Effect<A, E>) =>
-  Effect.timeoutFail(self, { duration: Duration.seconds(seconds), onTimeout: () => new Error(`not within ${seconds} s: ${what}`) })
+import { type Running, startSpore, within } from "../support/process.js"
+import { sampleOf, scrape, scrapeUntil } from "../support/prometheus.js"
 
 const metricsPortOf = (process: Running) =>
-  Effect.map(bounded("metrics address", 15, process.waitFor(/metrics at http:\/\/127\.0\.0\.1:(\d+)\/metrics/)), (match) => Number(match[1]))
+  Effect.map(within("metrics address", 15, process.waitFor(/metrics at http:\/\/127\.0\.0\.1:(\d+)\/metrics/)), (match) => Number(match[1]))
 
-/** Scrapes until `check` holds (counts follow socket events in another process), at most 5 s. */
-const scrapeUntil = (port: number, check: (text: string) => boolean) =>
-  Effect.gen(function*() {
-    let text = ""
-    for (let attempt = 0; attempt < 100; attempt++) {
-      text = (yield* Effect.promise(() => scrape(port))).body
-      if (check(text)) return text
-      yield* Effect.sleep("50 millis")
-    }
-    return text
-  })
 
 describe("metrics through the CLI", () => {
   it.live("server and client count visitors, bytes and a reconnection", () =>
@@ -38,7 +24,7 @@ describe("metrics through the CLI", () => {
       const client = yield* startSpore(["local", String(echo), "--local-host", LOOPBACK, "--to", LOOPBACK, "--control-port", controlPort,
         "--metrics-addr", "127.0.0.1:0"])
       const clientMetrics = yield* metricsPortOf(client)
-      const port = Number((yield* bounded("tunnel", 15, client.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
+      const port = Number((yield* within("tunnel", 15, client.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
 
       for (let visit = 0; visit < 3; visit++) {
         const payload = randomPayload(10_000)
@@ -60,10 +46,10 @@ describe("metrics through the CLI", () => {
 
       // The server restarts on the same control port: the client comes back by itself.
       server.child.kill("SIGKILL")
-      yield* bounded("the loss", 15, client.waitFor(/lost the connection to the server/))
+      yield* within("the loss", 15, client.waitFor(/lost the connection to the server/))
       const restarted = yield* startSpore(serverArgs)
-      yield* bounded("the restart", 15, restarted.waitFor(/server listening/))
-      yield* bounded("the reconnection", 30, client.waitFor(/listening at 127\.0\.0\.1:\d+\n[\s\S]*listening at 127\.0\.0\.1:\d+/))
+      yield* within("the restart", 15, restarted.waitFor(/server listening/))
+      yield* within("the reconnection", 30, client.waitFor(/listening at 127\.0\.0\.1:\d+\n[\s\S]*listening at 127\.0\.0\.1:\d+/))
       const back = yield* scrapeUntil(clientMetrics, (text) => sampleOf(text, "spore_reconnects_total", tunnel) === 1)
       expect(sampleOf(back, "spore_reconnects_total", tunnel)).toBe(1)
       expect(sampleOf(back, "spore_control_losses_total", tunnel)).toBe(1)

@@ -9,14 +9,12 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Duration, Effect } from "effect"
+import { Effect } from "effect"
+import { fakeBoreServer } from "../support/fake-bore.js"
 import { faultProxy } from "../support/fault-proxy.js"
-import { dial, echoService, LOOPBACK, randomPayload, roundTrip, sha256, startServer } from "../support/net.js"
-import { runSpore, startSpore } from "../support/process.js"
+import { echoService, LOOPBACK, randomPayload, roundTrip, sha256, startServer } from "../support/net.js"
+import { runSpore, startSpore, within } from "../support/process.js"
 import { parseProxyHeader } from "../support/proxy-header-parser.js"
-
-const bounded = <A, E>(what: string, seconds: number, self: Effect.Effect<A, E>) =>
-  Effect.timeoutFail(self, { duration: Duration.seconds(seconds), onTimeout: () => new Error(`not within ${seconds} s: ${what}`) })
 
 /** A local service that answers each connection with the first bytes it got, then its own name. */
 const namedService = (name: string) =>
@@ -56,7 +54,7 @@ describe("several tunnels from one client", () => {
       const ports = new Map<string, number>()
       for (const service of [first, second]) {
         const pattern = new RegExp(`\\[127\\.0\\.0\\.1:${service.port}\\] listening at 127\\.0\\.0\\.1:(\\d+)`)
-        ports.set(String(service.port), Number((yield* bounded("a tunnel", 15, client.waitFor(pattern)))[1]))
+        ports.set(String(service.port), Number((yield* within("a tunnel", 15, client.waitFor(pattern)))[1]))
       }
       expect(yield* ask(ports.get(String(first.port))!)).toBe("first")
       expect(yield* ask(ports.get(String(second.port))!)).toBe("second")
@@ -67,7 +65,7 @@ describe("several tunnels from one client", () => {
       const firstControl = proxy.connections().find((connection) =>
         connection.fromServer.includes(`{"Hello":${ports.get(String(first.port))}}`))!
       yield* proxy.cut((connection) => connection === firstControl)
-      yield* bounded("the resume", 30, client.waitFor(new RegExp(`\\[127\\.0\\.0\\.1:${first.port}\\] resumed: listening at 127\\.0\\.0\\.1:${ports.get(String(first.port))}`)))
+      yield* within("the resume", 30, client.waitFor(new RegExp(`\\[127\\.0\\.0\\.1:${first.port}\\] resumed: listening at 127\\.0\\.0\\.1:${ports.get(String(first.port))}`)))
       expect(client.stderr()).not.toMatch(new RegExp(`\\[127\\.0\\.0\\.1:${second.port}\\] lost`))
       expect(yield* ask(ports.get(String(first.port))!)).toBe("first")
       expect(yield* ask(ports.get(String(second.port))!)).toBe("second")
@@ -86,8 +84,8 @@ describe("several tunnels from one client", () => {
         ]
       })
       const client = yield* startSpore(["local", "--config", config])
-      yield* bounded("the fixed port", 15, client.waitFor(new RegExp(`\\[127\\.0\\.0\\.1:${plain.port}\\] listening at 127\\.0\\.0\\.1:40123`)))
-      const proxiedPort = Number((yield* bounded("the other", 15,
+      yield* within("the fixed port", 15, client.waitFor(new RegExp(`\\[127\\.0\\.0\\.1:${plain.port}\\] listening at 127\\.0\\.0\\.1:40123`)))
+      const proxiedPort = Number((yield* within("the other", 15,
         client.waitFor(new RegExp(`\\[127\\.0\\.0\\.1:${proxied.port}\\] listening at 127\\.0\\.0\\.1:(\\d+)`))))[1])
       expect(yield* ask(40123)).toBe("plain")
       expect(plain.firstBytes[0]?.toString()).toBe("hello")
@@ -114,13 +112,13 @@ describe("JSON logs", () => {
       const echo = yield* echoService
       const server = yield* startSpore(["--log-level", "debug", "server", "--bind-addr", LOOPBACK, "--control-port", "0",
         "--min-port", "37000", "--max-port", "37100", "--log-format", "json"])
-      const controlPort = (yield* bounded("server", 15, server.waitFor(/server listening on 127\.0\.0\.1:(\d+)/)))[1]!
+      const controlPort = (yield* within("server", 15, server.waitFor(/server listening on 127\.0\.0\.1:(\d+)/)))[1]!
       const client = yield* startSpore(["--log-level", "debug", "local", String(echo), "--local-host", LOOPBACK, "--to", LOOPBACK,
         "--control-port", controlPort, "--log-format", "json"])
-      const port = Number((yield* bounded("tunnel", 15, client.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
+      const port = Number((yield* within("tunnel", 15, client.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
       const payload = randomPayload(1000)
       expect(sha256(yield* roundTrip(port, payload))).toBe(sha256(payload))
-      yield* bounded("the forwarding line", 15, server.waitFor(/forwarding visitor/))
+      yield* within("the forwarding line", 15, server.waitFor(/forwarding visitor/))
       const lines = (text: string) => text.trim().split("\n").map((line) => JSON.parse(line) as Record<string, string>)
       const serverLines = lines(server.stderr())
       for (const line of serverLines) expect(Object.keys(line).slice(0, 3)).toEqual(["time", "level", "message"])
@@ -139,22 +137,11 @@ describe("JSON logs", () => {
 describe("--proxy-protocol against a bore server", () => {
   it.live("is refused at start with a clear message and exit code 1", () =>
     Effect.gen(function*() {
-      // bore's server as the client sees it: Hello, heartbeats, and no answer to the offer.
-      const bore = yield* Effect.acquireRelease(
-        Effect.async<{ server: net.Server; port: number }>((resume) => {
-          const server = net.createServer((socket) => {
-            socket.once("data", () => void socket.write("{\"Hello\":20999}\0\"Heartbeat\"\0"))
-            socket.on("error", () => {})
-          })
-          server.listen(0, LOOPBACK, () => resume(Effect.succeed({ server, port: (server.address() as net.AddressInfo).port })))
-        }),
-        ({ server }) => Effect.sync(() => server.close())
-      )
-      const result = yield* runSpore(["local", "9", "--to", LOOPBACK, "--control-port", String(bore.port), "--proxy-protocol", "v2"])
+      const borePort = yield* fakeBoreServer
+      const result = yield* runSpore(["local", "9", "--to", LOOPBACK, "--control-port", String(borePort), "--proxy-protocol", "v2"])
       expect(result.code).toBe(1)
       expect(result.stderr.trim()).toBe(
         "error: --proxy-protocol needs a Spore server (version 2 or later) to learn visitors' addresses, and 127.0.0.1 did not answer Spore's extension offer (a bore server, or an older Spore)"
       )
-      yield* dial(bore.port)
     }).pipe(Effect.scoped))
 })

@@ -7,12 +7,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { createHash, randomBytes } from "node:crypto"
 import * as net from "node:net"
-import { Duration, Effect } from "effect"
+import { Effect } from "effect"
 import { freePort, LOOPBACK } from "../support/net.js"
-import { type Running, startSpore } from "../support/process.js"
-
-const bounded = <A, E>(what: string, seconds: number, self: Effect.Effect<A, E>) =>
-  Effect.timeoutFail(self, { duration: Duration.seconds(seconds), onTimeout: () => new Error(`not within ${seconds} s: ${what}`) })
+import { type Running, startSpore, within } from "../support/process.js"
 
 /** A local service that counts and hashes what a visitor sends and answers with both once it ends. */
 const hashingService = Effect.acquireRelease(
@@ -44,7 +41,7 @@ const refused = (port: number) =>
   })
 
 const eventually = (what: string, condition: () => boolean) =>
-  bounded(what, 15, Effect.gen(function*() {
+  within(what, 15, Effect.gen(function*() {
     while (!condition()) yield* Effect.sleep("20 millis")
   }))
 
@@ -55,10 +52,10 @@ const tunnel = (drainSeconds: number) =>
     const controlPort = yield* freePort
     const drain = ["--drain-seconds", String(drainSeconds)]
     const server = yield* startSpore(["server", "--bind-addr", LOOPBACK, "--control-port", String(controlPort), "--min-port", "35000", "--max-port", "35100", ...drain])
-    yield* bounded("server start", 15, server.waitFor(/server listening/))
+    yield* within("server start", 15, server.waitFor(/server listening/))
     const client = yield* startSpore(["local", String((service.server.address() as net.AddressInfo).port), "--local-host", LOOPBACK,
       "--to", LOOPBACK, "--control-port", String(controlPort), ...drain])
-    const port = Number((yield* bounded("tunnel", 15, client.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
+    const port = Number((yield* within("tunnel", 15, client.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
     return { service, controlPort, server, client, port }
   })
 
@@ -86,7 +83,7 @@ const visitorHalfway = (port: number, received: () => number) =>
     return { socket, finish }
   })
 
-const exitOf = (process: Running, seconds: number) => bounded("exit", seconds, process.exited)
+const exitOf = (process: Running, seconds: number) => within("exit", seconds, process.exited)
 
 describe("graceful shutdown", () => {
   it.live("server: SIGTERM stops accepting, the transfer in flight finishes intact, then it exits 0", () =>
@@ -94,7 +91,7 @@ describe("graceful shutdown", () => {
       const { service, controlPort, server, port } = yield* tunnel(10)
       const visitor = yield* visitorHalfway(port, service.received)
       server.child.kill("SIGTERM")
-      yield* bounded("the drain", 10, server.waitFor(/shutting down: waiting up to 10s for 1 open connection/))
+      yield* within("the drain", 10, server.waitFor(/shutting down: waiting up to 10s for 1 open connection/))
       expect(yield* refused(controlPort)).toBe(true)
       expect(yield* refused(port)).toBe(true)
       expect(yield* visitor.finish).toBe(true)
@@ -108,7 +105,7 @@ describe("graceful shutdown", () => {
       const { service, client, port } = yield* tunnel(10)
       const visitor = yield* visitorHalfway(port, service.received)
       client.child.kill("SIGINT")
-      yield* bounded("the drain", 10, client.waitFor(/shutting down: waiting up to 10s for 1 open connection/))
+      yield* within("the drain", 10, client.waitFor(/shutting down: waiting up to 10s for 1 open connection/))
       expect(yield* visitor.finish).toBe(true)
       expect((yield* exitOf(client, 10)).code).toBe(0)
     }).pipe(Effect.scoped))
@@ -130,7 +127,7 @@ describe("graceful shutdown", () => {
       const { service, server, port } = yield* tunnel(60)
       yield* visitorHalfway(port, service.received)
       server.child.kill("SIGTERM")
-      yield* bounded("the drain", 10, server.waitFor(/shutting down: waiting up to 1m/))
+      yield* within("the drain", 10, server.waitFor(/shutting down: waiting up to 1m/))
       server.child.kill("SIGTERM")
       const exit = yield* exitOf(server, 5)
       expect(exit.code).toBe(1)

@@ -9,7 +9,7 @@ import { makeAuthenticator } from "../../src/protocol/auth.js"
 import type { Uuid } from "../../src/protocol/uuid.js"
 import { makeVisitorFilter, parseCidr } from "../../src/server/visitor-filter.js"
 import { dial, startRunningServer } from "../support/net.js"
-import { sampleOf, scrape } from "../support/prometheus.js"
+import { sampleOf, scrape, scrapeUntil } from "../support/prometheus.js"
 import { wirePeer } from "../support/wire.js"
 
 const SECRET = "s3cret"
@@ -45,17 +45,6 @@ const readBytes = (socket: net.Socket, count: number) =>
 const connectionId = (peer: ReturnType<typeof wirePeer>) =>
   Effect.map(peer.nextNonHeartbeat, (frame) => JSON.parse(frame ?? "{}").Connection as string)
 
-/** Scrapes until `check` holds on the text (the counts follow socket events), at most 50 times. */
-const scrapeUntil = (port: number, check: (text: string) => boolean) =>
-  Effect.gen(function*() {
-    let text = ""
-    for (let attempt = 0; attempt < 50; attempt++) {
-      text = (yield* Effect.promise(() => scrape(port))).body
-      if (check(text)) return text
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
-    }
-    return text
-  })
 
 describe("server metrics", () => {
   it.scoped("count tunnels, visitors, bytes, expiries, refusals and handshake failures", () =>

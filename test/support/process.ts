@@ -3,7 +3,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { Effect, type Scope } from "effect"
+import { Duration, Effect, type Scope } from "effect"
 
 const BIN = fileURLToPath(new URL("../../bin/spore.js", import.meta.url))
 /** No test process may outlive this, whatever happens. */
@@ -94,3 +94,7 @@ export const startSpore = (
     }),
     ({ child }) => Effect.sync(() => child.kill("SIGKILL"))
   )
+
+/** Fails with a message naming `what` if `self` takes longer than `seconds` (real time). */
+export const within = <A, E>(what: string, seconds: number, self: Effect.Effect<A, E>) =>
+  Effect.timeoutFail(self, { duration: Duration.seconds(seconds), onTimeout: () => new Error(`not within ${seconds} s: ${what}`) })

@@ -1,3 +1,5 @@
+import { Effect } from "effect"
+
 /** Reading a Prometheus text scrape in tests. */
 
 /** The value of the sample `name` whose labels are exactly `labels`, or undefined. */
@@ -17,3 +19,18 @@ export const scrape = async (port: number, path = "/metrics") => {
   const response = await fetch(`http://127.0.0.1:${port}${path}`)
   return { status: response.status, body: await response.text() }
 }
+
+/**
+ * Scrapes until `check` holds on the text, at most 100 times 20 ms apart in real time (counts
+ * follow socket events, in this process or another); returns the last text either way.
+ */
+export const scrapeUntil = (port: number, check: (text: string) => boolean) =>
+  Effect.gen(function*() {
+    let text = ""
+    for (let attempt = 0; attempt < 100; attempt++) {
+      text = (yield* Effect.promise(() => scrape(port))).body
+      if (check(text)) return text
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
+    }
+    return text
+  })
