@@ -50,8 +50,9 @@ export const forwardVisitor = (
     Effect.catchAll((error) =>
       Effect.zipRight(
         Effect.map(Effect.serviceOption(ClientMetrics), Option.map((metrics) => metrics.visitorsFailed.inc(tunnelLabel(config)))),
-        Effect.logWarning(`visitor ${id} dropped: ${error.message}`)
+        // Annotated line by line, not as a region, which would hold a copy of the fiber's refs
+        // for the life of every connection.
+        Effect.annotateLogs(Effect.logWarning(`visitor ${id} dropped: ${error.message}`), { conn: id })
       )),
-    Effect.scoped,
-    Effect.annotateLogs({ conn: id })
+    Effect.scoped
   )

@@ -15,7 +15,7 @@ import { type FramedSocket, makeFramedSocket, readFirstMessage } from "../net/fr
 import { tracked } from "../net/drain.js"
 import { splice } from "../net/splice.js"
 import type { Authenticator } from "../protocol/auth.js"
-import { decodeClientMessage, encodeServerMessage, ServerMessages } from "../protocol/messages.js"
+import { type ClientMessage, decodeClientMessage, encodeServerMessage, ServerMessages } from "../protocol/messages.js"
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
 import { Admission } from "./admission.js"
 import { PendingRegistry } from "./pending-registry.js"
@@ -46,8 +46,14 @@ const authenticate = (stream: FramedSocket, auth: Authenticator) =>
         ))
   )
 
-/** Hands a claimed visitor to the data stream that claimed it and copies bytes both ways. */
-const forwardVisitor = (stream: FramedSocket, id: Uuid) =>
+/**
+ * Hands a claimed visitor to the data stream that claimed it and copies bytes both ways.
+ *
+ * Its log lines are annotated one by one, not as a region: a region would keep a copy of the
+ * fiber's refs for as long as the connection lives (about 2 KiB each, measured), and there are
+ * thousands of these.
+ */
+const forwardVisitor = (stream: FramedSocket, id: Uuid, peer: string) =>
   Effect.gen(function*() {
     const registry = yield* PendingRegistry
     const metrics = yield* ServerMetrics
@@ -68,16 +74,16 @@ const forwardVisitor = (stream: FramedSocket, id: Uuid) =>
     )
     if (Option.isNone(visitor)) {
       metrics.handshakeFailures.inc({ reason: "unknown-id" })
-      return yield* Effect.logWarning(`Accept for unknown visitor ${id}; closed`)
+      return yield* Effect.logWarning(`Accept for unknown visitor ${id}; closed`).pipe(Effect.annotateLogs({ peer, conn: id }))
     }
     const { socket, waited } = visitor.value
-    yield* Effect.annotateLogsScoped({ tunnel: String(socket.localPort) })
+    const tunnel = String(socket.localPort)
     metrics.claimSeconds.observe({}, Duration.toMillis(waited) / 1000)
-    metrics.traffic.track({ port: String(socket.localPort) }, socket, "bytesRead")
-    yield* Effect.logDebug(`forwarding visitor ${id}`)
+    metrics.traffic.track({ port: tunnel }, socket, "bytesRead")
+    yield* Effect.logDebug(`forwarding visitor ${id}`).pipe(Effect.annotateLogs({ peer, conn: id, tunnel }))
     // Bytes the client sent right after its Accept frame go to the visitor first.
     yield* tracked(splice(stream.socket, visitor.value.socket, stream.release()))
-  }).pipe(Effect.annotateLogs({ conn: id }))
+  })
 
 const rejectPort = (stream: FramedSocket) => (error: PortUnavailable) =>
   Effect.zipRight(
@@ -116,20 +122,18 @@ export const handleConnection = (auth: Option.Option<Authenticator>) =>
 (socket: net.Socket): Effect.Effect<void, never, Admission | PendingRegistry | ServerMetrics | Tunnels> =>
   Effect.suspend(() => {
     const stream = makeFramedSocket(socket)
-    return serveConnection(auth, stream, socket.remoteAddress ?? "an unknown address").pipe(
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`
+    return serveConnection(auth, stream, socket.remoteAddress ?? "an unknown address", peer).pipe(
       Effect.tapError((error) => Effect.map(ServerMetrics, (metrics) => metrics.handshakeFailures.inc({ reason: failureReason(error) }))),
-      Effect.catchTag("LimitReached", sendRefusal(stream)),
-      Effect.catchAll((error) => Effect.logDebug(`connection closed: ${error.message}`)),
-      Effect.scoped,
-      Effect.annotateLogs({ peer: `${socket.remoteAddress}:${socket.remotePort}` })
+      Effect.catchTag("LimitReached", (error) => Effect.annotateLogs(sendRefusal(stream)(error), { peer })),
+      Effect.catchAll((error) => Effect.annotateLogs(Effect.logDebug(`connection closed: ${error.message}`), { peer })),
+      Effect.scoped
     )
   })
 
-const serveConnection = (auth: Option.Option<Authenticator>, stream: FramedSocket, address: string) =>
+const serveConnection = (auth: Option.Option<Authenticator>, stream: FramedSocket, address: string, peer: string) =>
   Effect.gen(function*() {
     const admission = yield* Admission
-    const tunnels = yield* Tunnels
-
     // The handshake holds one of the limited handshake slots until its first message is read.
     const first = yield* Effect.scoped(Effect.gen(function*() {
       yield* admission.enterHandshake(address)
@@ -139,9 +143,18 @@ const serveConnection = (auth: Option.Option<Authenticator>, stream: FramedSocke
         )
       }
       return yield* readFirstMessage(stream, decodeClientMessage)
-    }))
+    })).pipe(Effect.annotateLogs({ peer }))
     if (Option.isNone(first)) return
-    const message = first.value
+    // Data streams are the many: they annotate their own lines (see forwardVisitor).
+    if (first.value._tag === "Accept") return yield* forwardVisitor(stream, first.value.id, peer)
+    return yield* serveControlMessage(first.value, stream, address).pipe(Effect.annotateLogs({ peer }))
+  })
+
+/** A first message that is not an Accept: a new tunnel, a resumed one, or a mistake. */
+const serveControlMessage = (message: ClientMessage, stream: FramedSocket, address: string) =>
+  Effect.gen(function*() {
+    const admission = yield* Admission
+    const tunnels = yield* Tunnels
     switch (message._tag) {
       case "Hello":
         yield* admission.holdControl(address)
@@ -156,7 +169,6 @@ const serveConnection = (auth: Option.Option<Authenticator>, stream: FramedSocke
         yield* Effect.logInfo("Resume for no known tunnel; refused")
         return yield* stream.writeFrame(encodeServerMessage(ServerMessages.error(NO_TUNNEL_TO_RESUME)))
       case "Accept":
-        return yield* forwardVisitor(stream, message.id)
       case "Authenticate":
       case "Spore":
         yield* Effect.map(ServerMetrics, (metrics) => metrics.handshakeFailures.inc({ reason: "unexpected-message" }))

@@ -83,9 +83,11 @@ export const make = (events: PendingEvents = NO_EVENTS) => Effect.sync(() => {
       yield* Deferred.await(entry.claimed).pipe(
         Effect.timeout(PENDING_TIMEOUT),
         Effect.catchTag("TimeoutException", () =>
-          Effect.zipRight(Effect.sync(events.expired), Effect.logInfo(`visitor ${id} was not claimed in time; closed`))),
+          Effect.zipRight(
+            Effect.sync(events.expired),
+            Effect.annotateLogs(Effect.logInfo(`visitor ${id} was not claimed in time; closed`), { conn: id })
+          )),
         Effect.interruptible,
-        Effect.annotateLogs({ conn: id }),
         Effect.ensuring(Effect.sync(() => {
           entries.delete(id)
           if (!entry.wasClaimed) {
