@@ -8,6 +8,7 @@ import { Command, ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
+import { kafkaCommand } from "./kafka-command.js"
 import { localCommand } from "./local-command.js"
 import * as Logging from "./logger.js"
 import { serverCommand } from "./server-command.js"
@@ -18,7 +19,7 @@ const version = SPORE_VERSION
 
 const spore = Command.make("spore").pipe(
   Command.withDescription("A TCP tunnel that speaks the bore protocol."),
-  Command.withSubcommands([serverCommand, localCommand])
+  Command.withSubcommands([serverCommand, localCommand, kafkaCommand])
 )
 
 const cli = Command.run(spore, { name: "spore", version })

@@ -12,6 +12,7 @@ import type { Uuid } from "../protocol/uuid.js"
 import { ClientMetrics, tunnelLabel } from "./client-metrics.js"
 import type { ClientConfig } from "./config.js"
 import { openStream } from "./handshake.js"
+import { LocalRelay } from "./local-relay.js"
 import { encodeProxyHeader, type VisitorAddresses } from "./proxy-header.js"
 
 /**
@@ -45,7 +46,9 @@ export const forwardVisitor = (
     if (Option.isSome(config.proxyProtocol)) {
       local.right.write(encodeProxyHeader(config.proxyProtocol.value, Option.getOrUndefined(addresses)))
     }
-    yield* tracked(splice(stream.socket, local.right, stream.release()))
+    const relay = yield* Effect.serviceOption(LocalRelay)
+    const join = Option.isSome(relay) ? relay.value.join : splice
+    yield* tracked(join(stream.socket, local.right, stream.release()))
   }).pipe(
     Effect.catchAll((error) =>
       Effect.zipRight(

@@ -45,6 +45,12 @@ describe("spore CLI", () => {
         expect(server).toContain(text)
       }
       expect((yield* runSpore(["server", "--help"], { SPORE_SECRET: "do-not-print-me" })).stdout).not.toContain("do-not-print-me")
+      const kafka = (yield* runSpore(["kafka-proxy", "--help"], { SPORE_SECRET: "do-not-print-me" })).stdout
+      for (const text of ["--bootstrap-server", "Default: localhost:9092", "--to", "--secret", "--control-port", "--broker-address",
+        "--no-reconnect", "--max-reconnect-delay", "--sndbuf", "--recbuf", "--drain-seconds"]) {
+        expect(kafka).toContain(text)
+      }
+      expect(kafka).not.toContain("do-not-print-me")
       const local = (yield* runSpore(["local", "--help"], { BORE_SECRET: "do-not-print-me" })).stdout
       for (const text of ["LOCAL_PORT", "--local-port", "--local-host", "Default: localhost", "--to",
         "SPORE_SERVER, BORE_SERVER", "--port", "Default: 0", "--secret", "--control-port", "--no-reconnect", "--drain-seconds",
@@ -69,6 +75,9 @@ describe("spore CLI", () => {
         [["local", "8080", "--to", "x", "--metrics-addr", "localhost"], /--metrics-addr must be IP:PORT/],
         [["server", "--metrics-addr", "0.0.0.0:99999"], /--metrics-addr must be IP:PORT/],
         [["server", "--log-format", "xml"], /--log-format must be text or json, not xml/],
+        [["kafka-proxy", "--to", "x", "--bootstrap-server", "localhost"], /--bootstrap-server must be HOST:PORT, not localhost/],
+        [["kafka-proxy", "--to", "x", "--broker-address", "one=h:1"], /--broker-address must be ID=HOST:PORT/],
+        [["kafka-proxy"], /missing --to/],
         [["local", "0", "--to", "x"], /--local-port must be a port number/],
         [["local", "8080", "--to", "x", "--secret", ""], /--secret is empty/],
         [["local", "8080", "--to", "x", "--max-reconnect-delay", "0"], /--max-reconnect-delay must be a whole number/],

@@ -1,0 +1,100 @@
+/**
+ * `spore kafka-proxy`: one tunnel for the bootstrap broker and one per broker node the cluster
+ * names (keyed by node id), each an ordinary bore-protocol tunnel (so Spore and bore servers
+ * serve it alike). Every tunnelled connection goes through `relayKafka`, which rewrites the
+ * broker addresses in responses to the server's host and the broker's tunnel port, opening a
+ * broker's tunnel before the response that names it is released.
+ */
+import { Deferred, Duration, Effect, Option, Scope } from "effect"
+import * as Client from "../client/client.js"
+import type { ClientStatus } from "../client/client.js"
+import type { ClientConfig } from "../client/config.js"
+import { LocalRelay } from "../client/local-relay.js"
+import { relayKafka } from "./relay.js"
+import type { BrokerAddress } from "./rewrite.js"
+
+/** How long a response waits for the tunnel of a broker it names before the connection is closed. */
+export const BROKER_TUNNEL_TIMEOUT = Duration.seconds(10)
+
+export interface KafkaProxyConfig {
+  /** Everything a tunnel needs but its local service and public port. */
+  readonly tunnel: Omit<ClientConfig, "localHost" | "localPort" | "port" | "proxyProtocol">
+  /** The bootstrap broker. */
+  readonly bootstrap: { readonly host: string; readonly port: number }
+  /** Where to reach a broker instead of the address it advertises, by node id. */
+  readonly brokerAddresses: ReadonlyMap<number, { readonly host: string; readonly port: number }>
+}
+
+/** What the proxy reports: a tunnel's status, for the bootstrap (`nodeId` none) or a broker. */
+export type ProxyReport = (tunnel: { readonly nodeId: Option.Option<number>; readonly target: string }, status: ClientStatus) => Effect.Effect<void>
+
+interface BrokerTunnel {
+  /** The public port, once the tunnel has been listening at least once (the latest one after). */
+  port: number | undefined
+  readonly ready: Deferred.Deferred<void>
+}
+
+/**
+ * Runs the proxy until a tunnel fails for good (a wrong secret, say); its tunnels live as long
+ * as the scope.
+ */
+export const run = (config: KafkaProxyConfig, report: ProxyReport): Effect.Effect<never, unknown, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const failed = yield* Deferred.make<never, unknown>()
+    const brokers = new Map<number, BrokerTunnel>()
+
+    const tunnelConfig = (target: { host: string; port: number }): ClientConfig => ({
+      ...config.tunnel,
+      localHost: target.host,
+      localPort: target.port,
+      port: 0,
+      proxyProtocol: Option.none()
+    })
+
+    const publicAddressOf = (broker: BrokerAddress) =>
+      Effect.suspend(() => {
+        let tunnel = brokers.get(broker.nodeId)
+        if (tunnel === undefined) {
+          const created: BrokerTunnel = { port: undefined, ready: Deferred.unsafeMake(undefined as never) }
+          tunnel = created
+          brokers.set(broker.nodeId, created)
+          const target = config.brokerAddresses.get(broker.nodeId) ?? { host: broker.host, port: broker.port }
+          const label = { nodeId: Option.some(broker.nodeId), target: `${target.host}:${target.port}` }
+          const onStatus = (status: ClientStatus) =>
+            Effect.zipRight(
+              status._tag === "Listening"
+                ? Effect.zipRight(Effect.sync(() => (created.port = status.port)), Deferred.succeed(created.ready, undefined))
+                : Effect.void,
+              report(label, status)
+            )
+          return Effect.zipRight(
+            Client.run(tunnelConfig(target), onStatus).pipe(
+              Effect.provideService(LocalRelay, relay),
+              // The broker's tunnel belongs to the proxy, not to the connection that found it.
+              Effect.provideService(Scope.Scope, scope),
+              Effect.catchAllCause((cause) => Deferred.failCause(failed, cause)),
+              Effect.forkIn(scope)
+            ),
+            awaitTunnel(created)
+          )
+        }
+        return awaitTunnel(tunnel)
+      })
+
+    const awaitTunnel = (tunnel: BrokerTunnel) =>
+      Deferred.await(tunnel.ready).pipe(
+        Effect.timeoutFail({ duration: BROKER_TUNNEL_TIMEOUT, onTimeout: () => new Error("the broker's tunnel did not open in time") }),
+        Effect.map(() => ({ host: config.tunnel.to, port: tunnel.port! }))
+      )
+
+    const relay = LocalRelay.of({
+      join: (stream, local, firstToLocal) => relayKafka(stream, local, firstToLocal, publicAddressOf)
+    })
+
+    const bootstrap = Client.run(tunnelConfig({ ...config.bootstrap }), (status) =>
+      report({ nodeId: Option.none(), target: `${config.bootstrap.host}:${config.bootstrap.port}` }, status)).pipe(
+        Effect.provideService(LocalRelay, relay)
+      )
+    return yield* Effect.raceFirst(bootstrap, Deferred.await(failed))
+  })
