@@ -5,11 +5,10 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { createHash, randomBytes } from "node:crypto"
-import type * as net from "node:net"
 import { Deferred, Effect, Fiber } from "effect"
 import { relayKafka } from "../../src/kafka/relay.js"
 import type { BrokerAddress } from "../../src/kafka/rewrite.js"
-import { socketPair } from "../support/net.js"
+import { readExactly, socketPair } from "../support/net.js"
 import { encodeMetadata, i16, i32 } from "./encode.js"
 import { metadata, metadataMoved, tunnelAddress } from "./fixtures.js"
 
@@ -18,23 +17,6 @@ const sized = (body: Buffer) => Buffer.concat([i32(body.length), body])
 const request = (apiKey: number, version: number, correlationId: number, body = Buffer.from("body")) =>
   sized(Buffer.concat([i16(apiKey), i16(version), i32(correlationId), i16(6), Buffer.from("client"), body]))
 
-/** Reads exactly `count` bytes. */
-const readBytes = (socket: net.Socket, count: number) =>
-  Effect.async<Buffer>((resume) => {
-    const chunks: Array<Buffer> = []
-    let length = 0
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk)
-      length += chunk.length
-      if (length >= count) {
-        socket.off("data", onData)
-        socket.pause()
-        resume(Effect.succeed(Buffer.concat(chunks)))
-      }
-    }
-    socket.on("data", onData)
-    socket.resume()
-  })
 
 describe("relayKafka", () => {
   it.live("rewrites Metadata after the tunnels exist, and passes everything else byte for byte", () =>
@@ -51,25 +33,25 @@ describe("relayKafka", () => {
       const produce = request(0, 9, 41, randomBytes(1000))
       const metadataRequest = request(3, 12, 42)
       client.near.write(Buffer.concat([produce, metadataRequest]))
-      expect((yield* readBytes(broker.far, produce.length + metadataRequest.length)).equals(Buffer.concat([produce, metadataRequest]))).toBe(true)
+      expect((yield* readExactly(broker.far, produce.length + metadataRequest.length)).equals(Buffer.concat([produce, metadataRequest]))).toBe(true)
 
       // The Produce response passes as it is; the Metadata one waits for the tunnels.
       const produceResponse = sized(Buffer.concat([i32(41), randomBytes(300)]))
       const original = encodeMetadata(12, { ...metadata, correlationId: 42 })
       broker.far.write(Buffer.concat([produceResponse, sized(original)]))
-      expect((yield* readBytes(client.near, produceResponse.length)).equals(produceResponse)).toBe(true)
+      expect((yield* readExactly(client.near, produceResponse.length)).equals(produceResponse)).toBe(true)
       yield* Effect.sleep("50 millis")
       expect(asked).toEqual([1, 2, 3])
       expect(client.near.readableLength).toBe(0)
 
       yield* Deferred.succeed(tunnelsReady, undefined)
       const expected = sized(encodeMetadata(12, { ...metadataMoved(metadata), correlationId: 42 }))
-      expect((yield* readBytes(client.near, expected.length)).equals(expected)).toBe(true)
+      expect((yield* readExactly(client.near, expected.length)).equals(expected)).toBe(true)
 
       // A large response to an unknown correlation id streams through unchanged.
       const large = sized(Buffer.concat([i32(999), randomBytes(8 * 1024 * 1024)]))
       broker.far.write(large)
-      const through = yield* readBytes(client.near, large.length)
+      const through = yield* readExactly(client.near, large.length)
       expect(createHash("sha256").update(through).digest("hex")).toBe(createHash("sha256").update(large).digest("hex"))
 
       // Each side's end reaches the other (half-close), and then the relay is done.
@@ -86,7 +68,7 @@ describe("relayKafka", () => {
       const relay = yield* Effect.fork(relayKafka(client.far, broker.near, Buffer.alloc(0), (named) => Effect.succeed(named)))
       const metadata13 = request(3, 13, 7)
       client.near.write(metadata13)
-      yield* readBytes(broker.far, metadata13.length)
+      yield* readExactly(broker.far, metadata13.length)
       broker.far.write(sized(Buffer.concat([i32(7), Buffer.from("a layout nobody knows")])))
       yield* Fiber.join(relay)
       expect(client.near.readableLength).toBe(0)

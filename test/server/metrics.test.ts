@@ -3,12 +3,11 @@
  * TestClock standing in for the timeouts, then scrapes of /metrics over HTTP.
  */
 import { describe, expect, it } from "@effect/vitest"
-import type * as net from "node:net"
 import { Effect, Either, Option, Redacted, TestClock } from "effect"
 import { makeAuthenticator } from "../../src/protocol/auth.js"
 import type { Uuid } from "../../src/protocol/uuid.js"
 import { makeVisitorFilter, parseCidr } from "../../src/server/visitor-filter.js"
-import { dial, startRunningServer } from "../support/net.js"
+import { dial, readExactly, startRunningServer } from "../support/net.js"
 import { sampleOf, scrape, scrapeUntil } from "../support/prometheus.js"
 import { wirePeer } from "../support/wire.js"
 
@@ -24,23 +23,6 @@ const authenticated = (control: number, secret = SECRET) =>
     return peer
   })
 
-/** Exactly `count` bytes from `socket`. */
-const readBytes = (socket: net.Socket, count: number) =>
-  Effect.async<Buffer>((resume) => {
-    const chunks: Array<Buffer> = []
-    let length = 0
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk)
-      length += chunk.length
-      if (length >= count) {
-        socket.off("data", onData)
-        resume(Effect.succeed(Buffer.concat(chunks)))
-      }
-    }
-    socket.on("data", onData)
-    // A wire peer leaves its socket paused between frames.
-    socket.resume()
-  })
 
 const connectionId = (peer: ReturnType<typeof wirePeer>) =>
   Effect.map(peer.nextNonHeartbeat, (frame) => JSON.parse(frame ?? "{}").Connection as string)
@@ -66,9 +48,9 @@ describe("server metrics", () => {
       const data = yield* authenticated(control)
       data.send(`{"Accept":"${yield* connectionId(tunnel)}"}`)
       visitor.write(Buffer.alloc(1000, 1))
-      yield* readBytes(data.socket, 1000)
+      yield* readExactly(data.socket, 1000)
       data.socket.write(Buffer.alloc(500, 2))
-      yield* readBytes(visitor, 500)
+      yield* readExactly(visitor, 500)
       const during = yield* scrapeUntil(metricsPort, (text) => sampleOf(text, "spore_visitors_active") === 1)
       expect(sampleOf(during, "spore_visitors_active")).toBe(1)
       expect(sampleOf(during, "spore_tunnels_active")).toBe(1)

@@ -115,6 +115,25 @@ export const dial = (port: number, host: string = LOOPBACK, from?: string): Effe
     (socket) => Effect.sync(() => socket.destroy())
   )
 
+/** Exactly `count` bytes (or more, if they came in one chunk) from `socket`, then pauses it. */
+export const readExactly = (socket: net.Socket, count: number) =>
+  Effect.async<Buffer>((resume) => {
+    const chunks: Array<Buffer> = []
+    let length = 0
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk)
+      length += chunk.length
+      if (length >= count) {
+        socket.off("data", onData)
+        socket.pause()
+        resume(Effect.succeed(Buffer.concat(chunks)))
+      }
+    }
+    socket.on("data", onData)
+    // A wire peer leaves its socket paused between frames.
+    socket.resume()
+  })
+
 /** Everything the peer sends until it ends its side. */
 export const readAll = (socket: net.Socket): Effect.Effect<Buffer, Error> =>
   Effect.async<Buffer, Error>((resume) => {
