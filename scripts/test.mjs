@@ -4,6 +4,13 @@
 import { spawnSync } from "node:child_process"
 import { existsSync, readFileSync, rmSync } from "node:fs"
 
+// The mock Kafka cluster and the Kafka clients the suite runs (see scripts/test-setup.sh).
+const setup = spawnSync("bash", ["scripts/test-setup.sh"], { stdio: "inherit" })
+if (setup.status !== 0) {
+  console.log("0 passed, 1 failed")
+  process.exit(setup.status ?? 1)
+}
+
 const report = ".vitest-report.json"
 rmSync(report, { force: true })
 const run = spawnSync(
