@@ -35,6 +35,9 @@ const namedService = (name: string) =>
     ({ server }) => Effect.sync(() => server.close())
   )
 
+/** A fixed public port below Linux's ephemeral range (32768 up), so no outgoing socket holds it. */
+const FIXED_PORT = 31123
+
 const ask = (port: number) => Effect.map(roundTrip(port, Buffer.from("hello")), (reply) => reply.toString())
 
 const writeConfig = (content: unknown) => {
@@ -74,20 +77,20 @@ describe("several tunnels from one client", () => {
   it.live("--config: per-tunnel host, port and PROXY protocol, with --to from the file", () =>
     Effect.gen(function*() {
       const [plain, proxied] = [yield* namedService("plain"), yield* namedService("proxied")]
-      const controlPort = yield* startServer()
+      const controlPort = yield* startServer({ minPort: 31000, maxPort: 31999 })
       const config = writeConfig({
         to: LOOPBACK,
         controlPort,
         tunnels: [
-          { localPort: plain.port, localHost: LOOPBACK, port: 40123 },
+          { localPort: plain.port, localHost: LOOPBACK, port: FIXED_PORT },
           { localPort: proxied.port, localHost: LOOPBACK, proxyProtocol: "v1" }
         ]
       })
       const client = yield* startSpore(["local", "--config", config])
-      yield* within("the fixed port", 15, client.waitFor(new RegExp(`\\[127\\.0\\.0\\.1:${plain.port}\\] listening at 127\\.0\\.0\\.1:40123`)))
+      yield* within("the fixed port", 15, client.waitFor(new RegExp(`\\[127\\.0\\.0\\.1:${plain.port}\\] listening at 127\\.0\\.0\\.1:${FIXED_PORT}`)))
       const proxiedPort = Number((yield* within("the other", 15,
         client.waitFor(new RegExp(`\\[127\\.0\\.0\\.1:${proxied.port}\\] listening at 127\\.0\\.0\\.1:(\\d+)`))))[1])
-      expect(yield* ask(40123)).toBe("plain")
+      expect(yield* ask(FIXED_PORT)).toBe("plain")
       expect(plain.firstBytes[0]?.toString()).toBe("hello")
       expect(yield* ask(proxiedPort)).toBe("proxied")
       const header = parseProxyHeader(proxied.firstBytes[0]!)
