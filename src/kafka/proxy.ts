@@ -5,7 +5,7 @@
  * broker addresses in responses to the server's host and the broker's tunnel port, opening a
  * broker's tunnel before the response that names it is released.
  */
-import { Deferred, Duration, Effect, Option, Scope } from "effect"
+import { Deferred, Duration, Effect, FiberId, Option, Scope } from "effect"
 import * as Client from "../client/client.js"
 import type { ClientStatus } from "../client/client.js"
 import type { ClientConfig } from "../client/config.js"
@@ -56,7 +56,7 @@ export const run = (config: KafkaProxyConfig, report: ProxyReport): Effect.Effec
       Effect.suspend(() => {
         let tunnel = brokers.get(broker.nodeId)
         if (tunnel === undefined) {
-          const created: BrokerTunnel = { port: undefined, ready: Deferred.unsafeMake(undefined as never) }
+          const created: BrokerTunnel = { port: undefined, ready: Deferred.unsafeMake<void>(FiberId.none) }
           tunnel = created
           brokers.set(broker.nodeId, created)
           const target = config.brokerAddresses.get(broker.nodeId) ?? { host: broker.host, port: broker.port }
