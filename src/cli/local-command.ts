@@ -5,7 +5,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import type { FileSystem } from "@effect/platform"
-import { Console, Duration, Effect, Option } from "effect"
+import { Console, Effect, Option } from "effect"
 import * as Client from "../client/client.js"
 import type { ClientStatus } from "../client/client.js"
 import { ClientMetrics, makeClientMetrics, tunnelLabel } from "../client/client-metrics.js"
@@ -14,27 +14,9 @@ import type { ProxyProtocolVersion } from "../client/proxy-header.js"
 import { formatHostPort, serveMetrics } from "../metrics/http.js"
 import * as Drain from "../net/drain.js"
 import * as Logging from "./logger.js"
-import {
-  bufferOptions,
-  checkBuffers,
-  checkChoice,
-  checkHostPort,
-  checkPort,
-  checkSeconds,
-  checkSecret,
-  drainOption,
-  integerOption,
-  logFormatOption,
-  metricsAddrOption,
-  optionalIntegerOption,
-  optionalTextOption,
-  secretOption,
-  textOption,
-  UsageError
-} from "./options.js"
+import { checkChoice, checkHostPort, checkPort, integerOption, metricsAddrOption, optionalTextOption, textOption, UsageError } from "./options.js"
 import { readTunnelFile, type TunnelEntry, type TunnelFile } from "./tunnel-file.js"
-
-const DEFAULT_CONTROL_PORT = 7835
+import { checkTunnelFlags, statusLine, tunnelOptions } from "./tunnel-flags.js"
 
 const options = {
   localPortArgs: Args.integer({ name: "LOCAL_PORT" }).pipe(
@@ -47,32 +29,17 @@ const options = {
     Options.repeated
   ),
   localHost: textOption("local-host", "Host of the local services.", { default: "localhost", alias: "l" }),
-  to: optionalTextOption("to", "Address of the server (required, here or in --config).", { env: ["SPORE_SERVER", "BORE_SERVER"], alias: "t" }),
   port: integerOption("port", "Public port to ask the server for (one tunnel only); 0 lets it choose.", { default: 0, alias: "p" }),
-  secret: secretOption,
-  controlPort: optionalIntegerOption("control-port", "The server's control port.", {
-    defaultText: String(DEFAULT_CONTROL_PORT),
-    env: ["SPORE_CONTROL_PORT"]
-  }),
-  noReconnect: Options.boolean("no-reconnect").pipe(
-    Options.withDescription("Exit (with code 1) when the server is lost, instead of reconnecting.")
-  ),
-  maxReconnectDelay: integerOption("max-reconnect-delay", "Longest wait in seconds between reconnection attempts.", {
-    default: 64,
-    env: ["SPORE_MAX_RECONNECT_DELAY"]
-  }),
   proxyProtocol: optionalTextOption(
     "proxy-protocol",
     "v1 or v2: send each local connection a PROXY protocol header (v1 text, v2 binary) with the visitor's address. Needs a Spore server. Default: off."
   ),
   config: Options.file("config", { exists: "yes" }).pipe(
-    Options.withDescription("A JSON file of tunnels, each with its own localPort, localHost, port and proxyProtocol (see the README)."),
+    Options.withDescription("A JSON file of tunnels, each with its own localPort, localHost, port and proxyProtocol; to and controlPort may be there too (see the README)."),
     Options.optional
   ),
-  drainSeconds: drainOption,
   metricsAddr: metricsAddrOption,
-  logFormat: logFormatOption,
-  ...bufferOptions
+  ...tunnelOptions
 }
 
 type Flags = Command.Command.ParseConfig<typeof options>
@@ -94,21 +61,7 @@ const toConfigs = (flags: Flags): Effect.Effect<ReadonlyArray<ClientConfig>, Usa
     if (entries.length > 1 && flags.port !== 0) {
       return yield* new UsageError({ message: "--port applies to one tunnel; give each tunnel its port in --config" })
     }
-    const to = Option.orElse(flags.to, () => Option.flatMap(file, (f) => Option.fromNullable(f.to)))
-    if (Option.isNone(to)) return yield* new UsageError({ message: "missing --to: the address of the server" })
-    const controlPort = Option.getOrElse(
-      Option.orElse(flags.controlPort, () => Option.flatMap(file, (f) => Option.fromNullable(f.controlPort))),
-      () => DEFAULT_CONTROL_PORT
-    )
-    const shared = {
-      to: to.value,
-      secret: yield* checkSecret(flags.secret),
-      controlPort: yield* checkPort("control-port", controlPort, { allowZero: false }),
-      reconnect: !flags.noReconnect,
-      maxReconnectDelay: Duration.seconds(yield* checkSeconds("max-reconnect-delay", flags.maxReconnectDelay, { min: 1 })),
-      buffers: yield* checkBuffers(flags),
-      drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 }))
-    }
+    const shared = yield* checkTunnelFlags(flags, Option.getOrElse(file, () => ({})))
     const flaggedProxyProtocol = yield* Effect.transposeMapOption(flags.proxyProtocol, (value) =>
       checkChoice("proxy-protocol", value, ["v1", "v2"] as const))
     const configs = yield* Effect.forEach(entries, (entry) =>
@@ -140,19 +93,6 @@ const reporter = (config: ClientConfig, format: Logging.LogFormat, several: bool
   return Console.error(several ? `[${tunnelLabel(config).tunnel}] ${line}` : line)
 }
 
-const statusLine = (status: ClientStatus) => {
-  switch (status._tag) {
-    case "Listening":
-      return `${status.resumed ? "resumed: " : ""}listening at ${status.host}:${status.port}`
-    case "Lost":
-      return `lost the connection to the server: ${status.reason}`
-    case "AttemptFailed":
-      return `could not reach the server: ${status.reason}`
-    case "Retrying":
-      return `reconnecting in ${(Duration.toMillis(status.delay) / 1000).toFixed(1)} s`
-  }
-}
-
 /** Serves the client's metrics at `--metrics-addr`, if given, for the rest of the scope. */
 const serveClientMetrics = (flags: Flags) =>
   Effect.gen(function*() {
@@ -166,8 +106,7 @@ const serveClientMetrics = (flags: Flags) =>
   })
 
 export const localCommand = Command.make("local", options, (flags) =>
-  Effect.flatMap(checkChoice("log-format", flags.logFormat, ["text", "json"] as const), (logFormat) =>
-    serveTunnels(flags, logFormat).pipe(Effect.scoped, Effect.provide(Logging.layerFor(logFormat))))).pipe(
+  Logging.withLogFormat(flags.logFormat, (logFormat) => Effect.scoped(serveTunnels(flags, logFormat)))).pipe(
     Command.withDescription("Expose local ports through a remote server.")
   )
 

@@ -4,7 +4,8 @@
  * - json (`--log-format json`): one object a line, `{"time","level","message",...}` with every
  *   annotation (tunnel, conn, peer, visitor) as a field of its own, for machines.
  */
-import { HashMap, Layer, Logger } from "effect"
+import { Effect, HashMap, Layer, Logger } from "effect"
+import { checkChoice } from "./options.js"
 
 export type LogFormat = "text" | "json"
 
@@ -31,3 +32,7 @@ export const layer = Logger.replace(Logger.defaultLogger, textLogger)
 
 /** For a command's run: the logger `format` asks for in place of the program's text logger. */
 export const layerFor = (format: LogFormat) => format === "json" ? Logger.replace(textLogger, jsonLogger) : Layer.empty
+
+/** Runs a command with `--log-format` checked (a usage error otherwise) and its logger in place. */
+export const withLogFormat = <A, E, R>(flag: string, run: (format: LogFormat) => Effect.Effect<A, E, R>) =>
+  Effect.flatMap(checkChoice("log-format", flag, ["text", "json"] as const), (format) => Effect.provide(run(format), layerFor(format)))

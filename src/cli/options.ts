@@ -85,7 +85,6 @@ export const checkIpAddress = (name: string, value: string) =>
     ? Effect.fail(new UsageError({ message: `--${name} must be an IP address, not ${JSON.stringify(value)}` }))
     : Effect.succeed(value)
 
-/** `--sndbuf` and `--recbuf`: kernel socket buffer sizes in bytes, unset by default. */
 /** How log lines look (both commands): `text` or `json`, checked by `checkChoice`. */
 export const logFormatOption = textOption("log-format", "Log lines as text for people, or json: one object a line for machines.", {
   default: "text",
@@ -105,14 +104,21 @@ export const metricsAddrOption = optionalTextOption(
   { env: ["SPORE_METRICS_ADDR"] }
 )
 
-/** HOST:PORT (an IPv6 host in brackets) as a host and a port. */
-export const checkHostPort = (name: string, text: string) => {
-  const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(text)
+/**
+ * HOST:PORT (an IPv6 host in brackets) as a host and a port. The host must be an IP address
+ * (an address to listen on) unless `names` allows host names (an address to connect to).
+ */
+export const checkHostPort = (name: string, text: string, options: { names: boolean } = { names: false }) => {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text)
   const host = match?.[1] ?? match?.[2]
   const port = Number(match?.[3])
-  return host !== undefined && net.isIP(host) !== 0 && port >= 0 && port <= 65535
+  return host !== undefined && (options.names || net.isIP(host) !== 0) && port >= 0 && port <= 65535
     ? Effect.succeed({ host, port })
-    : Effect.fail(new UsageError({ message: `--${name} must be IP:PORT (like 127.0.0.1:9100 or [::1]:9100), not ${text}` }))
+    : Effect.fail(new UsageError({
+      message: options.names
+        ? `--${name} must be HOST:PORT, not ${text}`
+        : `--${name} must be IP:PORT (like 127.0.0.1:9100 or [::1]:9100), not ${text}`
+    }))
 }
 
 /** How long a graceful shutdown waits for forwarded connections (both commands). */
@@ -122,6 +128,7 @@ export const drainOption = integerOption(
   { default: 10, env: ["SPORE_DRAIN_SECONDS"] }
 )
 
+/** `--sndbuf` and `--recbuf`: kernel socket buffer sizes in bytes, unset by default. */
 export const bufferOptions = {
   sndbuf: Options.integer("sndbuf").pipe(
     Options.withDescription(describe("SO_SNDBUF in bytes for every socket (Linux reports double).", "the kernel's autotuning", ["SPORE_SNDBUF"])),

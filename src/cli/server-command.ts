@@ -6,7 +6,7 @@ import type { ServerConfig } from "../server/config.js"
 import { DEFAULT_LIMITS, type ServerLimits } from "../server/limits.js"
 import * as Server from "../server/server.js"
 import * as Logging from "./logger.js"
-import { bufferOptions, checkChoice, checkHostPort, drainOption, logFormatOption, metricsAddrOption, checkBuffers, checkCount, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
+import { bufferOptions, checkHostPort, drainOption, logFormatOption, metricsAddrOption, checkBuffers, checkCount, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
 
 const cidrList = (name: string, text: string) =>
   Options.text(name).pipe(Options.withDescription(text), Options.repeated)
@@ -111,11 +111,11 @@ const toConfig = (flags: Flags): Effect.Effect<ServerConfig, UsageError> =>
   })
 
 export const serverCommand = Command.make("server", options, (flags) =>
-  Effect.flatMap(checkChoice("log-format", flags.logFormat, ["text", "json"] as const), (logFormat) =>
+  Logging.withLogFormat(flags.logFormat, () =>
     Effect.gen(function*() {
       const config = yield* toConfig(flags)
       yield* Server.start(config)
       return yield* Effect.never
-    }).pipe(Effect.scoped, Effect.provide(Logging.layerFor(logFormat))))).pipe(
+    }).pipe(Effect.scoped))).pipe(
     Command.withDescription("Run the public server that clients open tunnels on.")
   )

@@ -151,7 +151,7 @@ const serveConnection = (auth: Option.Option<Authenticator>, stream: FramedSocke
   })
 
 /** A first message that is not an Accept: a new tunnel, a resumed one, or a mistake. */
-const serveControlMessage = (message: ClientMessage, stream: FramedSocket, address: string) =>
+const serveControlMessage = (message: Exclude<ClientMessage, { _tag: "Accept" }>, stream: FramedSocket, address: string) =>
   Effect.gen(function*() {
     const admission = yield* Admission
     const tunnels = yield* Tunnels
@@ -168,7 +168,6 @@ const serveControlMessage = (message: ClientMessage, stream: FramedSocket, addre
         yield* Effect.map(ServerMetrics, (metrics) => metrics.handshakeFailures.inc({ reason: "no-tunnel-to-resume" }))
         yield* Effect.logInfo("Resume for no known tunnel; refused")
         return yield* stream.writeFrame(encodeServerMessage(ServerMessages.error(NO_TUNNEL_TO_RESUME)))
-      case "Accept":
       case "Authenticate":
       case "Spore":
         yield* Effect.map(ServerMetrics, (metrics) => metrics.handshakeFailures.inc({ reason: "unexpected-message" }))

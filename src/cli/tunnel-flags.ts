@@ -1,0 +1,95 @@
+/**
+ * The flags every command that opens tunnels shares (`spore local`, `spore kafka-proxy`): where
+ * the server is, how to reconnect, socket tuning, shutdown and logs; their validation; and the
+ * status lines a tunnel prints.
+ */
+import { Options } from "@effect/cli"
+import { Duration, Effect, Option } from "effect"
+import type { ClientStatus } from "../client/client.js"
+import type { ClientConfig } from "../client/config.js"
+import {
+  bufferOptions,
+  checkBuffers,
+  checkPort,
+  checkSeconds,
+  checkSecret,
+  drainOption,
+  integerOption,
+  logFormatOption,
+  optionalIntegerOption,
+  optionalTextOption,
+  secretOption,
+  UsageError
+} from "./options.js"
+
+export const DEFAULT_CONTROL_PORT = 7835
+
+export const tunnelOptions = {
+  to: optionalTextOption("to", "Address of the server (required).", { env: ["SPORE_SERVER", "BORE_SERVER"], alias: "t" }),
+  secret: secretOption,
+  // Its default is applied in checkTunnelFlags: `spore local --config` may give it in between.
+  controlPort: optionalIntegerOption("control-port", "The server's control port.", {
+    defaultText: String(DEFAULT_CONTROL_PORT),
+    env: ["SPORE_CONTROL_PORT"]
+  }),
+  noReconnect: Options.boolean("no-reconnect").pipe(
+    Options.withDescription("Exit (with code 1) when the server is lost, instead of reconnecting.")
+  ),
+  maxReconnectDelay: integerOption("max-reconnect-delay", "Longest wait in seconds between reconnection attempts.", {
+    default: 64,
+    env: ["SPORE_MAX_RECONNECT_DELAY"]
+  }),
+  drainSeconds: drainOption,
+  logFormat: logFormatOption,
+  ...bufferOptions
+}
+
+interface TunnelFlags {
+  readonly to: Option.Option<string>
+  readonly secret: ClientConfig["secret"]
+  readonly controlPort: Option.Option<number>
+  readonly noReconnect: boolean
+  readonly maxReconnectDelay: number
+  readonly drainSeconds: number
+  readonly sndbuf: Option.Option<number>
+  readonly recbuf: Option.Option<number>
+}
+
+/** What every tunnel of the command shares; `fallback` (a config file) fills what the flags leave out. */
+export type SharedTunnelConfig = Omit<ClientConfig, "localHost" | "localPort" | "port" | "proxyProtocol">
+
+export const checkTunnelFlags = (
+  flags: TunnelFlags,
+  fallback: { readonly to?: string | undefined; readonly controlPort?: number | undefined } = {}
+): Effect.Effect<SharedTunnelConfig, UsageError> =>
+  Effect.gen(function*() {
+    const to = Option.orElse(flags.to, () => Option.fromNullable(fallback.to))
+    if (Option.isNone(to)) return yield* new UsageError({ message: "missing --to: the address of the server" })
+    const controlPort = Option.getOrElse(
+      Option.orElse(flags.controlPort, () => Option.fromNullable(fallback.controlPort)),
+      () => DEFAULT_CONTROL_PORT
+    )
+    return {
+      to: to.value,
+      secret: yield* checkSecret(flags.secret),
+      controlPort: yield* checkPort("control-port", controlPort, { allowZero: false }),
+      reconnect: !flags.noReconnect,
+      maxReconnectDelay: Duration.seconds(yield* checkSeconds("max-reconnect-delay", flags.maxReconnectDelay, { min: 1 })),
+      buffers: yield* checkBuffers(flags),
+      drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 }))
+    }
+  })
+
+/** A tunnel's state in plain words, one line each time it changes. */
+export const statusLine = (status: ClientStatus) => {
+  switch (status._tag) {
+    case "Listening":
+      return `${status.resumed ? "resumed: " : ""}listening at ${status.host}:${status.port}`
+    case "Lost":
+      return `lost the connection to the server: ${status.reason}`
+    case "AttemptFailed":
+      return `could not reach the server: ${status.reason}`
+    case "Retrying":
+      return `reconnecting in ${(Duration.toMillis(status.delay) / 1000).toFixed(1)} s`
+  }
+}
