@@ -16,7 +16,7 @@ import * as net from "node:net"
 import { Effect, Fiber } from "effect"
 import { LimitTexts } from "../../src/server/limits.js"
 import { HOSTILE_KINDS, type HostileKind, type HostileOutcome, runHostile } from "../support/hostile.js"
-import { freePort, LOOPBACK } from "../support/net.js"
+import { freePort, hashingService, LOOPBACK } from "../support/net.js"
 import { type Running, startSpore, within } from "../support/process.js"
 
 const GC_ON_SIGNAL = fileURLToPath(new URL("../support/gc-on-signal.cjs", import.meta.url))
@@ -77,23 +77,6 @@ const memoryAfterGc = (server: Running) =>
     return yield* Effect.fail(new Error("the server did not report its memory"))
   })
 
-/** A local service that hashes what each visitor sends and answers with the hash once it ends. */
-const hashingService = Effect.acquireRelease(
-  Effect.async<net.Server>((resume) => {
-    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-      const hash = createHash("sha256")
-      let length = 0
-      socket.on("data", (chunk: Buffer) => {
-        hash.update(chunk)
-        length += chunk.length
-      })
-      socket.on("end", () => socket.end(`${length} ${hash.digest("hex")}`))
-      socket.on("error", () => socket.destroy())
-    })
-    server.listen(0, LOOPBACK, () => resume(Effect.succeed(server)))
-  }),
-  (server) => Effect.sync(() => server.close())
-)
 
 /** Sends `total` random bytes to the tunnel, honouring backpressure; true if the service saw them all, in order. */
 const honestTransfer = (port: number, total: number) =>
@@ -165,7 +148,7 @@ describe("flood", () => {
       )
       yield* within("server start", 15, server.waitFor(/server listening/))
       const client = yield* startSpore(
-        ["local", String((service.address() as net.AddressInfo).port), "--local-host", LOOPBACK, "--to", LOOPBACK, "--control-port", String(controlPort)],
+        ["local", String(service.port), "--local-host", LOOPBACK, "--to", LOOPBACK, "--control-port", String(controlPort)],
         { SPORE_SECRET: SECRET },
         { lifetimeMs: 150_000 }
       )

@@ -15,13 +15,9 @@ import {
   rdkafkaProduce,
   sentRequestVersions
 } from "../support/kafka-clients.js"
-import { startKafkaMock } from "../support/kafka-cluster.js"
+import { numbered, sorted, startKafkaMock, UNRESOLVABLE_BROKERS } from "../support/kafka-cluster.js"
 
 const BROKERS = ["-b", "3", "-s", "-r", "0"]
-const UNRESOLVABLE = ["-a", "1=kafka-1.invalid:9092", "-a", "2=kafka-2.invalid:9092", "-a", "3=kafka-3.invalid:9092"]
-
-const numbered = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}-${i}`)
-const sorted = (values: ReadonlyArray<string>) => [...values].sort()
 
 describe("Kafka clients straight to the mock cluster", () => {
   it.live("kafkajs: 30 messages over 6 partitions of 3 brokers reach a consumer group", () =>
@@ -86,7 +82,7 @@ describe("Kafka clients straight to the mock cluster", () => {
   describe("brokers advertising unresolvable names", () => {
     it.live("kafkajs reaches the bootstrap listener but cannot produce", () =>
       Effect.gen(function*() {
-        const mock = yield* startKafkaMock([...BROKERS, "-t", "orders:6", ...UNRESOLVABLE])
+        const mock = yield* startKafkaMock([...BROKERS, "-t", "orders:6", ...UNRESOLVABLE_BROKERS])
         expect(mock.advertised).toEqual([1, 2, 3].map((id) => ({ id, host: `kafka-${id}.invalid`, port: 9092 })))
         const result = yield* Effect.either(kafkajsProduce(mock.bootstrap, "orders", numbered("order", 30), { timeoutSeconds: 10 }))
         expect(Either.isLeft(result)).toBe(true)
@@ -95,7 +91,7 @@ describe("Kafka clients straight to the mock cluster", () => {
 
     it.live("kcat reaches the bootstrap listener but cannot produce or consume", () =>
       Effect.gen(function*() {
-        const mock = yield* startKafkaMock([...BROKERS, "-t", "lines:6", ...UNRESOLVABLE])
+        const mock = yield* startKafkaMock([...BROKERS, "-t", "lines:6", ...UNRESOLVABLE_BROKERS])
         const produced = yield* Effect.either(kcatProduce(mock.bootstrap, "lines", numbered("line", 30), { timeoutSeconds: 6 }))
         expect(Either.isLeft(produced)).toBe(true)
         if (Either.isLeft(produced)) {
@@ -109,7 +105,7 @@ describe("Kafka clients straight to the mock cluster", () => {
 
     it.live("rdkafka-client (librdkafka 2.15) reaches the bootstrap listener but cannot produce or consume", () =>
       Effect.gen(function*() {
-        const mock = yield* startKafkaMock([...BROKERS, "-t", "orders:6", ...UNRESOLVABLE])
+        const mock = yield* startKafkaMock([...BROKERS, "-t", "orders:6", ...UNRESOLVABLE_BROKERS])
         const produced = yield* Effect.either(rdkafkaProduce(mock.bootstrap, "orders", 30, { timeoutSeconds: 6 }))
         expect(Either.isLeft(produced)).toBe(true)
         if (Either.isLeft(produced)) {

@@ -17,18 +17,14 @@ import {
   rdkafkaProduce,
   sentRequestVersions
 } from "../support/kafka-clients.js"
-import { startKafkaMock } from "../support/kafka-cluster.js"
+import { numbered, sorted, startKafkaMock, UNRESOLVABLE_BROKERS } from "../support/kafka-cluster.js"
 import { freePort, LOOPBACK } from "../support/net.js"
 import { startSpore, within } from "../support/process.js"
-
-const UNRESOLVABLE = ["-a", "1=kafka-1.invalid:9092", "-a", "2=kafka-2.invalid:9092", "-a", "3=kafka-3.invalid:9092"]
-const numbered = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}-${i}`)
-const sorted = (values: ReadonlyArray<string>) => [...values].sort()
 
 /** The cluster, a server and the proxy; returns the bootstrap address clients get, and the proxy. */
 const proxiedCluster = (topics: ReadonlyArray<string>) =>
   Effect.gen(function*() {
-    const mock = yield* startKafkaMock(["-b", "3", "-s", "-r", "0", ...topics.flatMap((topic) => ["-t", topic]), ...UNRESOLVABLE])
+    const mock = yield* startKafkaMock(["-b", "3", "-s", "-r", "0", ...topics.flatMap((topic) => ["-t", topic]), ...UNRESOLVABLE_BROKERS])
     const controlPort = String(yield* freePort)
     const server = yield* startSpore(["server", "--bind-addr", LOOPBACK, "--control-port", controlPort, "--min-port", "38000", "--max-port", "38999"],
       {}, { lifetimeMs: 120_000 })

@@ -8,26 +8,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { createHash, randomBytes } from "node:crypto"
 import * as net from "node:net"
 import { Effect } from "effect"
-import { freePort, LOOPBACK } from "../support/net.js"
+import { freePort, hashingService, LOOPBACK } from "../support/net.js"
 import { type Running, startSpore, within } from "../support/process.js"
 
-/** A local service that counts and hashes what a visitor sends and answers with both once it ends. */
-const hashingService = Effect.acquireRelease(
-  Effect.async<{ server: net.Server; received: () => number }>((resume) => {
-    let received = 0
-    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-      const hash = createHash("sha256")
-      socket.on("data", (chunk: Buffer) => {
-        hash.update(chunk)
-        received += chunk.length
-      })
-      socket.on("end", () => socket.end(hash.digest("hex")))
-      socket.on("error", () => socket.destroy())
-    })
-    server.listen(0, LOOPBACK, () => resume(Effect.succeed({ server, received: () => received })))
-  }),
-  ({ server }) => Effect.sync(() => server.close())
-)
 
 /** Whether a new connection to `port` is refused. */
 const refused = (port: number) =>
@@ -53,7 +36,7 @@ const tunnel = (drainSeconds: number) =>
     const drain = ["--drain-seconds", String(drainSeconds)]
     const server = yield* startSpore(["server", "--bind-addr", LOOPBACK, "--control-port", String(controlPort), "--min-port", "35000", "--max-port", "35100", ...drain])
     yield* within("server start", 15, server.waitFor(/server listening/))
-    const client = yield* startSpore(["local", String((service.server.address() as net.AddressInfo).port), "--local-host", LOOPBACK,
+    const client = yield* startSpore(["local", String(service.port), "--local-host", LOOPBACK,
       "--to", LOOPBACK, "--control-port", String(controlPort), ...drain])
     const port = Number((yield* within("tunnel", 15, client.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
     return { service, controlPort, server, client, port }
@@ -78,7 +61,7 @@ const visitorHalfway = (port: number, received: () => number) =>
     const finish = Effect.gen(function*() {
       socket.end(payload.subarray(half))
       yield* eventually("the reply", () => ended)
-      return reply === createHash("sha256").update(payload).digest("hex")
+      return reply === `${payload.length} ${createHash("sha256").update(payload).digest("hex")}`
     })
     return { socket, finish }
   })

@@ -168,3 +168,12 @@ export const startKafkaMock = (args: ReadonlyArray<string>): Effect.Effect<Kafka
       )
     )
   )
+
+/** Mock arguments that make brokers 1-3 advertise names nobody can resolve (`kafka-N.invalid`). */
+export const UNRESOLVABLE_BROKERS = ["-a", "1=kafka-1.invalid:9092", "-a", "2=kafka-2.invalid:9092", "-a", "3=kafka-3.invalid:9092"]
+
+/** `prefix-0` ... `prefix-(count-1)`: messages a test can recognise. */
+export const numbered = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}-${i}`)
+
+/** Values in order, to compare what was consumed (partitions interleave) with what was produced. */
+export const sorted = (values: ReadonlyArray<string>) => [...values].sort()

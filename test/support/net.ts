@@ -115,6 +115,30 @@ export const dial = (port: number, host: string = LOOPBACK, from?: string): Effe
     (socket) => Effect.sync(() => socket.destroy())
   )
 
+/**
+ * A local service on 127.0.0.1 that hashes what each visitor sends and, once the visitor ends its
+ * side, answers `<length> <sha256 hex>` and ends; `received` counts the bytes of all visitors.
+ */
+export const hashingService = Effect.acquireRelease(
+  Effect.async<{ server: net.Server; port: number; received: () => number }>((resume) => {
+    let received = 0
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+      const hash = createHash("sha256")
+      let length = 0
+      socket.on("data", (chunk: Buffer) => {
+        hash.update(chunk)
+        length += chunk.length
+        received += chunk.length
+      })
+      socket.on("end", () => socket.end(`${length} ${hash.digest("hex")}`))
+      socket.on("error", () => socket.destroy())
+    })
+    server.listen(0, LOOPBACK, () =>
+      resume(Effect.succeed({ server, port: (server.address() as net.AddressInfo).port, received: () => received })))
+  }),
+  ({ server }) => Effect.sync(() => server.close())
+)
+
 /** Exactly `count` bytes (or more, if they came in one chunk) from `socket`, then pauses it. */
 export const readExactly = (socket: net.Socket, count: number) =>
   Effect.async<Buffer>((resume) => {
