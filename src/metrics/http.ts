@@ -11,7 +11,8 @@
 import * as http from "node:http"
 import type * as net from "node:net"
 import { Effect, Runtime, type Scope } from "effect"
-import { BindError } from "../errors.js"
+import type { BindError } from "../errors.js"
+import { bindServer } from "../net/listener.js"
 import type { Registry } from "./registry.js"
 
 /** `host:port`, with an IPv6 host in brackets. */
@@ -57,15 +58,7 @@ export const serveMetrics = (
       reply(200, { "Content-Type": page.contentType }, page.body)
     })
     yield* Effect.acquireRelease(
-      Effect.async<void, BindError>((resume) => {
-        const onError = (error: NodeJS.ErrnoException) =>
-          resume(Effect.fail(new BindError({ host: options.host, port: options.port, code: error.code ?? "EUNKNOWN" })))
-        server.once("error", onError)
-        server.listen({ host: options.host, port: options.port }, () => {
-          server.off("error", onError)
-          resume(Effect.void)
-        })
-      }),
+      bindServer(server, options.host, options.port),
       () =>
         Effect.async<void>((resume) => {
           server.close(() => resume(Effect.void))

@@ -55,6 +55,18 @@ export const listen = <R>(
     )
   })
 
+/** Binds a server (net or http) to host:port; the errno name of a failure is the BindError's code. */
+export const bindServer = (server: net.Server, host: string, port: number): Effect.Effect<void, BindError> =>
+  Effect.async<void, BindError>((resume) => {
+    const onError = (error: NodeJS.ErrnoException) =>
+      resume(Effect.fail(new BindError({ host, port, code: error.code ?? "EUNKNOWN" })))
+    server.once("error", onError)
+    server.listen({ host, port }, () => {
+      server.off("error", onError)
+      resume(Effect.void)
+    })
+  })
+
 const bind = <R>(
   options: ListenOptions,
   handle: (socket: net.Socket) => Effect.Effect<void, never, R>
@@ -76,17 +88,10 @@ const bind = <R>(
       run(serve(socket))
     })
     yield* Effect.acquireRelease(
-      Effect.async<void, BindError>((resume) => {
-        const onError = (error: NodeJS.ErrnoException) =>
-          resume(Effect.fail(new BindError({ host: options.host, port: options.port, code: error.code ?? "EUNKNOWN" })))
-        server.once("error", onError)
-        server.listen({ host: options.host, port: options.port }, () => {
-          server.off("error", onError)
-          // Set on the listening socket too, so accepted sockets have them from the handshake.
-          for (const warning of applyBuffers(server, buffers)) run(Effect.logWarning(warning))
-          resume(Effect.void)
-        })
-      }),
+      bindServer(server, options.host, options.port).pipe(
+        // Set on the listening socket too, so accepted sockets have them from the handshake.
+        Effect.tap(() => Effect.forEach(applyBuffers(server, buffers), (warning) => Effect.logWarning(warning)))
+      ),
       // Stop accepting at once; the connections still open are the handlers' to close (waiting
       // for them here would deadlock, since the handlers are interrupted after this runs).
       () => Effect.sync(() => server.close())
