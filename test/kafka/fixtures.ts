@@ -22,7 +22,8 @@ export const LONG_ORIGINAL = `${"b".repeat(200)}.invalid`
 export const tunnelAddress = ({ nodeId }: BrokerAddress): { readonly host: string; readonly port: number } =>
   nodeId === 1 ? { host: LONG_HOST, port: 40001 }
   : nodeId === 2 ? { host: "t2", port: 40002 }
-  : { host: "127.0.0.1", port: 40000 + nodeId }
+  // Any node id (hostile bytes can name 2^31-1) maps to a real port, as a tunnel's always is.
+  : { host: "127.0.0.1", port: 40000 + (nodeId % 20000) }
 
 type WithAddress = { readonly host: string; readonly port: number }
 
