@@ -118,3 +118,26 @@ export class LimitReached extends Data.TaggedError("LimitReached")<{
   readonly limit: string
   readonly message: string
 }> {}
+
+/**
+ * A visitor's HTTP request that the relay will not forward: `status` is the HTTP status it is
+ * answered with (400 malformed, 431 head too large, 501 unsupported transfer coding, 505 version).
+ */
+export class HttpRequestError extends Data.TaggedError("HttpRequestError")<{
+  readonly status: 400 | 431 | 501 | 505
+  readonly reason: string
+}> {
+  override get message() {
+    return this.reason
+  }
+}
+
+/** The HTTP tunnel API refused a request: `status` and a text for its JSON `error` field. */
+export class HttpApiError extends Data.TaggedError("HttpApiError")<{
+  readonly status: number
+  readonly reason: string
+}> {
+  override get message() {
+    return this.reason
+  }
+}
