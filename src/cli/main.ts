@@ -8,6 +8,7 @@ import { Command, ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
+import { httpCommand } from "./http-command.js"
 import { kafkaCommand } from "./kafka-command.js"
 import { localCommand } from "./local-command.js"
 import * as Logging from "./logger.js"
@@ -19,7 +20,7 @@ const version = SPORE_VERSION
 
 const spore = Command.make("spore").pipe(
   Command.withDescription("A TCP tunnel that speaks the bore protocol."),
-  Command.withSubcommands([serverCommand, localCommand, kafkaCommand])
+  Command.withSubcommands([serverCommand, localCommand, httpCommand, kafkaCommand])
 )
 
 const cli = Command.run(spore, { name: "spore", version })

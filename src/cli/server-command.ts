@@ -1,6 +1,7 @@
 /** `spore server`: flags, their validation, and the running server. */
 import { Command, Options } from "@effect/cli"
 import { Duration, Effect, Either, Option } from "effect"
+import { loadApiKeys } from "../relay/api-keys.js"
 import { makeVisitorFilter, parseCidr } from "../server/visitor-filter.js"
 import type { ServerConfig } from "../server/config.js"
 import { DEFAULT_LIMITS, type ServerLimits } from "../server/limits.js"
@@ -59,6 +60,26 @@ const options = {
   ),
   drainSeconds: drainOption,
   metricsAddr: metricsAddrOption,
+  httpAddr: optionalTextOption(
+    "http-addr",
+    "Serve named HTTP tunnels (spore http), their API and status page on HOST:PORT, e.g. 0.0.0.0:80. Default: off.",
+    { env: ["SPORE_HTTP_ADDR"] }
+  ),
+  domain: optionalTextOption(
+    "domain",
+    "With --http-addr: serve tunnel NAME at http://NAME.DOMAIN (a wildcard DNS name pointing here). Always at /t/NAME/.",
+    { env: ["SPORE_DOMAIN"] }
+  ),
+  apiKeys: optionalTextOption(
+    "api-keys",
+    "With --http-addr (required there): a file of API keys, one per line, that may create HTTP tunnels.",
+    { env: ["SPORE_API_KEYS"] }
+  ),
+  dashboard: optionalTextOption(
+    "dashboard",
+    "With --http-addr: serve a status page of every HTTP tunnel, without a key, on HOST:PORT (keep it private, e.g. 127.0.0.1:4040).",
+    { env: ["SPORE_DASHBOARD"] }
+  ),
   logFormat: logFormatOption,
   ...bufferOptions,
   ...limitOptions
@@ -95,6 +116,7 @@ const toConfig = (flags: Flags): Effect.Effect<ServerConfig, UsageError> =>
     if (minPort > maxPort) return yield* new UsageError({ message: "port range is empty (--min-port is above --max-port)" })
     const bindAddr = yield* checkIpAddress("bind-addr", flags.bindAddr)
     const bindTunnels = yield* checkIpAddress("bind-tunnels", Option.getOrElse(flags.bindTunnels, () => bindAddr))
+    const limits = yield* checkLimits(flags)
     return {
       minPort,
       maxPort,
@@ -104,10 +126,43 @@ const toConfig = (flags: Flags): Effect.Effect<ServerConfig, UsageError> =>
       controlPort: yield* checkPort("control-port", flags.controlPort, { allowZero: true }),
       lease: Duration.seconds(yield* checkSeconds("lease-seconds", flags.leaseSeconds, { min: 0 })),
       buffers: yield* checkBuffers(flags),
-      limits: yield* checkLimits(flags),
+      limits,
       drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 })),
-      metricsAddr: yield* Effect.transposeMapOption(flags.metricsAddr, (text) => checkHostPort("metrics-addr", text))
+      metricsAddr: yield* Effect.transposeMapOption(flags.metricsAddr, (text) => checkHostPort("metrics-addr", text)),
+      http: yield* checkHttpFront(flags, limits)
     }
+  })
+
+/** A DNS name of one or more labels (no wildcard, no trailing dot), lowercased. */
+const checkDomain = (text: string) => {
+  const domain = text.toLowerCase()
+  const label = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+  return domain.length <= 253 && domain.split(".").every((part) => label.test(part))
+    ? Effect.succeed(domain)
+    : Effect.fail(new UsageError({ message: `--domain must be a DNS name such as tunnel.example.com, not ${text}` }))
+}
+
+const checkHttpFront = (flags: Flags, limits: ServerLimits): Effect.Effect<ServerConfig["http"], UsageError> =>
+  Effect.gen(function*() {
+    if (Option.isNone(flags.httpAddr)) {
+      const stray = (["domain", "apiKeys", "dashboard"] as const).find((name) => Option.isSome(flags[name]))
+      if (stray === undefined) return Option.none()
+      const flag = stray === "apiKeys" ? "api-keys" : stray
+      return yield* new UsageError({ message: `--${flag} needs --http-addr` })
+    }
+    const address = yield* checkHostPort("http-addr", flags.httpAddr.value)
+    if (Option.isNone(flags.apiKeys)) {
+      return yield* new UsageError({ message: "--http-addr needs --api-keys FILE: the keys that may create tunnels" })
+    }
+    const keys = loadApiKeys(flags.apiKeys.value)
+    if (Either.isLeft(keys)) return yield* new UsageError({ message: `--api-keys: ${keys.left}` })
+    return Option.some({
+      ...address,
+      domain: yield* Effect.transposeMapOption(flags.domain, checkDomain),
+      keys: keys.right,
+      dashboard: yield* Effect.transposeMapOption(flags.dashboard, (text) => checkHostPort("dashboard", text)),
+      limits
+    })
   })
 
 export const serverCommand = Command.make("server", options, (flags) =>

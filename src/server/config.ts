@@ -1,5 +1,6 @@
 import type { Duration, Option, Redacted } from "effect"
 import type { SocketBuffers } from "../net/tuning.js"
+import type { HttpFrontConfig } from "../relay/front.js"
 import type { ServerLimits } from "./limits.js"
 
 /** What `spore server` was asked to do. */
@@ -26,4 +27,6 @@ export interface ServerConfig {
   readonly drain: Duration.Duration
   /** Where to serve Prometheus metrics, if anywhere. */
   readonly metricsAddr: Option.Option<{ readonly host: string; readonly port: number }>
+  /** The HTTP front (named tunnels over WebSocket, their API and status page), if asked for. */
+  readonly http: Option.Option<HttpFrontConfig>
 }

@@ -65,7 +65,7 @@ const forwardVisitor = (stream: FramedSocket, id: Uuid, peer: string) =>
       }),
       (claimed) =>
         Effect.sync(() =>
-          Option.map(claimed, ({ counts, socket }) => {
+          Option.map(claimed, ({ counts, visitor: socket }) => {
             socket.destroy()
             counts.active--
             metrics.visitorsActive.dec()
@@ -76,13 +76,13 @@ const forwardVisitor = (stream: FramedSocket, id: Uuid, peer: string) =>
       metrics.handshakeFailures.inc({ reason: "unknown-id" })
       return yield* Effect.logWarning(`Accept for unknown visitor ${id}; closed`).pipe(Effect.annotateLogs({ peer, conn: id }))
     }
-    const { socket, waited } = visitor.value
+    const { visitor: socket, waited } = visitor.value
     const tunnel = String(socket.localPort)
     metrics.claimSeconds.observe({}, Duration.toMillis(waited) / 1000)
     metrics.traffic.track({ port: tunnel }, socket, "bytesRead")
     yield* Effect.logDebug(`forwarding visitor ${id}`).pipe(Effect.annotateLogs({ peer, conn: id, tunnel }))
     // Bytes the client sent right after its Accept frame go to the visitor first.
-    yield* tracked(splice(stream.socket, visitor.value.socket, stream.release()))
+    yield* tracked(splice(stream.socket, visitor.value.visitor, stream.release()))
   })
 
 const rejectPort = (stream: FramedSocket) => (error: PortUnavailable) =>

@@ -25,15 +25,16 @@ export interface VisitorCounts {
 export const makeVisitorCounts = (): VisitorCounts => ({ waiting: 0, active: 0 })
 
 /** A claimed visitor; its claimer must decrement `counts.active` when done with it. */
-export interface ClaimedVisitor {
-  readonly socket: net.Socket
+export interface ClaimedVisitor<A = net.Socket> {
+  /** What was held: a TCP tunnel's visitor socket, an HTTP visitor waiting for its channel. */
+  readonly visitor: A
   readonly counts: VisitorCounts
   /** How long it waited to be claimed. */
   readonly waited: Duration.Duration
 }
 
-interface Entry {
-  readonly visitor: net.Socket
+interface Entry<A> {
+  readonly visitor: A
   readonly counts: VisitorCounts
   readonly claimed: Deferred.Deferred<void>
   readonly heldAt: number
@@ -50,33 +51,46 @@ export interface PendingEvents {
 
 const NO_EVENTS: PendingEvents = { waitingChanged: () => {}, expired: () => {} }
 
-export class PendingRegistry extends Context.Tag("spore/PendingRegistry")<PendingRegistry, {
+/** Why a held visitor was let go unclaimed. */
+export type ReleaseReason = "expired" | "closed"
+
+/** The registry over visitors of type A (sockets for TCP tunnels, see PendingRegistry). */
+export interface PendingTable<A> {
   /**
    * Holds a visitor until claimed, for at most PENDING_TIMEOUT, as long as the scope is open,
    * counting it in `counts.waiting` meanwhile.
    */
-  readonly hold: (visitor: net.Socket, counts: VisitorCounts) => Effect.Effect<Uuid, never, Scope.Scope>
+  readonly hold: (visitor: A, counts: VisitorCounts) => Effect.Effect<Uuid, never, Scope.Scope>
   /**
    * Takes a held visitor, moving it from `waiting` to `active` in its counts; the caller now owns
-   * its socket. None if unknown, expired or taken.
+   * it. None if unknown, expired or taken.
    */
-  readonly claim: (id: Uuid) => Effect.Effect<Option.Option<ClaimedVisitor>>
+  readonly claim: (id: Uuid) => Effect.Effect<Option.Option<ClaimedVisitor<A>>>
   /** Whether visitor `id` is still waiting to be claimed. */
   readonly isWaiting: (id: Uuid) => Effect.Effect<boolean>
   /** How many visitors are waiting. */
   readonly size: Effect.Effect<number>
   /** Closes every waiting visitor now (the server is shutting down and will not claim them). */
   readonly closeAll: Effect.Effect<void>
-}>() {}
+}
 
-export const make = (events: PendingEvents = NO_EVENTS) => Effect.sync(() => {
-  const entries = new Map<Uuid, Entry>()
+/** The TCP tunnels' registry: visitor sockets waiting for an `Accept`. */
+export class PendingRegistry extends Context.Tag("spore/PendingRegistry")<PendingRegistry, PendingTable<net.Socket>>() {}
 
-  const hold = (visitor: net.Socket, counts: VisitorCounts) =>
+/**
+ * A registry over any kind of visitor; `release` lets go of one nobody claimed (it expired, or
+ * its scope closed). The HTTP relay holds its visitors here too, with the same timeout.
+ */
+export const makeTable = <A>(release: (visitor: A, reason: ReleaseReason) => void, events: PendingEvents = NO_EVENTS) =>
+  Effect.sync((): PendingTable<A> => {
+  const entries = new Map<Uuid, Entry<A>>()
+  const expiredIds = new Set<Uuid>()
+
+  const hold = (visitor: A, counts: VisitorCounts) =>
     Effect.gen(function*() {
       const id = yield* randomUuid
       const heldAt = yield* Clock.currentTimeMillis
-      const entry: Entry = { visitor, counts, claimed: yield* Deferred.make<void>(), heldAt, wasClaimed: false }
+      const entry: Entry<A> = { visitor, counts, claimed: yield* Deferred.make<void>(), heldAt, wasClaimed: false }
       entries.set(id, entry)
       counts.waiting++
       events.waitingChanged(1)
@@ -84,7 +98,10 @@ export const make = (events: PendingEvents = NO_EVENTS) => Effect.sync(() => {
         Effect.timeout(PENDING_TIMEOUT),
         Effect.catchTag("TimeoutException", () =>
           Effect.zipRight(
-            Effect.sync(events.expired),
+            Effect.sync(() => {
+              expiredIds.add(id)
+              events.expired()
+            }),
             Effect.annotateLogs(Effect.logInfo(`visitor ${id} was not claimed in time; closed`), { conn: id })
           )),
         Effect.interruptible,
@@ -93,7 +110,8 @@ export const make = (events: PendingEvents = NO_EVENTS) => Effect.sync(() => {
           if (!entry.wasClaimed) {
             counts.waiting--
             events.waitingChanged(-1)
-            visitor.destroy()
+            const expired = expiredIds.delete(id)
+            release(visitor, expired ? "expired" : "closed")
           }
         })),
         Effect.forkScoped,
@@ -115,10 +133,10 @@ export const make = (events: PendingEvents = NO_EVENTS) => Effect.sync(() => {
       entry.counts.active++
       events.waitingChanged(-1)
       Deferred.unsafeDone(entry.claimed, Exit.void)
-      return Option.some<ClaimedVisitor>({ socket: entry.visitor, counts: entry.counts, waited: Duration.millis(now - entry.heldAt) })
+      return Option.some<ClaimedVisitor<A>>({ visitor: entry.visitor, counts: entry.counts, waited: Duration.millis(now - entry.heldAt) })
     })
 
-  return PendingRegistry.of({
+  return {
     hold,
     claim,
     isWaiting: (id) => Effect.sync(() => entries.has(id)),
@@ -127,7 +145,11 @@ export const make = (events: PendingEvents = NO_EVENTS) => Effect.sync(() => {
     closeAll: Effect.sync(() => {
       for (const entry of entries.values()) Deferred.unsafeDone(entry.claimed, Exit.void)
     })
-  })
+  }
 })
+
+/** The TCP registry: an unclaimed visitor socket is closed. */
+export const make = (events: PendingEvents = NO_EVENTS) =>
+  Effect.map(makeTable<net.Socket>((socket) => socket.destroy(), events), PendingRegistry.of)
 
 export const layer = (events?: PendingEvents) => Layer.effect(PendingRegistry, make(events))

@@ -7,6 +7,7 @@ import * as DescriptorWatch from "../net/descriptor-watch.js"
 import * as Drain from "../net/drain.js"
 import { formatHostPort, serveMetrics } from "../metrics/http.js"
 import { listen } from "../net/listener.js"
+import * as HttpFront from "../relay/front.js"
 import { makeAuthenticator } from "../protocol/auth.js"
 import * as Admission from "./admission.js"
 import type { ServerConfig } from "./config.js"
@@ -20,6 +21,8 @@ export interface RunningServer {
   readonly controlPort: number
   /** The metrics port actually bound, when the config asked for metrics. */
   readonly metricsPort: Option.Option<number>
+  /** The HTTP front's port and its operator status page's, when the config asked for them. */
+  readonly http: Option.Option<HttpFront.HttpFront>
 }
 
 /** Starts the server; it serves until the scope closes, which closes every socket it opened. */
@@ -55,5 +58,8 @@ export const start = (config: ServerConfig): Effect.Effect<RunningServer, BindEr
       yield* Effect.logInfo(`metrics at http://${formatHostPort(config.metricsAddr.value.host, port)}/metrics`)
       metricsPort = Option.some(port)
     }
-    return { controlPort: control.port, metricsPort }
+    // In the drain's reach: its listener stops accepting and its visitors are waited for.
+    const http = yield* Effect.transposeMapOption(config.http, (front) =>
+      HttpFront.start(front, pendingEvents).pipe(Effect.provide(services)))
+    return { controlPort: control.port, metricsPort, http }
   })

@@ -38,7 +38,7 @@ describe("PendingRegistry", () => {
       const id = yield* registry.hold(visitor, counts)
       yield* TestClock.adjust("9 seconds")
       const claimed = yield* registry.claim(id)
-      expect(Option.getOrNull(claimed)?.socket).toBe(visitor)
+      expect(Option.getOrNull(claimed)?.visitor).toBe(visitor)
       expect(yield* registry.size).toBe(0)
       // The claimant now counts it as forwarded.
       expect(counts).toEqual({ waiting: 0, active: 1 })

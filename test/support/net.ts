@@ -1,6 +1,8 @@
 /**
  * Helpers for tests that move real bytes over 127.0.0.1.
  */
+import type { ApiKeys } from "../../src/relay/api-keys.js"
+import type { HttpFrontConfig } from "../../src/relay/front.js"
 import { createHash, randomBytes } from "node:crypto"
 import * as net from "node:net"
 import { Duration, Effect, Option, Redacted, type Scope } from "effect"
@@ -50,6 +52,8 @@ export interface TestServerOptions {
   limits?: Partial<ServerLimits>
   /** Serve metrics on this port of 127.0.0.1 (0: any). */
   metricsPort?: number
+  /** Start the HTTP front on 127.0.0.1 (port 0 unless given) with these settings. */
+  http?: Partial<Omit<HttpFrontConfig, "keys" | "limits">> & { readonly keys: ApiKeys }
 }
 
 /** A Spore server on 127.0.0.1 with an ephemeral control port, for the rest of the scope. */
@@ -66,7 +70,15 @@ export const startRunningServer = (options: TestServerOptions = {}) => {
     limits: { ...DEFAULT_LIMITS, visitors: makeVisitorFilter([], []), ...options.limits },
     // In-process servers close with their test's scope, under the TestClock: no waiting.
     drain: Duration.zero,
-    metricsAddr: Option.fromNullable(options.metricsPort).pipe(Option.map((port) => ({ host: LOOPBACK, port })))
+    metricsAddr: Option.fromNullable(options.metricsPort).pipe(Option.map((port) => ({ host: LOOPBACK, port }))),
+    http: Option.fromNullable(options.http).pipe(Option.map((http) => ({
+      host: LOOPBACK,
+      port: 0,
+      domain: Option.none(),
+      dashboard: Option.none(),
+      ...http,
+      limits: { ...DEFAULT_LIMITS, ...options.limits }
+    })))
   }
   return Server.start(config)
 }

@@ -1,0 +1,95 @@
+/**
+ * `spore http LOCAL_PORT --to https://host --token KEY [--name NAME]`: a named HTTP tunnel over
+ * the server's HTTP front (WebSockets, so it passes where port 7835 is closed).
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Config, Console, Duration, Effect, Option, Redacted } from "effect"
+import * as Drain from "../net/drain.js"
+import * as HttpClient from "../relay/http-client.js"
+import * as Logging from "./logger.js"
+import { checkPort, checkSeconds, drainOption, integerOption, logFormatOption, optionalTextOption, textOption, UsageError } from "./options.js"
+
+const options = {
+  localPort: Args.integer({ name: "LOCAL_PORT" }).pipe(Args.withDescription("Port of the local web app to expose.")),
+  to: optionalTextOption("to", "The server's HTTP front as a URL, e.g. https://tunnel.example.com or http://host:8080 (required).", {
+    env: ["SPORE_HTTP_SERVER"],
+    alias: "t"
+  }),
+  token: Options.redacted("token").pipe(
+    Options.withDescription("An API key of the server (one line of its --api-keys file). Env: SPORE_TOKEN."),
+    Options.withFallbackConfig(Config.redacted("SPORE_TOKEN")),
+    Options.map((token) => Redacted.make(String(Redacted.value(token)))),
+    Options.optional
+  ),
+  name: optionalTextOption("name", "The tunnel's name (its URL is http://NAME.DOMAIN). Default: one the server picks, kept across reconnects.", {
+    env: ["SPORE_NAME"]
+  }),
+  localHost: textOption("local-host", "Host of the local web app.", { default: "localhost", alias: "l" }),
+  noReconnect: Options.boolean("no-reconnect").pipe(
+    Options.withDescription("Exit (with code 1) when the server is lost, instead of reconnecting.")
+  ),
+  maxReconnectDelay: integerOption("max-reconnect-delay", "Longest wait in seconds between reconnection attempts.", {
+    default: 64,
+    env: ["SPORE_MAX_RECONNECT_DELAY"]
+  }),
+  drainSeconds: drainOption,
+  logFormat: logFormatOption
+}
+
+type Flags = Command.Command.ParseConfig<typeof options>
+
+const checkServerUrl = (text: string) => {
+  let url: URL | undefined
+  try {
+    url = new URL(text)
+  } catch {
+    url = undefined
+  }
+  return url !== undefined && (url.protocol === "http:" || url.protocol === "https:") && url.pathname === "/" && url.search === ""
+    ? Effect.succeed(url)
+    : Effect.fail(new UsageError({ message: `--to must be the server's URL, like https://tunnel.example.com or http://host:8080, not ${text}` }))
+}
+
+const toConfig = (flags: Flags): Effect.Effect<HttpClient.HttpClientConfig, UsageError> =>
+  Effect.gen(function*() {
+    if (Option.isNone(flags.to)) return yield* new UsageError({ message: "missing --to: the URL of the server's HTTP front" })
+    if (Option.isNone(flags.token) || Redacted.value(flags.token.value).length === 0) {
+      return yield* new UsageError({ message: "missing --token: an API key of the server" })
+    }
+    return {
+      server: yield* checkServerUrl(flags.to.value),
+      token: flags.token.value,
+      name: flags.name,
+      localHost: flags.localHost,
+      localPort: yield* checkPort("local-port", flags.localPort, { allowZero: false }),
+      reconnect: !flags.noReconnect,
+      maxReconnectDelay: Duration.seconds(yield* checkSeconds("max-reconnect-delay", flags.maxReconnectDelay, { min: 1 })),
+      drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 }))
+    }
+  })
+
+/** The tunnel's state in plain words, one line each time it changes. */
+export const httpStatusLine = (status: HttpClient.HttpClientStatus) => {
+  switch (status._tag) {
+    case "Online":
+      return `${status.again ? "reconnected: " : ""}${status.name} is online at ${status.url}`
+    case "Lost":
+      return `lost the connection to the server: ${status.reason}`
+    case "AttemptFailed":
+      return `could not reach the server: ${status.reason}`
+    case "Retrying":
+      return `reconnecting in ${(Duration.toMillis(status.delay) / 1000).toFixed(1)} s`
+  }
+}
+
+export const httpCommand = Command.make("http", options, (flags) =>
+  Logging.withLogFormat(flags.logFormat, (format) =>
+    Effect.gen(function*() {
+      const config = yield* toConfig(flags)
+      return yield* HttpClient.run(config, (status) => {
+        const line = httpStatusLine(status)
+        return format === "json" ? Effect.logInfo(line) : Console.error(line)
+      })
+    }).pipe(Effect.scoped, Effect.provide(Drain.layer)))).pipe(
+    Command.withDescription("Expose a local web app at a named URL through a server's HTTP front.")
+  )

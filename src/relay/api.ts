@@ -1,0 +1,206 @@
+/**
+ * The HTTP front's REST API and status page, on Node's own HTTP server:
+ *
+ *   POST   /v1/tunnels        {"name"?: string} → 201 (created) or 200 (the owner's, reclaimed)
+ *   GET    /v1/tunnels        the owner's tunnels
+ *   DELETE /v1/tunnels/{id}   204; 404 if it is not the owner's
+ *   GET    /v1/status         the owner's tunnels with live counts (what the status page polls)
+ *   GET    /                  the status page (it holds no data; its script asks /v1/status)
+ *
+ * Every /v1 call needs `Authorization: Bearer KEY`. Wrong keys count towards the address's
+ * lockout (the one the control port uses: 5 failures a minute refuse it for a minute), and each
+ * key's calls are rate limited (rate-limit.ts; the status page's poll is not counted). Errors are
+ * JSON `{"error": "..."}`. Every response closes its connection, so each new request passes
+ * through the front's router again (a browser may follow a link from here to `/t/NAME/`).
+ */
+import type * as http from "node:http"
+import { Effect, Option } from "effect"
+import { HttpApiError } from "../errors.js"
+import type { AuthLockout } from "../server/auth-lockout.js"
+import type { ApiKeys, Owner } from "./api-keys.js"
+import { dashboardPage } from "./dashboard.js"
+import { clientAddress } from "./http-request.js"
+import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
+import type { RateLimit } from "./rate-limit.js"
+
+/** The largest request body the API reads. */
+export const MAX_API_BODY_BYTES = 4096
+
+export interface ApiContext {
+  readonly keys: ApiKeys
+  readonly lockout: AuthLockout
+  readonly rateLimit: RateLimit
+  /** The domain tunnels are served under (`NAME.DOMAIN`), if any. */
+  readonly domain: Option.Option<string>
+}
+
+/** How a request reached us: the scheme and host (with port) its links should use. */
+const origin = (request: http.IncomingMessage) => {
+  // Behind a TLS terminator the visitor's scheme is the terminator's.
+  const proto = request.headers["x-forwarded-proto"] === "https" ? "https" : "http"
+  return { proto, host: request.headers.host ?? "localhost" }
+}
+
+/** The public URL of a tunnel, as seen by whoever asked. */
+export const publicUrl = (tunnel: HttpTunnel, request: http.IncomingMessage, domain: Option.Option<string>) => {
+  const { host, proto } = origin(request)
+  if (Option.isNone(domain)) return `${proto}://${host}/t/${tunnel.name}/`
+  const port = /:(\d+)$/.exec(host)?.[1]
+  return `${proto}://${tunnel.name}.${domain.value}${port === undefined ? "" : `:${port}`}`
+}
+
+/** A tunnel as the API shows it. */
+export const describe = (tunnel: HttpTunnel, request: http.IncomingMessage, domain: Option.Option<string>) => ({
+  id: tunnel.id,
+  name: tunnel.name,
+  url: publicUrl(tunnel, request, domain),
+  online: tunnel.control !== undefined,
+  connections: tunnel.counts.active,
+  totalConnections: tunnel.stats.connections,
+  bytesIn: tunnel.stats.bytesIn,
+  bytesOut: tunnel.stats.bytesOut
+})
+
+const send = (response: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}) => {
+  const text = body === undefined ? "" : JSON.stringify(body)
+  response.writeHead(status, {
+    ...headers,
+    ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+    "Content-Length": Buffer.byteLength(text),
+    "Cache-Control": "no-store",
+    "Connection": "close"
+  })
+  response.end(text)
+}
+
+const readJson = (request: http.IncomingMessage) =>
+  Effect.async<unknown, HttpApiError>((resume) => {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    request.on("data", (chunk: Buffer) => {
+      size += chunk.length
+      if (size > MAX_API_BODY_BYTES) {
+        request.removeAllListeners("data")
+        request.resume()
+        resume(Effect.fail(new HttpApiError({ status: 413, reason: `the body is over ${MAX_API_BODY_BYTES} bytes` })))
+      } else chunks.push(chunk)
+    })
+    request.on("end", () => {
+      if (size > MAX_API_BODY_BYTES) return
+      const text = Buffer.concat(chunks).toString("utf8").trim()
+      if (text === "") return resume(Effect.succeed({}))
+      try {
+        resume(Effect.succeed(JSON.parse(text)))
+      } catch {
+        resume(Effect.fail(new HttpApiError({ status: 400, reason: "the body is not JSON" })))
+      }
+    })
+    request.on("error", () => resume(Effect.fail(new HttpApiError({ status: 400, reason: "the request failed" }))))
+  })
+
+const requestedName = (body: unknown): Effect.Effect<Option.Option<string>, HttpApiError> => {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return Effect.fail(new HttpApiError({ status: 400, reason: "the body must be a JSON object" }))
+  }
+  const unknown = Object.keys(body).filter((key) => key !== "name")
+  if (unknown.length > 0) return Effect.fail(new HttpApiError({ status: 400, reason: `unknown field ${unknown[0]}` }))
+  const name = (body as { name?: unknown }).name
+  if (name === undefined || name === null) return Effect.succeedNone
+  if (typeof name !== "string") return Effect.fail(new HttpApiError({ status: 400, reason: "name must be a string" }))
+  return Effect.succeedSome(name)
+}
+
+/**
+ * Who is calling: the key's owner, or a 401 (a 429 once the address is locked out). Shared with
+ * the WebSocket endpoints.
+ */
+export const authenticate = (context: ApiContext, request: http.IncomingMessage) =>
+  Effect.gen(function*() {
+    const address = clientAddress(request.socket.remoteAddress)
+    if (yield* context.lockout.isLocked(address)) {
+      return yield* new HttpApiError({ status: 429, reason: "too many authentication failures, try again later" })
+    }
+    const owner = context.keys.ownerOf(request.headers.authorization)
+    if (Option.isSome(owner)) return owner.value
+    yield* context.lockout.recordFailure(address)
+    yield* Effect.logWarning(`http api: refused a request without a valid key`).pipe(Effect.annotateLogs({ peer: address }))
+    return yield* new HttpApiError({
+      status: 401,
+      reason: request.headers.authorization === undefined ? "an API key is required (Authorization: Bearer KEY)" : "invalid API key"
+    })
+  })
+
+const limited = (context: ApiContext, owner: Owner) =>
+  Effect.flatMap(context.rateLimit.take(owner), (wait) =>
+    wait === 0 ? Effect.void : Effect.fail(new HttpApiError({ status: 429, reason: `rate limited: retry in ${wait} s` })))
+
+const route = (context: ApiContext, request: http.IncomingMessage, response: http.ServerResponse) =>
+  Effect.gen(function*() {
+    const tunnels = yield* HttpTunnels
+    const path = new URL(request.url ?? "/", "http://front").pathname
+    const method = request.method ?? "GET"
+    if (path === "/" && (method === "GET" || method === "HEAD")) {
+      const page = dashboardPage({ title: "spore tunnels" })
+      response.writeHead(200, {
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Length": Buffer.byteLength(page),
+        "Cache-Control": "no-store",
+        "Connection": "close"
+      })
+      return response.end(method === "HEAD" ? undefined : page)
+    }
+    if (!path.startsWith("/v1/")) return yield* new HttpApiError({ status: 404, reason: `no such endpoint: ${path}` })
+    const owner = yield* authenticate(context, request)
+    if (path === "/v1/status" && method === "GET") {
+      const listed = tunnels.list(Option.some(owner)).map((tunnel) => describe(tunnel, request, context.domain))
+      return send(response, 200, { tunnels: listed })
+    }
+    yield* limited(context, owner)
+    if (path === "/v1/tunnels" && method === "POST") {
+      const name = yield* Effect.flatMap(readJson(request), requestedName)
+      const { created, tunnel } = yield* tunnels.create(owner, name)
+      return send(response, created ? 201 : 200, describe(tunnel, request, context.domain))
+    }
+    if (path === "/v1/tunnels" && method === "GET") {
+      return send(response, 200, { tunnels: tunnels.list(Option.some(owner)).map((t) => describe(t, request, context.domain)) })
+    }
+    const match = /^\/v1\/tunnels\/([^/]+)$/.exec(path)
+    if (match !== null && method === "DELETE") {
+      const tunnel = tunnels.byId(decodeURIComponent(match[1]!))
+      // Another owner's tunnel is as absent as a missing one: ids are not to be probed.
+      if (Option.isNone(tunnel) || tunnel.value.owner !== owner) {
+        return yield* new HttpApiError({ status: 404, reason: "no such tunnel" })
+      }
+      yield* tunnels.remove(tunnel.value)
+      return send(response, 204, undefined)
+    }
+    return yield* new HttpApiError({ status: 404, reason: `no such endpoint: ${method} ${path}` })
+  })
+
+/** Answers one API request; every failure becomes its JSON error. */
+export const handleApiRequest = (context: ApiContext, request: http.IncomingMessage, response: http.ServerResponse) =>
+  route(context, request, response).pipe(
+    Effect.catchTag("HttpApiError", (error) =>
+      Effect.sync(() => {
+        const headers: http.OutgoingHttpHeaders = {}
+        if (error.status === 401) headers["WWW-Authenticate"] = "Bearer"
+        const retry = /retry in (\d+) s/.exec(error.reason)?.[1]
+        if (error.status === 429) headers["Retry-After"] = retry ?? "60"
+        send(response, error.status, { error: error.reason }, headers)
+      }))
+  )
+
+/** The operator's status page (`--dashboard HOST:PORT`): every tunnel, no key asked. */
+export const handleDashboardRequest = (context: ApiContext, request: http.IncomingMessage, response: http.ServerResponse) =>
+  Effect.gen(function*() {
+    const tunnels = yield* HttpTunnels
+    const path = new URL(request.url ?? "/", "http://dashboard").pathname
+    if (request.method !== "GET") return send(response, 405, { error: "method not allowed" }, { Allow: "GET" })
+    if (path === "/v1/status") {
+      return send(response, 200, { tunnels: tunnels.list(Option.none()).map((t) => describe(t, request, context.domain)) })
+    }
+    if (path !== "/") return send(response, 404, { error: "not found" })
+    const page = dashboardPage({ title: "spore tunnels (all)" })
+    response.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Content-Length": Buffer.byteLength(page), "Cache-Control": "no-store" })
+    response.end(page)
+  })

@@ -1,0 +1,160 @@
+/**
+ * A data channel: one visitor's bytes over a WebSocket, as binary messages both ways.
+ *
+ * WebSocket has no half-close, but HTTP needs one (a visitor that sends its request and FIN, a
+ * local app that closes after its response, the relay moving a keep-alive connection to another
+ * tunnel). Spore marks "no more bytes from this side" with an empty binary message: a peer that
+ * does not know the convention writes nothing for it, so it is harmless. Once both sides have
+ * sent theirs the channel is closed normally (1000). Any other close, or a socket error, ends
+ * both sides at once.
+ *
+ * Backpressure both ways: a sender stops reading its socket while more than HIGH_WATER bytes
+ * are queued on the WebSocket, and a receiver pauses the WebSocket while its socket's write
+ * buffer is full. Bytes never pass through an Effect Stream or Queue (DESIGN.md).
+ */
+import type * as net from "node:net"
+import { Effect } from "effect"
+import type { WebSocket } from "ws"
+
+/** Queued bytes on a WebSocket above which its source socket is paused. */
+export const HIGH_WATER = 1024 * 1024
+
+/** The largest message a data channel accepts (Spore sends at most a socket read, 64 KiB). */
+export const MAX_MESSAGE_BYTES = 1024 * 1024
+
+const EOF = new Uint8Array(0)
+
+/** The sending half of a channel, with its backpressure. */
+export interface ChannelSender {
+  /** Queues bytes; false when the caller should wait for `whenDrained` before sending more. */
+  readonly send: (bytes: Uint8Array) => boolean
+  /** Calls `resume` once the queue is below HIGH_WATER (at once if it is). */
+  readonly whenDrained: (resume: () => void) => void
+  /** No more bytes from this side. */
+  readonly end: () => void
+  /** Bytes sent so far. */
+  readonly sent: () => number
+}
+
+/** An open channel: our sending half and what we know of the far side. */
+export interface ChannelState {
+  readonly sender: ChannelSender
+  /** Bytes received so far. */
+  readonly received: () => number
+  /** Whether the far side has sent its EOF. */
+  readonly farEnded: () => boolean
+  /** Whether both sides have sent their EOF (the channel ended cleanly). */
+  readonly bothEnded: () => boolean
+}
+
+/**
+ * Starts a channel over `ws`: the far side's bytes go into `socket`, and the returned sender
+ * carries ours. `onFarEof` runs when the far side has sent everything (default: end the socket's
+ * write half).
+ */
+export const openChannel = (ws: WebSocket, socket: net.Socket, onFarEof?: () => void): ChannelState => {
+  let queued = 0
+  let sent = 0
+  let received = 0
+  let ourEof = false
+  let farEof = false
+  const waiting: Array<() => void> = []
+
+  const closeIfDone = () => {
+    if (ourEof && farEof && ws.readyState === ws.OPEN) ws.close(1000)
+  }
+
+  const sender: ChannelSender = {
+    send: (bytes) => {
+      if (ourEof || ws.readyState !== ws.OPEN || bytes.length === 0) return true
+      queued += bytes.length
+      sent += bytes.length
+      ws.send(bytes, { binary: true }, () => {
+        queued -= bytes.length
+        if (queued < HIGH_WATER) for (const resume of waiting.splice(0)) resume()
+      })
+      return queued < HIGH_WATER
+    },
+    whenDrained: (resume) => {
+      if (queued < HIGH_WATER) resume()
+      else waiting.push(resume)
+    },
+    end: () => {
+      if (ourEof) return
+      ourEof = true
+      if (ws.readyState === ws.OPEN) ws.send(EOF, { binary: true })
+      closeIfDone()
+    },
+    sent: () => sent
+  }
+
+  ws.on("message", (data: Buffer, isBinary: boolean) => {
+    if (farEof || !isBinary) return
+    if (data.length === 0) {
+      farEof = true
+      if (onFarEof !== undefined) onFarEof()
+      else if (!socket.destroyed) socket.end()
+      closeIfDone()
+      return
+    }
+    received += data.length
+    if (socket.destroyed) return
+    if (!socket.write(data)) {
+      ws.pause()
+      socket.once("drain", () => ws.resume())
+    }
+  })
+  ws.on("error", () => {})
+
+  return { sender, received: () => received, farEnded: () => farEof, bothEnded: () => ourEof && farEof }
+}
+
+/** Sends what `socket` reads into the channel, with backpressure, and its EOF at the end. */
+export const pipeSocketInto = (socket: net.Socket, sender: ChannelSender): void => {
+  socket.on("data", (chunk: Buffer) => {
+    if (!sender.send(chunk)) {
+      socket.pause()
+      sender.whenDrained(() => socket.resume())
+    }
+  })
+  socket.once("end", () => sender.end())
+}
+
+/** Resolves when the WebSocket has closed (at once if it has). */
+export const untilClosed = (ws: WebSocket): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (ws.readyState === ws.CLOSED) return resume(Effect.void)
+    ws.once("close", () => resume(Effect.void))
+  })
+
+/**
+ * The client's side: the local service's socket and the channel copied into each other until
+ * both are done. A channel closed before both EOFs, or a socket error, aborts both.
+ * Interrupting it aborts both too.
+ */
+export const spliceChannel = (socket: net.Socket, ws: WebSocket): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    let open = 2
+    const abort = () => {
+      socket.destroy()
+      if (ws.readyState !== ws.CLOSED) ws.terminate()
+    }
+    const done = () => {
+      open -= 1
+      if (open === 0) resume(Effect.void)
+    }
+    const channel = openChannel(ws, socket)
+    pipeSocketInto(socket, channel.sender)
+    socket.once("close", (hadError) => {
+      if (hadError) abort()
+      done()
+    })
+    ws.once("close", () => {
+      // A clean end (both EOFs sent) leaves the socket to finish its own close; anything else
+      // means the far side is gone.
+      if (!channel.bothEnded()) socket.destroy()
+      done()
+    })
+    socket.on("error", abort)
+    return Effect.sync(abort)
+  })

@@ -1,0 +1,123 @@
+/**
+ * The WebSocket endpoints of the HTTP front:
+ *
+ *   GET /ws/control?tunnel_id=ID   the tunnel's client (Bearer key of its owner). The server sends
+ *                                  `{"type":"connection","id":"<uuid>"}` per visitor and pings every
+ *                                  PING_INTERVAL; a client that answers no ping for two intervals
+ *                                  (60 s) is dropped.
+ *   GET /ws/data?id=UUID           a data channel for visitor UUID (any valid key; the id, which
+ *                                  only the control connection learns, names the visitor).
+ *
+ * Refusals happen before the upgrade, as plain HTTP responses with a JSON error.
+ */
+import type * as http from "node:http"
+import { STATUS_CODES } from "node:http"
+import type * as stream from "node:stream"
+import { Deferred, Duration, Effect, Option } from "effect"
+import type { WebSocket, WebSocketServer } from "ws"
+import { HttpApiError } from "../errors.js"
+import { parseUuid } from "../protocol/uuid.js"
+import { type ApiContext, authenticate } from "./api.js"
+import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
+import { WaitingVisitors } from "./waiting-visitors.js"
+
+/** How often the server pings a control connection. */
+export const PING_INTERVAL = Duration.seconds(30)
+
+/** Unanswered pings after which a control connection is dropped (2 × 30 s = 60 s). */
+export const MAX_UNANSWERED_PINGS = 2
+
+/** Answers an upgrade request with an HTTP error instead, and closes. */
+const refuse = (socket: stream.Duplex, error: HttpApiError) =>
+  Effect.sync(() => {
+    const body = JSON.stringify({ error: error.reason })
+    socket.end(
+      `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? "Error"}\r\n` +
+        (error.status === 401 ? "WWW-Authenticate: Bearer\r\n" : "") +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+    )
+  })
+
+/** Completes the WebSocket handshake; fails if the socket goes away first. */
+const upgrade = (wss: WebSocketServer, request: http.IncomingMessage, socket: stream.Duplex, head: Buffer) =>
+  Effect.async<WebSocket, HttpApiError>((resume) => {
+    const onClose = () => resume(Effect.fail(new HttpApiError({ status: 400, reason: "closed during the WebSocket handshake" })))
+    socket.once("close", onClose)
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      socket.off("close", onClose)
+      resume(Effect.succeed(ws))
+    })
+  })
+
+/** A tunnel's control connection, from upgrade to close. */
+const serveControl = (tunnel: HttpTunnel, ws: WebSocket) =>
+  Effect.scoped(Effect.gen(function*() {
+    const tunnels = yield* HttpTunnels
+    yield* tunnels.attach(tunnel, ws)
+    // The server's scope closing (shutdown) ends the connection too.
+    yield* Effect.addFinalizer(() => Effect.sync(() => ws.terminate()))
+    const log = (message: string) => Effect.logInfo(message).pipe(Effect.annotateLogs({ tunnel: tunnel.name }))
+    yield* log(`http tunnel ${tunnel.name} online`)
+    let unanswered = 0
+    ws.on("pong", () => {
+      unanswered = 0
+    })
+    // The client has nothing to say on this channel; what it sends is ignored.
+    ws.on("message", () => {})
+    ws.on("error", () => {})
+    const pinger = Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep(PING_INTERVAL)
+        if (unanswered >= MAX_UNANSWERED_PINGS) {
+          yield* log(`http tunnel ${tunnel.name}: no pong for ${Duration.format(Duration.times(PING_INTERVAL, unanswered))}; dropped`)
+          return ws.terminate()
+        }
+        unanswered++
+        ws.ping()
+      }
+    })
+    yield* Effect.forkScoped(pinger)
+    const code = yield* Effect.async<number>((resume) => {
+      if (ws.readyState === ws.CLOSED) return resume(Effect.succeed(1006))
+      ws.once("close", (closeCode: number) => resume(Effect.succeed(closeCode)))
+    })
+    yield* log(`http tunnel ${tunnel.name} offline (control connection closed, code ${code})`)
+  }))
+
+/** A data channel: hands the WebSocket to the visitor waiting for it. */
+const serveData = (id: string | null, ws: WebSocket) =>
+  Effect.gen(function*() {
+    const waiting = yield* WaitingVisitors
+    const uuid = parseUuid(id ?? "")
+    const claimed = uuid === undefined ? Option.none() : yield* waiting.claim(uuid)
+    if (Option.isNone(claimed)) return ws.close(4404, "unknown or expired visitor id")
+    const taken = yield* Deferred.succeed(claimed.value.visitor.channel, ws)
+    if (!taken) {
+      // The visitor left while its channel was on the way.
+      claimed.value.counts.active--
+      ws.close(4410, "the visitor has gone")
+    }
+  })
+
+/** Serves one upgrade request on the front. */
+export const handleUpgrade = (
+  context: ApiContext,
+  wss: WebSocketServer,
+  request: http.IncomingMessage,
+  socket: stream.Duplex,
+  head: Buffer
+) =>
+  Effect.gen(function*() {
+    const tunnels = yield* HttpTunnels
+    const url = new URL(request.url ?? "/", "http://front")
+    if (url.pathname !== "/ws/control" && url.pathname !== "/ws/data") {
+      return yield* new HttpApiError({ status: 404, reason: `no such endpoint: ${url.pathname}` })
+    }
+    const owner = yield* authenticate(context, request)
+    if (url.pathname === "/ws/data") return yield* serveData(url.searchParams.get("id"), yield* upgrade(wss, request, socket, head))
+    const tunnel = tunnels.byId(url.searchParams.get("tunnel_id") ?? "")
+    if (Option.isNone(tunnel) || tunnel.value.owner !== owner) {
+      return yield* new HttpApiError({ status: 404, reason: "no such tunnel" })
+    }
+    yield* serveControl(tunnel.value, yield* upgrade(wss, request, socket, head))
+  }).pipe(Effect.catchTag("HttpApiError", (error) => refuse(socket, error)))

@@ -1,0 +1,122 @@
+/**
+ * The HTTP front of `spore server --http-addr`: one port for visitors of named tunnels, the
+ * REST API, the status page and the WebSocket endpoints of `spore http` clients.
+ *
+ * Connections arrive on a plain TCP listener, because a visitor's bytes must reach its tunnel
+ * exactly as sent: Node's HTTP parser would decode chunked bodies and re-frame them. The first
+ * request head decides. A request for a tunnel (`Host: NAME.DOMAIN`, or a path under
+ * `/t/NAME/`) stays with the relay (visitor.ts); anything else is handed, with the bytes read so
+ * far put back, to Node's HTTP server (the API and the WebSocket upgrades).
+ */
+import * as http from "node:http"
+import type * as net from "node:net"
+import { Effect, FiberSet, Layer, Option, type Scope } from "effect"
+import { WebSocketServer } from "ws"
+import type { BindError } from "../errors.js"
+import { tracked } from "../net/drain.js"
+import { bindServer, listen } from "../net/listener.js"
+import { makeAuthLockout } from "../server/auth-lockout.js"
+import type { PendingEvents } from "../server/pending-registry.js"
+import type { ApiKeys } from "./api-keys.js"
+import { type ApiContext, handleApiRequest, handleDashboardRequest } from "./api.js"
+import { MAX_MESSAGE_BYTES } from "./channel.js"
+import { handleUpgrade } from "./channels.js"
+import { routeOf } from "./http-request.js"
+import * as HttpTunnels from "./http-tunnels.js"
+import { makeRateLimit } from "./rate-limit.js"
+import { makeRequestReader } from "./request-reader.js"
+import { REQUEST_HEAD_TIMEOUT_SECONDS, requestRefusal, respondAndClose, serveVisitor, type VisitorLimits } from "./visitor.js"
+import * as WaitingVisitors from "./waiting-visitors.js"
+
+export interface HttpFrontConfig {
+  readonly host: string
+  readonly port: number
+  /** Tunnels are served at NAME.DOMAIN when set, and at /t/NAME/ always. */
+  readonly domain: Option.Option<string>
+  readonly keys: ApiKeys
+  /** The operator's status page of every tunnel, on its own address, if asked for. */
+  readonly dashboard: Option.Option<{ readonly host: string; readonly port: number }>
+  readonly limits: VisitorLimits & { readonly maxTunnels: number }
+}
+
+export interface HttpFront {
+  readonly port: number
+  readonly dashboardPort: Option.Option<number>
+}
+
+/** Until the socket has closed. */
+const untilSocketClosed = (socket: net.Socket) =>
+  Effect.async<void>((resume) => {
+    if (socket.destroyed) return resume(Effect.void)
+    socket.once("close", () => resume(Effect.void))
+  })
+
+/** Starts the front; it serves until the scope closes, which closes all its sockets. */
+export const start = (
+  config: HttpFrontConfig,
+  pendingEvents?: PendingEvents
+): Effect.Effect<HttpFront, BindError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const services = yield* Layer.build(Layer.merge(
+      HttpTunnels.layer(config.limits.maxTunnels),
+      WaitingVisitors.layer(pendingEvents)
+    ))
+    const context: ApiContext = {
+      keys: config.keys,
+      lockout: makeAuthLockout(),
+      rateLimit: makeRateLimit(),
+      domain: config.domain
+    }
+    const domain = Option.getOrUndefined(config.domain)
+    // Callbacks from Node's servers run as fibers of the front, interrupted when it closes.
+    const run = yield* FiberSet.makeRuntime<HttpTunnels.HttpTunnels | WaitingVisitors.WaitingVisitors>().pipe(
+      Effect.provide(services)
+    )
+
+    const api = http.createServer((request, response) => run(handleApiRequest(context, request, response)))
+    const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES })
+    api.on("upgrade", (request, socket, head) => run(handleUpgrade(context, wss, request, socket, head)))
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        wss.close()
+        api.close()
+      })
+    )
+
+    const serveConnection = (socket: net.Socket) =>
+      Effect.gen(function*() {
+        const reader = makeRequestReader(socket)
+        const first = yield* reader.readHead.pipe(Effect.timeoutOption(`${REQUEST_HEAD_TIMEOUT_SECONDS} seconds`))
+        if (Option.isNone(first) || Option.isNone(first.value)) return
+        const request = first.value.value
+        if (routeOf(request.head, domain)._tag === "Tunnel") {
+          return yield* tracked(serveVisitor(socket, reader, request, { domain, limits: config.limits }))
+        }
+        reader.release(request.raw)
+        api.emit("connection", socket)
+        // Paused by the reader; Node's server reads the bytes put back once it flows again.
+        socket.resume()
+        yield* untilSocketClosed(socket)
+      }).pipe(
+        Effect.catchTag("HttpRequestError", (error) => respondAndClose(socket, requestRefusal(error))),
+        Effect.provide(services)
+      )
+
+    const front = yield* listen({ host: config.host, port: config.port }, serveConnection)
+    yield* Effect.logInfo(`http front listening on ${config.host}:${front.port}` + (domain === undefined ? "" : `, tunnels at NAME.${domain}`))
+
+    let dashboardPort = Option.none<number>()
+    if (Option.isSome(config.dashboard)) {
+      const { host, port } = config.dashboard.value
+      const dashboard = http.createServer((request, response) => run(handleDashboardRequest(context, request, response)))
+      yield* Effect.acquireRelease(bindServer(dashboard, host, port), () =>
+        Effect.sync(() => {
+          dashboard.close()
+          dashboard.closeAllConnections()
+        }))
+      const bound = (dashboard.address() as net.AddressInfo).port
+      dashboardPort = Option.some(bound)
+      yield* Effect.logInfo(`status page of every http tunnel at http://${host}:${bound}/`)
+    }
+    return { port: front.port, dashboardPort }
+  })

@@ -1,0 +1,222 @@
+/**
+ * `spore http`: a named HTTP tunnel to a local web app, over the server's HTTP front.
+ *
+ * It creates the tunnel over the API, holds the control WebSocket open, and for each announced
+ * visitor connects to the local app and opens a data channel. When the control connection is
+ * lost it comes back with the same backoff as `spore local`: first to the same tunnel id, and if
+ * the server no longer knows it (a restart), by creating the tunnel again under the same name,
+ * random names included. Visitors already connected keep flowing meanwhile.
+ */
+import { Duration, Effect, FiberSet, Option, Redacted, Schedule, ScheduleDecision, type Scope } from "effect"
+import { WebSocket } from "ws"
+import { ControlConnectionLost, HttpApiError } from "../errors.js"
+import { Drain, tracked } from "../net/drain.js"
+import { connect } from "../net/socket.js"
+import { parseUuid, type Uuid } from "../protocol/uuid.js"
+import { reconnectSchedule } from "../client/reconnect.js"
+import { MAX_MESSAGE_BYTES, spliceChannel } from "./channel.js"
+
+/**
+ * The server pings every 30 s; this long without a ping (or any message) means the control
+ * connection is dead even if TCP has not noticed.
+ */
+export const PING_TIMEOUT = Duration.seconds(75)
+
+export interface HttpClientConfig {
+  /** The server's HTTP front, `http://host:port` or `https://host` (behind a TLS terminator). */
+  readonly server: URL
+  readonly token: Redacted.Redacted<string>
+  /** The name to ask for; the server picks one when none. */
+  readonly name: Option.Option<string>
+  readonly localHost: string
+  readonly localPort: number
+  readonly reconnect: boolean
+  readonly maxReconnectDelay: Duration.Duration
+  /** On shutdown, how long forwarded visitors may take to finish. */
+  readonly drain: Duration.Duration
+}
+
+export type HttpClientStatus =
+  | { readonly _tag: "Online"; readonly url: string; readonly name: string; readonly again: boolean }
+  | { readonly _tag: "Lost"; readonly reason: string }
+  | { readonly _tag: "AttemptFailed"; readonly reason: string }
+  | { readonly _tag: "Retrying"; readonly delay: Duration.Duration }
+
+/** A tunnel as the API describes it. */
+interface TunnelInfo {
+  readonly id: string
+  readonly name: string
+  readonly url: string
+}
+
+/** Worth trying again: the network (status 0), a busy server (429) or a failing one (5xx). */
+export const isRetryable = (error: { readonly _tag: string; readonly status?: number }) =>
+  error._tag !== "HttpApiError" || error.status === 0 || error.status === 429 || (error.status ?? 0) >= 500
+
+const authorization = (config: HttpClientConfig) => ({ Authorization: `Bearer ${Redacted.value(config.token)}` })
+
+const endpoint = (config: HttpClientConfig, path: string, websocket: boolean) => {
+  const url = new URL(path, config.server)
+  if (websocket) url.protocol = url.protocol === "https:" ? "wss:" : "ws:"
+  return url
+}
+
+/** POST /v1/tunnels: a new tunnel, or the one of that name we already own. */
+const createTunnel = (config: HttpClientConfig, name: Option.Option<string>) =>
+  Effect.gen(function*() {
+    const response = yield* Effect.tryPromise({
+      try: (signal) =>
+        fetch(endpoint(config, "/v1/tunnels", false), {
+          method: "POST",
+          headers: { ...authorization(config), "Content-Type": "application/json" },
+          body: JSON.stringify(Option.isSome(name) ? { name: name.value } : {}),
+          signal
+        }),
+      catch: (error) => new HttpApiError({ status: 0, reason: `cannot reach ${config.server.origin}: ${causeOf(error)}` })
+    }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new HttpApiError({ status: 0, reason: "the API did not answer in 10 s" }) }))
+    const body = yield* Effect.tryPromise({
+      try: () => response.json() as Promise<Record<string, unknown>>,
+      catch: () => new HttpApiError({ status: response.status, reason: `the server answered ${response.status} without JSON` })
+    })
+    if (!response.ok) {
+      return yield* new HttpApiError({ status: response.status, reason: String(body.error ?? `the server answered ${response.status}`) })
+    }
+    if (typeof body.id !== "string" || typeof body.name !== "string" || typeof body.url !== "string") {
+      return yield* new HttpApiError({ status: 502, reason: "the server's answer lacks the tunnel's id, name or url" })
+    }
+    return { id: body.id, name: body.name, url: body.url } satisfies TunnelInfo
+  })
+
+const causeOf = (error: unknown) => {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause
+  return cause?.code ?? cause?.message ?? String(error)
+}
+
+/** Opens a WebSocket; an HTTP refusal fails with its status (404: the server forgot the tunnel). */
+const openWebSocket = (url: URL, config: HttpClientConfig) =>
+  Effect.async<WebSocket, HttpApiError>((resume) => {
+    const ws = new WebSocket(url, { headers: authorization(config), maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: 10_000 })
+    ws.once("open", () => {
+      ws.removeAllListeners("error")
+      ws.on("error", () => {})
+      resume(Effect.succeed(ws))
+    })
+    ws.once("unexpected-response", (_request, response) => {
+      ws.on("error", () => {})
+      ws.terminate()
+      resume(Effect.fail(new HttpApiError({ status: response.statusCode ?? 0, reason: `refused with ${response.statusCode}` })))
+    })
+    ws.once("error", (error) => resume(Effect.fail(new HttpApiError({ status: 0, reason: `cannot reach ${url.host}: ${causeOf(error)}` }))))
+    return Effect.sync(() => ws.terminate())
+  })
+
+/** One visitor: the local app and a data channel, spliced until both are done. */
+const forwardVisitor = (config: HttpClientConfig, id: Uuid) =>
+  Effect.gen(function*() {
+    const local = yield* Effect.either(connect(config.localHost, config.localPort))
+    const ws = yield* openWebSocket(endpoint(config, `/ws/data?id=${id}`, true), config)
+    if (local._tag === "Left") {
+      // Closing the channel unused tells the server to show the visitor a 502.
+      ws.close(4502, "local service unreachable")
+      return yield* Effect.logWarning(`visitor ${id}: cannot reach ${config.localHost}:${config.localPort}: ${local.left.reason}`)
+    }
+    yield* tracked(spliceChannel(local.right, ws))
+  }).pipe(
+    Effect.catchAll((error) => Effect.logWarning(`visitor ${id} dropped: ${error.message}`)),
+    Effect.scoped
+  )
+
+/** Serves the control connection until it is lost (a failure: the tunnel is offline). */
+const serveControl = (
+  ws: WebSocket,
+  onVisitor: (id: Uuid) => Effect.Effect<unknown>
+): Effect.Effect<never, ControlConnectionLost> =>
+  Effect.gen(function*() {
+    const run = yield* FiberSet.makeRuntime<never>()
+    let heard = false
+    ws.on("ping", () => {
+      heard = true
+    })
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
+      heard = true
+      if (isBinary) return
+      let message: { type?: unknown; id?: unknown }
+      try {
+        message = JSON.parse(data.toString("utf8"))
+      } catch {
+        return run(Effect.logWarning("the server sent a control message that is not JSON; ignored"))
+      }
+      const id = typeof message.id === "string" ? parseUuid(message.id) : undefined
+      if (message.type === "connection" && id !== undefined) run(onVisitor(id))
+    })
+    const closed = Effect.async<never, ControlConnectionLost>((resume) => {
+      ws.once("close", (code: number, reason: Buffer) =>
+        resume(Effect.fail(new ControlConnectionLost({ reason: `the server closed it (${code}${reason.length > 0 ? ` ${reason.toString()}` : ""})` }))))
+    })
+    const watchdog = Effect.gen(function*() {
+      while (true) {
+        heard = false
+        yield* Effect.sleep(PING_TIMEOUT)
+        if (!heard) {
+          ws.terminate()
+          return yield* new ControlConnectionLost({ reason: `no ping from the server for ${Duration.format(PING_TIMEOUT)}` })
+        }
+      }
+    })
+    return yield* Effect.raceFirst(closed, watchdog)
+  }).pipe(Effect.ensuring(Effect.sync(() => ws.terminate())), Effect.scoped)
+
+/**
+ * Runs the tunnel until it fails for good: a refused key, a name taken by someone else, or any
+ * loss with `reconnect` off. Every other failure is retried with backoff.
+ */
+export const run = (
+  config: HttpClientConfig,
+  report: (status: HttpClientStatus) => Effect.Effect<void>
+): Effect.Effect<never, HttpApiError | ControlConnectionLost, Scope.Scope> =>
+  Effect.gen(function*() {
+    // Visitors belong to the client, not to one control connection.
+    const visitors = yield* FiberSet.make<void, never>()
+    // Runs before the visitors are interrupted as the scope closes (added after their set).
+    const drain = yield* Effect.serviceOption(Drain)
+    if (Option.isSome(drain)) yield* Effect.addFinalizer(() => drain.value.run(config.drain))
+    let known = Option.none<TunnelInfo>()
+    let online = false
+
+    /** The control connection of our tunnel: the one we know, else a new one under our name. */
+    const establish = Effect.gen(function*() {
+      if (Option.isSome(known)) {
+        const reopened = yield* Effect.either(openWebSocket(endpoint(config, `/ws/control?tunnel_id=${known.value.id}`, true), config))
+        if (reopened._tag === "Right") return { tunnel: known.value, ws: reopened.right }
+        if (reopened.left.status !== 404) return yield* reopened.left
+      }
+      // The name we were given last time, random ones too: that is how a restart keeps URLs.
+      const name = Option.isSome(known) ? Option.some(known.value.name) : config.name
+      const tunnel = yield* createTunnel(config, name)
+      known = Option.some(tunnel)
+      const ws = yield* openWebSocket(endpoint(config, `/ws/control?tunnel_id=${tunnel.id}`, true), config)
+      return { tunnel, ws }
+    }).pipe(
+      Effect.tapError((error) => config.reconnect && isRetryable(error) ? report({ _tag: "AttemptFailed", reason: error.message }) : Effect.void)
+    )
+
+    const backoff = reconnectSchedule(config.maxReconnectDelay).pipe(
+      Schedule.whileInput(isRetryable),
+      Schedule.onDecision((delay, decision) => ScheduleDecision.isContinue(decision) ? report({ _tag: "Retrying", delay }) : Effect.void)
+    )
+
+    while (true) {
+      const { tunnel, ws } = yield* (config.reconnect ? Effect.retry(establish, backoff) : establish)
+      yield* report({ _tag: "Online", url: tunnel.url, name: tunnel.name, again: online })
+      online = true
+      const loss = yield* Effect.flip(serveControl(ws, (id) => FiberSet.run(visitors, forwardVisitor(config, id))))
+      yield* report({ _tag: "Lost", reason: loss.reason })
+      if (!config.reconnect) return yield* loss
+      // Like `spore local`: even the first attempt after a loss waits, so a server that accepts
+      // and drops at once cannot make the client spin.
+      const first = yield* Schedule.driver(reconnectSchedule(config.maxReconnectDelay))
+      const delay = yield* Effect.orElseSucceed(first.next(undefined), () => Duration.seconds(1))
+      yield* report({ _tag: "Retrying", delay })
+      yield* Effect.sleep(delay)
+    }
+  })

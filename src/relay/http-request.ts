@@ -1,0 +1,348 @@
+/**
+ * HTTP/1.x request heads as the server's HTTP front sees them, pure: no I/O.
+ *
+ * The front does not hand visitors to Node's HTTP parser. It reads a request head itself, decides
+ * which tunnel it goes to, rewrites the head, and copies the body bytes through unchanged. It must
+ * still know exactly where each body ends, so that the next keep-alive or pipelined head is read
+ * from the right byte: if the front and the service behind it disagreed on that, a visitor could
+ * smuggle a second request past the routing. So the rules here are strict where framing is
+ * concerned and reject anything two parsers could read differently (RFC 9112 §6, §11.2).
+ * Responses are never parsed.
+ */
+import { Either } from "effect"
+import { HttpRequestError } from "../errors.js"
+
+/** The longest request head accepted, blank line included; longer is answered 431. */
+export const MAX_HEAD_BYTES = 64 * 1024
+/** The longest chunk-size line (size and extensions), not counting its CRLF. */
+const MAX_CHUNK_LINE_BYTES = 4 * 1024
+/** The most trailer bytes after the last chunk, lines and CRLFs together. */
+const MAX_TRAILER_BYTES = 64 * 1024
+
+const LF = 0x0a
+const CR = 0x0d
+
+const fail = (status: HttpRequestError["status"], reason: string) =>
+  Either.left(new HttpRequestError({ status, reason }))
+
+/**
+ * The index just past the blank line that ends a head, or -1 if it has not arrived yet.
+ *
+ * The blank line is a LF followed by LF or CR LF, so `\r\n\r\n`, `\n\n`, `\r\n\n` and `\n\r\n`
+ * all end a head. A single empty line before the request line (which RFC 9112 §2.2 says to
+ * ignore) is not mistaken for the end, because the blank line must follow a LF.
+ *
+ * `from` lets a caller that appends bytes as they arrive resume instead of rescanning: pass the
+ * buffer's length at the previous call that returned -1. The scan starts 2 bytes earlier, so a
+ * terminator split between two arrivals is still found.
+ */
+export const findHeadEnd = (buffer: Uint8Array, from = 0): number => {
+  let index = buffer.indexOf(LF, Math.max(0, from - 2))
+  while (index !== -1) {
+    if (buffer[index + 1] === LF) return index + 2
+    if (buffer[index + 1] === CR && buffer[index + 2] === LF) return index + 3
+    index = buffer.indexOf(LF, index + 1)
+  }
+  return -1
+}
+
+/** How a request's body is delimited (RFC 9112 §6.3): nothing, a byte count, or chunks. */
+export type BodyFraming =
+  | { readonly _tag: "None" }
+  | { readonly _tag: "Length"; readonly length: number }
+  | { readonly _tag: "Chunked" }
+
+export interface RequestHead {
+  readonly method: string
+  readonly target: string
+  readonly version: "HTTP/1.0" | "HTTP/1.1"
+  /** Every header line in order: the name as sent, the value without surrounding spaces. */
+  readonly headers: ReadonlyArray<readonly [name: string, value: string]>
+  /** The Host header's value as sent, if there was one. */
+  readonly host: string | undefined
+  readonly body: BodyFraming
+  /** An `Upgrade` header with `upgrade` among the `Connection` tokens (WebSocket, h2c, ...). */
+  readonly upgrade: boolean
+}
+
+// RFC 9110 §5.6.2: tchar. A header name or method with anything else (a space before the colon,
+// above all) is read differently by different parsers, so it is rejected, not repaired.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+// The target may hold any visible byte; bytes from 0x80 up pass (raw UTF-8 paths exist in the
+// wild and cannot shift framing or routing), controls, space and DEL do not.
+const REQUEST_LINE = /^([^ ]+) ([^\x00-\x20\x7f]+) (HTTP\/\d\.\d)$/
+// A value may hold HT and bytes from 0x20 up except DEL (obs-text included); no CR, LF or NUL.
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/
+
+/** `name: value` lists, comma-separated and trimmed (`Connection`, `Content-Length`). */
+const listItems = (values: ReadonlyArray<string>) => values.flatMap((value) => value.split(",").map((item) => item.trim()))
+
+/**
+ * Parses a request head: the bytes up to and including the blank line (anything after it is not
+ * looked at). Header values are latin1 strings, one char per byte, so `rewriteHead` gives back
+ * exactly the bytes that came in.
+ */
+export const parseHead = (head: Uint8Array): Either.Either<RequestHead, HttpRequestError> => {
+  if (head.length > MAX_HEAD_BYTES) return fail(431, `request head is longer than ${MAX_HEAD_BYTES} bytes`)
+  const end = findHeadEnd(head)
+  if (end === -1) return fail(400, "request head does not end with a blank line")
+  const lines = Buffer.from(head.buffer, head.byteOffset, end).toString("latin1").split("\n")
+    .map((line) => line.endsWith("\r") ? line.slice(0, -1) : line)
+  // The split leaves the blank line and the empty text after its LF; one empty line may come first.
+  lines.splice(-2)
+  if (lines[0] === "") lines.shift()
+
+  const requestLine = REQUEST_LINE.exec(lines[0] ?? "")
+  if (requestLine === null) return fail(400, "malformed request line")
+  const [, method, target, version] = requestLine as unknown as [string, string, string, string]
+  if (!TOKEN.test(method)) return fail(400, "malformed request method")
+  if (version !== "HTTP/1.1" && version !== "HTTP/1.0") return fail(505, `${version} is not supported`)
+
+  const headers: Array<readonly [string, string]> = []
+  for (const line of lines.slice(1)) {
+    // Line folding (obs-fold) is how a header hides inside another one for some parsers.
+    if (line.startsWith(" ") || line.startsWith("\t")) return fail(400, "folded header line")
+    const colon = line.indexOf(":")
+    if (colon === -1) return fail(400, "header line without a colon")
+    const name = line.slice(0, colon)
+    if (!TOKEN.test(name)) {
+      return fail(400, /[ \t]$/.test(name) ? "whitespace before a header's colon" : "malformed header name")
+    }
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "")
+    if (CONTROL.test(value)) return fail(400, `control character in the ${name} header`)
+    headers.push([name, value])
+  }
+
+  const valuesOf = (wanted: string) =>
+    headers.filter(([name]) => name.toLowerCase() === wanted).map(([, value]) => value)
+  const hosts = valuesOf("host")
+  if (hosts.length > 1) return fail(400, "more than one Host header")
+
+  const body = framingOf(version, valuesOf("transfer-encoding"), valuesOf("content-length"))
+  if (Either.isLeft(body)) return Either.left(body.left)
+  return Either.right({
+    method,
+    target,
+    version,
+    headers,
+    host: hosts[0],
+    body: body.right,
+    upgrade: valuesOf("upgrade").length > 0 &&
+      listItems(valuesOf("connection")).some((token) => token.toLowerCase() === "upgrade")
+  })
+}
+
+/** RFC 9112 §6.3, minus every leniency: only `chunked` alone, lengths that all agree. */
+const framingOf = (
+  version: RequestHead["version"],
+  transferEncodings: ReadonlyArray<string>,
+  contentLengths: ReadonlyArray<string>
+): Either.Either<BodyFraming, HttpRequestError> => {
+  if (transferEncodings.length > 0) {
+    if (contentLengths.length > 0) return fail(400, "both Transfer-Encoding and Content-Length")
+    // An HTTP/1.0 peer may not know chunked, so such a request's framing is not to be trusted.
+    if (version === "HTTP/1.0") return fail(400, "Transfer-Encoding in an HTTP/1.0 request")
+    if (transferEncodings.length > 1 || transferEncodings[0]!.toLowerCase() !== "chunked") {
+      return fail(501, `unsupported Transfer-Encoding: ${transferEncodings.join(", ")}`)
+    }
+    return Either.right({ _tag: "Chunked" })
+  }
+  if (contentLengths.length === 0) return Either.right({ _tag: "None" })
+  const lengths = listItems(contentLengths)
+  if (!lengths.every((length) => /^\d+$/.test(length))) return fail(400, "malformed Content-Length")
+  const length = Number(lengths[0])
+  if (length > Number.MAX_SAFE_INTEGER) return fail(400, "Content-Length is too large")
+  if (lengths.some((other) => Number(other) !== length)) return fail(400, "Content-Lengths that differ")
+  return Either.right({ _tag: "Length", length })
+}
+
+/** Where a body ends in the bytes that follow its head; the bytes themselves pass untouched. */
+export interface BodyScanner {
+  /**
+   * Looks at `chunk` from `offset` (0 by default): `consumed` bytes from there belong to the body,
+   * and once `done`, the bytes after them are the next request. Feeding an empty chunk is fine
+   * (it tells whether a None or zero-length body is done); feeding after done consumes nothing.
+   */
+  readonly feed: (chunk: Uint8Array, offset?: number) => Either.Either<
+    { readonly consumed: number; readonly done: boolean },
+    HttpRequestError
+  >
+}
+
+export const makeBodyScanner = (framing: BodyFraming): BodyScanner => {
+  switch (framing._tag) {
+    case "None":
+      return { feed: () => Either.right({ consumed: 0, done: true }) }
+    case "Length": {
+      let remaining = framing.length
+      return {
+        feed: (chunk, offset = 0) => {
+          const consumed = Math.min(remaining, Math.max(0, chunk.length - offset))
+          remaining -= consumed
+          return Either.right({ consumed, done: remaining === 0 })
+        }
+      }
+    }
+    case "Chunked":
+      return makeChunkedScanner()
+  }
+}
+
+/** The value of a hex digit byte, or -1. */
+const hexValue = (byte: number) =>
+  byte >= 0x30 && byte <= 0x39 ? byte - 0x30 : (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x66 ? (byte | 0x20) - 0x57 : -1
+/** Bytes a line may not hold: controls other than HT, and DEL. */
+const isControl = (byte: number) => (byte < 0x20 && byte !== 0x09) || byte === 0x7f
+
+/**
+ * RFC 9112 §7.1, one byte at a time except for chunk data, so any split of the input gives the
+ * same answer. Every line here must end in CRLF: a bare LF or CR is where parsers disagree.
+ */
+const makeChunkedScanner = (): BodyScanner => {
+  type State =
+    | "size" // hex digits of a chunk-size line
+    | "extension" // after `;`, up to the CR
+    | "sizeLF" // after the size line's CR
+    | "data" // `remaining` bytes of chunk data
+    | "dataCR" | "dataLF" // the CRLF that closes chunk data
+    | "trailerStart" // at the start of a trailer line, or of the final empty line
+    | "trailer" // inside a trailer line
+    | "trailerLF" // after a trailer line's CR
+    | "endLF" // after the final empty line's CR
+    | "done"
+  let state: State = "size"
+  let lineBytes = 0 // of the current size line, then of all the trailers together
+  let digits = 0
+  let remaining = 0
+  // A framing error is final: the connection is answered 400 and closed.
+  let failure: Either.Either<never, HttpRequestError> | undefined
+
+  const feed: BodyScanner["feed"] = (chunk, offset = 0) => {
+    if (failure !== undefined) return failure
+    const stop = (reason: string) => (failure = fail(400, reason))
+    let index = offset
+    while (index < chunk.length && state !== "done") {
+      if (state === "data") {
+        const take = Math.min(remaining, chunk.length - index)
+        index += take
+        remaining -= take
+        if (remaining === 0) state = "dataCR"
+        continue
+      }
+      const byte = chunk[index++]!
+      switch (state) {
+        case "size":
+        case "extension": {
+          const digit = hexValue(byte)
+          if (byte === CR) {
+            if (digits === 0) return stop("chunk-size line without a size")
+            state = "sizeLF"
+          } else if (++lineBytes > MAX_CHUNK_LINE_BYTES) {
+            return stop("chunk-size line is too long")
+          } else if (state === "extension") {
+            if (isControl(byte)) return stop("control character in a chunk extension")
+          } else if (byte === 0x3b && digits > 0) {
+            state = "extension"
+          } else if (digit === -1) {
+            return stop("malformed chunk size")
+          } else if (++digits > 16) {
+            return stop("chunk size has more than 16 digits")
+          } else {
+            remaining = remaining * 16 + digit
+            if (remaining > Number.MAX_SAFE_INTEGER) return stop("chunk size is too large")
+          }
+          break
+        }
+        case "sizeLF":
+          if (byte !== LF) return stop("chunk-size line does not end with CRLF")
+          lineBytes = 0
+          digits = 0
+          // Size 0 is the last chunk; trailers (maybe none) and an empty line follow.
+          state = remaining > 0 ? "data" : "trailerStart"
+          break
+        case "dataCR":
+        case "dataLF":
+          if (byte !== (state === "dataCR" ? CR : LF)) return stop("chunk data is not followed by CRLF")
+          state = state === "dataCR" ? "dataLF" : "size"
+          break
+        default: // the trailer section
+          if (++lineBytes > MAX_TRAILER_BYTES) return stop("trailers are too long")
+          if (state === "trailerLF" || state === "endLF") {
+            if (byte !== LF) return stop("trailer line does not end with CRLF")
+            state = state === "endLF" ? "done" : "trailerStart"
+          } else if (byte === CR) {
+            state = state === "trailerStart" ? "endLF" : "trailerLF"
+          } else if (isControl(byte)) {
+            return stop("control character in a trailer")
+          } else {
+            state = "trailer"
+          }
+      }
+    }
+    return Either.right({ consumed: index - offset, done: state === "done" })
+  }
+  return { feed }
+}
+
+/**
+ * The head as the local service gets it: the new target, every header line as it came (names in
+ * their case, in order) except the X-Forwarded-* ones a visitor could forge, then those three as
+ * the relay vouches for them. X-Forwarded-For keeps the chain a visitor's proxies built and
+ * appends the address the relay saw.
+ */
+export const rewriteHead = (
+  head: RequestHead,
+  options: { readonly target: string; readonly forwardedFor: string; readonly proto: string }
+): Uint8Array => {
+  const forwardedFor: Array<string> = []
+  let text = `${head.method} ${options.target} ${head.version}\r\n`
+  for (const [name, value] of head.headers) {
+    const lower = name.toLowerCase()
+    if (lower === "x-forwarded-for") {
+      if (value !== "") forwardedFor.push(value)
+    } else if (lower !== "x-forwarded-proto" && lower !== "x-forwarded-host") {
+      text += `${name}: ${value}\r\n`
+    }
+  }
+  forwardedFor.push(options.forwardedFor)
+  text += `X-Forwarded-For: ${forwardedFor.join(", ")}\r\n`
+  text += `X-Forwarded-Proto: ${options.proto}\r\n`
+  if (head.host !== undefined) text += `X-Forwarded-Host: ${head.host}\r\n`
+  return Buffer.from(`${text}\r\n`, "latin1")
+}
+
+/** A socket's remote address for X-Forwarded-For: IPv4 without its IPv6-mapped prefix. */
+export const clientAddress = (remoteAddress: string | undefined): string => {
+  if (remoteAddress === undefined || remoteAddress === "") return "unknown"
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remoteAddress)
+  return mapped === null ? remoteAddress : mapped[1]!
+}
+
+/** Which tunnel a request is for, or the front itself (its API and pages). */
+export type Route =
+  | { readonly _tag: "Tunnel"; readonly name: string; readonly target: string }
+  | { readonly _tag: "Front" }
+
+const withoutTrailingDot = (name: string) => name.endsWith(".") ? name.slice(0, -1) : name
+
+/**
+ * A request names its tunnel by host, `NAME.<domain>` (one label, when the server has a domain),
+ * or else by path, `/t/NAME...`, which is stripped from the target the service sees. Names come
+ * back lowercased but unchecked: the caller validates them.
+ */
+export const routeOf = (head: RequestHead, domain: string | undefined): Route => {
+  if (domain !== undefined && head.host !== undefined) {
+    // `[v6]:port` hosts and anything with a second colon are never tunnel names.
+    const hostname = /^([^:[\]]*)(?::\d*)?$/.exec(head.host)?.[1]
+    const suffix = `.${withoutTrailingDot(domain.toLowerCase())}`
+    const host = hostname === undefined ? "" : withoutTrailingDot(hostname.toLowerCase())
+    const label = host.endsWith(suffix) ? host.slice(0, -suffix.length) : ""
+    if (label !== "" && !label.includes(".")) return { _tag: "Tunnel", name: label, target: head.target }
+  }
+  const path = /^\/t\/([^/?]+)(.*)$/s.exec(head.target)
+  if (path !== null) {
+    const [, name, rest] = path as unknown as [string, string, string]
+    return { _tag: "Tunnel", name: name.toLowerCase(), target: rest.startsWith("/") ? rest : `/${rest}` }
+  }
+  return { _tag: "Front" }
+}

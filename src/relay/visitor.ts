@@ -1,0 +1,183 @@
+/**
+ * One visitor connection to a named HTTP tunnel, request by request.
+ *
+ * Each request's head is rewritten (the `/t/NAME` prefix stripped, X-Forwarded-* added) and
+ * sent down the tunnel's data channel with the body after it, untouched; the local app's
+ * responses come back raw (they are never parsed). Keep-alive requests to the same tunnel reuse
+ * the channel. A request for another tunnel (a browser pools connections per host, and `/t/a/`
+ * and `/t/b/` share one) first lets the current channel finish: its local connection is sent
+ * EOF, so the app completes its response and closes; then a new channel opens.
+ *
+ * A request that cannot be served gets an error page and the connection is closed: 404 unknown
+ * tunnel, 502 offline tunnel or unreachable local service, 503 too many waiting visitors, 504 no
+ * data channel within the pending timeout.
+ */
+import type * as net from "node:net"
+import { Deferred, Effect, Either, Option, Scope } from "effect"
+import type { WebSocket } from "ws"
+import type { HttpRequestError } from "../errors.js"
+import { openChannel, untilClosed, type ChannelState } from "./channel.js"
+import { errorResponse } from "./error-page.js"
+import { clientAddress, rewriteHead, routeOf, type RequestHead } from "./http-request.js"
+import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
+import { validateName } from "./names.js"
+import type { RequestReader } from "./request-reader.js"
+import { WaitingVisitors } from "./waiting-visitors.js"
+
+/** Longest wait for a request head, the first one or the next on a keep-alive connection. */
+export const REQUEST_HEAD_TIMEOUT_SECONDS = 30
+
+export interface VisitorLimits {
+  /** Visitors of one tunnel allowed to wait for a data channel. */
+  readonly maxPending: number
+  /** Visitors of one tunnel allowed at once, waiting or connected. */
+  readonly maxConnsPerTunnel: number
+}
+
+/** A page to answer with before closing. */
+class Refusal {
+  constructor(readonly status: number, readonly title: string, readonly detail: string) {}
+}
+
+/** A data channel carrying this visitor's requests to one tunnel. */
+interface OpenChannel {
+  readonly tunnel: HttpTunnel
+  readonly ws: WebSocket
+  readonly state: ChannelState
+  /** Set while the relay moves the visitor to another tunnel: the far EOF must not end it. */
+  switching: boolean
+}
+
+/** Ends the response side with `bytes` and waits (briefly) for the visitor to close. */
+export const respondAndClose = (socket: net.Socket, bytes: Uint8Array): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (socket.destroyed) return resume(Effect.void)
+    // Reading on until the visitor closes: closing with unread bytes would reset the
+    // connection, and the visitor could lose the page.
+    socket.on("data", () => {})
+    socket.resume()
+    socket.once("close", () => resume(Effect.void))
+    socket.end(bytes)
+  }).pipe(Effect.timeout("2 seconds"), Effect.ignore)
+
+export const requestRefusal = (error: HttpRequestError) =>
+  errorResponse(error.status, "Bad request", error.reason)
+
+export const serveVisitor = (
+  socket: net.Socket,
+  reader: RequestReader,
+  first: { head: RequestHead; raw: Buffer },
+  options: { readonly domain: string | undefined; readonly limits: VisitorLimits }
+) =>
+  Effect.gen(function*() {
+    const tunnels = yield* HttpTunnels
+    const waiting = yield* WaitingVisitors
+    const forwardedFor = clientAddress(socket.remoteAddress)
+    let current: OpenChannel | undefined
+
+    const openFor = (tunnel: HttpTunnel) =>
+      Effect.gen(function*() {
+        const control = tunnel.control
+        if (control === undefined) {
+          return yield* Effect.fail(new Refusal(502, "Tunnel offline", `The tunnel ${tunnel.name} has no client connected right now.`))
+        }
+        const { active, waiting: held } = tunnel.counts
+        if (held >= options.limits.maxPending || held + active >= options.limits.maxConnsPerTunnel) {
+          return yield* Effect.fail(new Refusal(503, "Tunnel busy", `The tunnel ${tunnel.name} has too many visitors right now.`))
+        }
+        const channel = yield* Deferred.make<WebSocket, "expired" | "closed">()
+        const id = yield* waiting.hold({ channel }, tunnel.counts).pipe(Effect.provideService(Scope.Scope, control.scope))
+        control.ws.send(JSON.stringify({ type: "connection", id }))
+        const ws = yield* Deferred.await(channel).pipe(
+          // Leaving before the channel came: a late claim finds the Deferred done and closes it.
+          Effect.onInterrupt(() => Deferred.fail(channel, "closed")),
+          Effect.mapError((reason) =>
+            reason === "expired"
+              ? new Refusal(504, "Tunnel timeout", `The tunnel ${tunnel.name} did not answer in time.`)
+              : new Refusal(502, "Tunnel offline", `The tunnel ${tunnel.name} lost its client.`)
+          )
+        )
+        const open: OpenChannel = {
+          tunnel,
+          ws,
+          switching: false,
+          state: openChannel(ws, socket, () => {
+            if (!open.switching && !socket.destroyed) socket.end()
+          })
+        }
+        tunnel.stats.connections++
+        ws.once("close", () => {
+          tunnel.counts.active--
+          tunnel.stats.bytesIn += open.state.sender.sent()
+          tunnel.stats.bytesOut += open.state.received()
+          if (open.switching || open.state.bothEnded()) return
+          // Closed with nothing sent back: the client could not reach its local service.
+          if (open.state.received() === 0) {
+            socket.end(errorResponse(502, "Local service unreachable", `The tunnel ${tunnel.name} could not reach its local service.`))
+          } else socket.destroy()
+        })
+        return open
+      })
+
+    /** Sends EOF down the channel and waits until it has closed (the response is complete). */
+    const finish = (open: OpenChannel, switching: boolean) =>
+      Effect.suspend(() => {
+        open.switching = switching
+        open.state.sender.end()
+        return untilClosed(open.ws)
+      })
+
+    let request = first
+    while (true) {
+      const route = routeOf(request.head, options.domain)
+      // The front hands over only requests for tunnels; a later one for the front itself (the
+      // API on a reused connection) is refused like an unknown tunnel.
+      const name = route._tag === "Tunnel" ? Either.getOrUndefined(validateName(route.name)) : undefined
+      const tunnel = name === undefined ? Option.none<HttpTunnel>() : tunnels.byName(name)
+      if (current !== undefined && (Option.isNone(tunnel) || tunnel.value !== current.tunnel)) {
+        yield* finish(current, true)
+        current = undefined
+      }
+      if (Option.isNone(tunnel) || route._tag !== "Tunnel") {
+        return yield* respondAndClose(
+          socket,
+          errorResponse(404, "No such tunnel", route._tag === "Tunnel" ? `There is no tunnel named ${route.name}.` : "Nothing is served here.")
+        )
+      }
+      if (current === undefined) {
+        const opened = yield* Effect.either(openFor(tunnel.value))
+        if (Either.isLeft(opened)) {
+          const { detail, status, title } = opened.left
+          return yield* respondAndClose(socket, errorResponse(status, title, detail))
+        }
+        current = opened.right
+      }
+      const channel = current
+      channel.state.sender.send(rewriteHead(request.head, { target: route.target, forwardedFor, proto: "http" }))
+      if (request.head.upgrade) {
+        // From here on the connection belongs to whatever protocol the app switches to.
+        reader.pipeRest(channel.state.sender)
+        return yield* untilClosed(channel.ws)
+      }
+      const body = yield* Effect.either(reader.pipeBody(request.head, channel.state.sender))
+      if (Either.isLeft(body)) {
+        // Part of a malformed body has gone to the app already: nothing sound can follow.
+        yield* Effect.logDebug(`visitor of ${channel.tunnel.name} sent a malformed body: ${body.left.reason}`)
+        channel.ws.terminate()
+        return socket.destroy()
+      }
+      if (body.right === "visitor-ended") return yield* finish(channel, false)
+      const next = yield* Effect.either(reader.readHead.pipe(Effect.timeoutOption(`${REQUEST_HEAD_TIMEOUT_SECONDS} seconds`)))
+      if (Either.isLeft(next)) {
+        // The responses so far are let through first; the refusal comes after them.
+        yield* finish(channel, true)
+        return yield* respondAndClose(socket, requestRefusal(next.left))
+      }
+      // Closed, silent too long, or the app already ended the connection: the response may still
+      // be streaming back, so the channel ends only once it is through.
+      if (Option.isNone(next.right) || Option.isNone(next.right.value) || channel.state.farEnded()) {
+        return yield* finish(channel, false)
+      }
+      request = next.right.value.value
+    }
+  })
