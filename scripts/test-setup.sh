@@ -5,7 +5,8 @@
 #   instant after), from ../shared/kafka-mock;
 # - rdkafka-client (test/support/rdkafka-client.c on the mock's librdkafka 2.15.1, for the
 #   flexible API versions), built beside it in under a second;
-# - kcat, a librdkafka 2.0 client, from Debian's packages when it is missing.
+# - kcat, a librdkafka 2.0 client, from Debian's packages when it is missing;
+# - Debian's Chromium, for the HTTP tunnels' browser tests, when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d ../shared/kafka-mock ]; then
@@ -22,3 +23,4 @@ if ! command -v kcat >/dev/null; then
     exit 1
   fi
 fi
+bash scripts/install-chromium.sh

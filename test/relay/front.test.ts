@@ -1,0 +1,358 @@
+/**
+ * The server's HTTP front in one process: the API's rules, the data-channel protocol driven by a
+ * hand-written client (exact bytes), and every timeout (pending expiry, pings, offline names,
+ * rate limits) under the TestClock. Real sockets on 127.0.0.1.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import type * as net from "node:net"
+import { Deferred, Effect, Either, Fiber, Option, TestClock } from "effect"
+import { WebSocket } from "ws"
+import { parseApiKeys } from "../../src/relay/api-keys.js"
+import { BURST } from "../../src/relay/rate-limit.js"
+import { dial, LOOPBACK, readAll, startRunningServer } from "../support/net.js"
+
+const KEY = "key-one-0123456789abcdef"
+const OTHER_KEY = "key-two-0123456789abcdef"
+const keys = Either.getOrThrow(parseApiKeys(`# test keys\n${KEY}\n\n${OTHER_KEY}\n`))
+/** Lets real I/O (accepts, upgrades, frames in flight) happen before the clock moves. */
+const settle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+
+/** A server with the HTTP front; returns the front's port. */
+const startFront = (domain?: string) =>
+  Effect.map(
+    startRunningServer({ http: { keys, domain: Option.fromNullable(domain) } }),
+    (server) => Option.getOrThrow(server.http).port
+  )
+
+interface ApiAnswer {
+  readonly status: number
+  readonly headers: Headers
+  readonly body: any
+}
+
+const api = (port: number, method: string, path: string, options: { key?: string | null; body?: unknown } = {}) =>
+  Effect.promise(async (): Promise<ApiAnswer> => {
+    const key = options.key === undefined ? KEY : options.key
+    const response = await fetch(`http://${LOOPBACK}:${port}${path}`, {
+      method,
+      headers: { ...(key === null ? {} : { Authorization: `Bearer ${key}` }), "Content-Type": "application/json" },
+      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) })
+    })
+    const text = await response.text()
+    return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) }
+  })
+
+/** Sends raw bytes as a visitor and reads everything until the server closes. */
+const visit = (port: number, request: string | Buffer) =>
+  Effect.scoped(Effect.gen(function*() {
+    const socket = yield* dial(port)
+    socket.write(request)
+    return (yield* readAll(socket)).toString("latin1")
+  }))
+
+/** A WebSocket to the front, open or refused with a status; it collects what it receives from the start. */
+const openWs = (port: number, path: string, options: { key?: string; autoPong?: boolean } = {}) =>
+  Effect.acquireRelease(
+    Effect.async<WebSocket & { received: Received }, Error>((resume) => {
+      const ws = new WebSocket(`ws://${LOOPBACK}:${port}${path}`, {
+        headers: { Authorization: `Bearer ${options.key ?? KEY}` },
+        autoPong: options.autoPong ?? true
+      })
+      const withReceived = Object.assign(ws, { received: collect(ws) })
+      ws.once("open", () => resume(Effect.succeed(withReceived)))
+      ws.once("unexpected-response", (_, response) => {
+        ws.on("error", () => {})
+        ws.terminate()
+        resume(Effect.fail(new Error(`refused ${response.statusCode}`)))
+      })
+      ws.once("error", (error) => resume(Effect.fail(error)))
+    }),
+    (ws) => Effect.sync(() => ws.terminate())
+  )
+
+/** A hand-written `spore http` client: its control connection and the visitor ids it hears of. */
+const fakeClient = (port: number, tunnelId: string, options: { autoPong?: boolean } = {}) =>
+  Effect.gen(function*() {
+    const ws = yield* openWs(port, `/ws/control?tunnel_id=${tunnelId}`, options)
+    let seen = 0
+    // Each visitor announced, in order: `{"type":"connection","id":...}` text messages.
+    const nextVisitor = Effect.gen(function*() {
+      while (ws.received.texts.length <= seen) yield* Effect.promise(() => new Promise((resolve) => ws.once("message", resolve)))
+      return JSON.parse(ws.received.texts[seen++]!).id as string
+    })
+    return { ws, nextVisitor }
+  })
+
+interface Received {
+  /** The binary messages so far, as text. */
+  readonly text: () => string
+  /** Text messages (control messages). */
+  readonly texts: Array<string>
+  /** Resolves on the far side's EOF (an empty binary message). */
+  readonly ended: Effect.Effect<void>
+  /** Resolves with the close code once the WebSocket has closed. */
+  readonly closed: Effect.Effect<number>
+}
+
+/** Collects what a WebSocket receives; an empty binary message is the far side's EOF. */
+const collect = (ws: WebSocket): Received => {
+  const chunks: Array<Buffer> = []
+  const texts: Array<string> = []
+  const ended = Effect.runSync(Deferred.make<void>())
+  const closed = Effect.runSync(Deferred.make<number>())
+  ws.once("close", (code: number) => Effect.runSync(Deferred.succeed(closed, code)))
+  ws.on("message", (data: Buffer, isBinary: boolean) => {
+    if (!isBinary) texts.push(data.toString("utf8"))
+    else if (data.length === 0) Effect.runSync(Deferred.succeed(ended, undefined))
+    else chunks.push(data)
+  })
+  return { text: () => Buffer.concat(chunks).toString("latin1"), texts, ended: Deferred.await(ended), closed: Deferred.await(closed) }
+}
+
+/** Waits until `socket` has received `text` (or closed). */
+const readUntil = (socket: net.Socket, text: string) =>
+  Effect.async<string>((resume) => {
+    let seen = ""
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString("latin1")
+      if (seen.includes(text)) {
+        socket.off("data", onData)
+        resume(Effect.succeed(seen))
+      }
+    }
+    socket.on("data", onData)
+    socket.once("close", () => resume(Effect.succeed(seen)))
+  })
+
+describe("HTTP front: the API", () => {
+  it.scoped("creates, reclaims, refuses taken and bad names, lists and deletes per owner", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront("spore.test")
+      const created = yield* api(port, "POST", "/v1/tunnels", { body: { name: "App" } })
+      expect(created.status).toBe(201)
+      expect(created.body).toMatchObject({ name: "app", url: `http://app.spore.test:${port}`, online: false })
+      // The same owner asking again gets the same tunnel: how a client reclaims its name.
+      const again = yield* api(port, "POST", "/v1/tunnels", { body: { name: "app" } })
+      expect(again.status).toBe(200)
+      expect(again.body.id).toBe(created.body.id)
+      const taken = yield* api(port, "POST", "/v1/tunnels", { key: OTHER_KEY, body: { name: "app" } })
+      expect(taken.status).toBe(409)
+      expect(taken.body.error).toBe("the name app is taken")
+      for (const name of ["-x", "a_b", "x".repeat(64), "www"]) {
+        expect((yield* api(port, "POST", "/v1/tunnels", { body: { name } })).status).toBe(400)
+      }
+      expect((yield* api(port, "POST", "/v1/tunnels", { body: { name: 7 } })).status).toBe(400)
+      expect((yield* api(port, "POST", "/v1/tunnels", { body: { nom: "x" } })).body.error).toBe("unknown field nom")
+      const random = yield* api(port, "POST", "/v1/tunnels", { key: OTHER_KEY })
+      expect(random.status).toBe(201)
+      expect(random.body.name).toMatch(/^[a-z][a-z0-9]{9}$/)
+
+      const mine = yield* api(port, "GET", "/v1/tunnels")
+      expect(mine.body.tunnels.map((t: { name: string }) => t.name)).toEqual(["app"])
+      // Another owner's tunnel cannot be deleted, nor told apart from a missing one.
+      expect((yield* api(port, "DELETE", `/v1/tunnels/${created.body.id}`, { key: OTHER_KEY })).status).toBe(404)
+      expect((yield* api(port, "DELETE", `/v1/tunnels/${created.body.id}`)).status).toBe(204)
+      expect((yield* api(port, "GET", "/v1/tunnels")).body.tunnels).toEqual([])
+      // Its name is free again, for anyone.
+      expect((yield* api(port, "POST", "/v1/tunnels", { key: OTHER_KEY, body: { name: "app" } })).status).toBe(201)
+      const path = yield* api(port, "POST", "/v1/tunnels", { body: { name: "plain" } })
+      expect(path.body.url).toBe(`http://plain.spore.test:${port}`)
+    }))
+
+  it.scoped("without --domain, a tunnel's URL is its path on the front", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      const created = yield* api(port, "POST", "/v1/tunnels", { body: { name: "app" } })
+      expect(created.body.url).toBe(`http://${LOOPBACK}:${port}/t/app/`)
+    }))
+
+  it.scoped("refuses missing and wrong keys, then locks the address out", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      const missing = yield* api(port, "GET", "/v1/tunnels", { key: null })
+      expect(missing.status).toBe(401)
+      expect(missing.headers.get("www-authenticate")).toBe("Bearer")
+      for (let attempt = 0; attempt < 4; attempt++) {
+        expect((yield* api(port, "GET", "/v1/tunnels", { key: "wrong-key-0123456789" })).status).toBe(401)
+      }
+      // The fifth failure within a minute (the missing key counted) locks the address out,
+      // good keys included, for a minute.
+      expect((yield* api(port, "GET", "/v1/tunnels")).status).toBe(429)
+      yield* TestClock.adjust("61 seconds")
+      expect((yield* api(port, "GET", "/v1/tunnels")).status).toBe(200)
+    }))
+
+  it.scoped("rate limits each key, and lets it go on as tokens come back", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      for (let call = 0; call < BURST; call++) expect((yield* api(port, "GET", "/v1/tunnels")).status).toBe(200)
+      const limited = yield* api(port, "GET", "/v1/tunnels")
+      expect(limited.status).toBe(429)
+      expect(limited.headers.get("retry-after")).toBe("1")
+      // Another key has its own bucket.
+      expect((yield* api(port, "GET", "/v1/tunnels", { key: OTHER_KEY })).status).toBe(200)
+      yield* TestClock.adjust("1 second")
+      expect((yield* api(port, "GET", "/v1/tunnels")).status).toBe(200)
+      expect((yield* api(port, "GET", "/v1/tunnels")).status).toBe(429)
+    }))
+
+  it.scoped("forgets a tunnel left offline for five minutes, and keeps one that is online", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      const idle = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "idle" } })).body
+      const busy = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "busy" } })).body
+      yield* fakeClient(port, busy.id)
+      yield* settle
+      yield* TestClock.adjust("299 seconds")
+      expect((yield* api(port, "GET", "/v1/status")).body.tunnels.map((t: { name: string }) => t.name)).toEqual(["busy", "idle"])
+      yield* TestClock.adjust("2 seconds")
+      const left = (yield* api(port, "GET", "/v1/status")).body.tunnels
+      expect(left.map((t: { name: string; online: boolean }) => [t.name, t.online])).toEqual([["busy", true]])
+      expect((yield* api(port, "POST", "/v1/tunnels", { key: OTHER_KEY, body: { name: "idle" } })).status).toBe(201)
+      expect(idle.id).not.toBe(undefined)
+    }))
+})
+
+describe("HTTP front: control and data channels", () => {
+  it.scoped("forwards the rewritten request and the raw response, then honours both EOFs", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront("spore.test")
+      const tunnel = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "app" } })).body
+      const client = yield* fakeClient(port, tunnel.id)
+      const visitor = yield* dial(port)
+      visitor.write("POST /t/app/upload?x=1 HTTP/1.1\r\nHost: front\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nContent-Length: 5\r\n\r\nhello")
+      const id = yield* client.nextVisitor
+      const data = yield* openWs(port, `/ws/data?id=${id}`)
+      const received = data.received
+      const response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+      data.send(Buffer.from(response))
+      expect(yield* readUntil(visitor, "ok")).toBe(response)
+      yield* settle
+      expect(received.text()).toBe(
+        "POST /upload?x=1 HTTP/1.1\r\nHost: front\r\nContent-Length: 5\r\n" +
+          "X-Forwarded-For: 10.0.0.1, 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: front\r\n\r\nhello"
+      )
+      // The app closes: its EOF reaches the visitor as a FIN, and the visitor's FIN comes back.
+      data.send(Buffer.alloc(0))
+      visitor.end()
+      yield* received.ended
+      expect(yield* data.received.closed).toBe(1000)
+    }))
+
+  it.scoped("a visitor nobody opens a channel for gets a 504 after 10 s; a late channel is refused", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      const tunnel = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "slow" } })).body
+      const client = yield* fakeClient(port, tunnel.id)
+      const answer = yield* Effect.fork(visit(port, "GET /t/slow/ HTTP/1.1\r\nHost: x\r\n\r\n"))
+      const id = yield* client.nextVisitor
+      yield* settle
+      yield* TestClock.adjust("9 seconds")
+      yield* settle
+      expect((yield* api(port, "GET", "/v1/status")).body.tunnels[0].connections).toBe(0)
+      yield* TestClock.adjust("1 second")
+      const page = yield* Fiber.join(answer)
+      expect(page).toMatch(/^HTTP\/1\.1 504 Gateway Timeout\r\n/)
+      const late = yield* openWs(port, `/ws/data?id=${id}`)
+      expect(yield* late.received.closed).toBe(4404)
+    }))
+
+  it.scoped("404 for unknown names, 502 for an offline tunnel and for one whose client leaves", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront("spore.test")
+      expect(yield* visit(port, "GET / HTTP/1.1\r\nHost: nope.spore.test\r\n\r\n")).toMatch(/^HTTP\/1\.1 404 /)
+      expect(yield* visit(port, "GET /t/nope/ HTTP/1.1\r\nHost: x\r\n\r\n")).toMatch(/^HTTP\/1\.1 404 /)
+      expect(yield* visit(port, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")).toMatch(/^HTTP\/1\.1 404 /)
+      const tunnel = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "app" } })).body
+      expect(yield* visit(port, "GET / HTTP/1.1\r\nHost: app.spore.test\r\n\r\n")).toMatch(/^HTTP\/1\.1 502 Bad Gateway\r\n[^]*offline/)
+      // A visitor waiting when the client goes: let go with a 502 at once, not at the expiry.
+      const client = yield* fakeClient(port, tunnel.id)
+      const answer = yield* Effect.fork(visit(port, "GET / HTTP/1.1\r\nHost: app.spore.test\r\n\r\n"))
+      yield* client.nextVisitor
+      client.ws.terminate()
+      expect(yield* Fiber.join(answer)).toMatch(/^HTTP\/1\.1 502 /)
+    }))
+
+  it.scoped("a newer control connection replaces the older; other owners and unknown ids are refused", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      const tunnel = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "app" } })).body
+      const first = yield* fakeClient(port, tunnel.id)
+      const second = yield* fakeClient(port, tunnel.id)
+      expect(yield* first.ws.received.closed).toBe(4000)
+      const answer = yield* Effect.fork(visit(port, "GET /t/app/ HTTP/1.1\r\nHost: x\r\n\r\n"))
+      const id = yield* second.nextVisitor
+      const data = yield* openWs(port, `/ws/data?id=${id}`)
+      data.send(Buffer.from("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"))
+      data.send(Buffer.alloc(0))
+      expect(yield* Fiber.join(answer)).toBe("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+      expect(yield* Effect.either(openWs(port, `/ws/control?tunnel_id=${tunnel.id}`, { key: OTHER_KEY }))).toEqual(
+        Either.left(new Error("refused 404"))
+      )
+      expect(yield* Effect.either(openWs(port, "/ws/control?tunnel_id=nope"))).toEqual(Either.left(new Error("refused 404")))
+      expect(yield* Effect.either(openWs(port, `/ws/control?tunnel_id=${tunnel.id}`, { key: "bad-key-0123456789abc" }))).toEqual(
+        Either.left(new Error("refused 401"))
+      )
+    }))
+
+  it.scoped("pings every 30 s and drops a client that answers none for 60 s", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      const live = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "live" } })).body
+      const mute = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "mute" } })).body
+      const answering = yield* fakeClient(port, live.id)
+      const silent = yield* fakeClient(port, mute.id, { autoPong: false })
+      let pings = 0
+      silent.ws.on("ping", () => pings++)
+      yield* settle
+      for (let tick = 1; tick <= 2; tick++) {
+        yield* TestClock.adjust("30 seconds")
+        yield* settle
+      }
+      expect(pings).toBe(2)
+      expect((yield* api(port, "GET", "/v1/status")).body.tunnels.map((t: { online: boolean }) => t.online)).toEqual([true, true])
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* silent.ws.received.closed).toBe(1006)
+      yield* TestClock.adjust("60 seconds")
+      yield* settle
+      const status = (yield* api(port, "GET", "/v1/status")).body.tunnels
+      expect(status.map((t: { name: string; online: boolean }) => [t.name, t.online])).toEqual([["live", true], ["mute", false]])
+      expect(answering.ws.readyState).toBe(WebSocket.OPEN)
+    }))
+})
+
+describe("HTTP front: bad requests", () => {
+  it.scoped("answers malformed, oversized and ambiguous requests with their status, and keeps serving", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      yield* api(port, "POST", "/v1/tunnels", { body: { name: "app" } })
+      expect(yield* visit(port, "GARBAGE\r\n\r\n")).toMatch(/^HTTP\/1\.1 400 /)
+      expect(yield* visit(port, `GET /t/app/ HTTP/1.1\r\nX: ${"a".repeat(70_000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /)
+      expect(yield* visit(port, "POST /t/app/ HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")).toMatch(/^HTTP\/1\.1 400 /)
+      expect(yield* visit(port, "POST /t/app/ HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n")).toMatch(/^HTTP\/1\.1 501 /)
+      expect(yield* visit(port, "GET /t/app/ HTTP/2.0\r\n\r\n")).toMatch(/^HTTP\/1\.1 505 /)
+      // A connection that ends inside its head is answered too.
+      const cut = yield* Effect.scoped(Effect.gen(function*() {
+        const socket = yield* dial(port)
+        socket.end("GET /t/app/ HTTP/1.1\r\nHost")
+        return (yield* readAll(socket)).toString("latin1")
+      }))
+      expect(cut).toMatch(/^HTTP\/1\.1 400 /)
+      expect((yield* api(port, "GET", "/v1/tunnels")).body.tunnels).toHaveLength(1)
+    }))
+
+  it.scoped("a silent visitor is closed after 30 s without a request", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      const socket = yield* dial(port)
+      let ended = false
+      socket.once("end", () => (ended = true))
+      yield* settle
+      yield* TestClock.adjust("29 seconds")
+      yield* settle
+      expect(ended).toBe(false)
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      expect(ended).toBe(true)
+    }))
+})
