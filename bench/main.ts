@@ -5,10 +5,13 @@
  * Everything runs on 127.0.0.1 and stops by itself: every step is bounded (STEP_LIMIT_MS) and
  * every process is killed at the end.
  */
-import { mkdirSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { connectionLatency, connectionRate, holdIdle, throughputBothWays, throughputOneWay } from "./measure.js"
-import { killAll, rss, start, startServices, startSpore, startTunnel } from "./processes.js"
+import { download, newConnectionLatency, requestLatency, upload } from "./http.js"
+import { killAll, rss, start, startHttpTunnel, startServices, startSpore, startTunnel } from "./processes.js"
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5)
 const GiB = 1 << 30
@@ -18,8 +21,8 @@ const WORKERS = 50
 const CONCURRENT_TOTAL = 5000
 const IDLE = Number(process.env.BENCH_IDLE ?? 5000)
 
-/** BENCH_ONLY=throughput,latency,memory,startup runs only those sections. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? "throughput,latency,memory,startup").split(","))
+/** BENCH_ONLY=throughput,latency,memory,startup,http runs only those sections. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? "throughput,latency,memory,startup,http").split(","))
 
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
@@ -112,6 +115,33 @@ if (ONLY.has("memory")) {
   const direct = median(perDirect)
   rows.push({ figure: `RSS per idle connection (${IDLE} open), server`, unit: "KiB", direct, spore: server, target: `< 30 KiB: ${server < 30 ? "met" : "missed"}` })
   rows.push({ figure: `RSS per idle connection (${IDLE} open), client`, unit: "KiB", direct, spore: client, target: `< 30 KiB: ${client < 30 ? "met" : "missed"}` })
+}
+
+// HTTP tunnels: `spore http` through the server's front (path routing), against the web app.
+if (ONLY.has("http")) {
+  const key = "bench-key-0123456789abcdef"
+  const keyFile = join(mkdtempSync(join(tmpdir(), "spore-bench-")), "api-keys")
+  writeFileSync(keyFile, `${key}\n`)
+  const tunnel = await startHttpTunnel(services.web, keyFile, key)
+  const direct = `http://127.0.0.1:${services.web}`
+  const spore = `http://127.0.0.1:${tunnel.front}/t/bench`
+  const HTTP_BYTES = Math.min(TRANSFER, 256 * 1024 * 1024)
+  const MiB = HTTP_BYTES / (1024 * 1024)
+  const up = { direct: await runs(() => upload(direct, HTTP_BYTES)), spore: await runs(() => upload(spore, HTTP_BYTES)) }
+  rows.push({ figure: `http POST of ${MiB} MiB`, unit: "MB/s", ...up, target: "" })
+  const down = { direct: await runs(() => download(direct, HTTP_BYTES)), spore: await runs(() => download(spore, HTTP_BYTES)) }
+  rows.push({ figure: `http GET of ${MiB} MiB`, unit: "MB/s", ...down, target: "" })
+  const kept = { direct: [] as Array<number>, spore: [] as Array<number> }
+  const fresh = { direct: [] as Array<number>, spore: [] as Array<number> }
+  for (let i = 0; i < RUNS; i++) {
+    kept.direct.push((await requestLatency(direct, SEQUENTIAL)).p50)
+    kept.spore.push((await requestLatency(spore, SEQUENTIAL)).p50)
+    fresh.direct.push(await newConnectionLatency(direct, SEQUENTIAL / 4))
+    fresh.spore.push(await newConnectionLatency(spore, SEQUENTIAL / 4))
+  }
+  rows.push({ figure: "http GET on a kept-alive connection, p50", unit: "ms", direct: median(kept.direct), spore: median(kept.spore), target: "" })
+  rows.push({ figure: "http GET on a new connection, p50", unit: "ms", direct: median(fresh.direct), spore: median(fresh.spore), target: "" })
+  tunnel.server.kill("SIGKILL"), tunnel.client.kill("SIGKILL")
 }
 
 // Start-up: `spore local` from spawn to "listening at", against bare `node` printing a line.

@@ -65,8 +65,8 @@ export const startSpore = (args: ReadonlyArray<string>) => start(process.execPat
 /** The services process (sink and echo). */
 export const startServices = async () => {
   const services = start(process.execPath, [`${ROOT}node_modules/vite-node/vite-node.mjs`, `${ROOT}bench/services.ts`])
-  const match = await services.waitFor(/\{"sink":(\d+),"echo":(\d+)\}/)
-  return { child: services.child, sink: Number(match[1]), echo: Number(match[2]) }
+  const match = await services.waitFor(/\{"sink":(\d+),"echo":(\d+),"web":(\d+)\}/)
+  return { child: services.child, sink: Number(match[1]), echo: Number(match[2]), web: Number(match[3]) }
 }
 
 /** A Spore server and a client tunnelling `localPort`; returns the public port. */
@@ -84,4 +84,17 @@ export const startTunnel = async (localPort: number) => {
 export const rss = (child: ChildProcess): number => {
   const status = readFileSync(`/proc/${child.pid}/status`, "utf8")
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024
+}
+
+/**
+ * A Spore server with its HTTP front and a `spore http` client exposing `localPort` as
+ * `bench`; returns the front's port (visitors use /t/bench/).
+ */
+export const startHttpTunnel = async (localPort: number, keyFile: string, key: string) => {
+  const server = startSpore(["server", "--bind-addr", "127.0.0.1", "--control-port", "0", "--min-port", "30000", "--max-port", "32000",
+    "--http-addr", "127.0.0.1:0", "--api-keys", keyFile, "--max-pending", "10000", "--max-conns-per-tunnel", "10000"])
+  const front = Number((await server.waitFor(/http front listening on 127\.0\.0\.1:(\d+)/))[1])
+  const client = startSpore(["http", String(localPort), "--local-host", "127.0.0.1", "--to", `http://127.0.0.1:${front}`, "--token", key, "--name", "bench"])
+  await client.waitFor(/bench is online at/)
+  return { server: server.child, client: client.child, front }
 }

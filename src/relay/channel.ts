@@ -36,6 +36,39 @@ export interface ChannelSender {
   readonly sent: () => number
 }
 
+/**
+ * A WebSocket whose messages are held from the moment it exists until a channel takes them. The
+ * far side may send as soon as the handshake is done, and between that and the channel being set
+ * up (a claim, a fiber resuming) a message with no listener would be lost.
+ */
+export interface HeldWebSocket {
+  readonly ws: WebSocket
+  /** Hands every message, the held ones first, to `handler` from now on. */
+  readonly takeMessages: (handler: (data: Buffer, isBinary: boolean) => void) => void
+}
+
+export const holdMessages = (ws: WebSocket): HeldWebSocket => {
+  const held: Array<[Buffer, boolean]> = []
+  let handler: ((data: Buffer, isBinary: boolean) => void) | undefined
+  ws.on("message", (data: Buffer, isBinary: boolean) => {
+    if (handler === undefined) held.push([data, isBinary])
+    else handler(data, isBinary)
+  })
+  return {
+    ws,
+    takeMessages: (next) => {
+      handler = next
+      for (const [data, isBinary] of held.splice(0)) next(data, isBinary)
+    }
+  }
+}
+
+/** Runs `f` once the WebSocket has closed (at once if it has), with its close code. */
+export const onClosed = (ws: WebSocket, f: (code: number) => void) => {
+  if (ws.readyState === ws.CLOSED) f(1006)
+  else ws.once("close", (code: number) => f(code))
+}
+
 /** An open channel: our sending half and what we know of the far side. */
 export interface ChannelState {
   readonly sender: ChannelSender
@@ -52,7 +85,7 @@ export interface ChannelState {
  * carries ours. `onFarEof` runs when the far side has sent everything (default: end the socket's
  * write half).
  */
-export const openChannel = (ws: WebSocket, socket: net.Socket, onFarEof?: () => void): ChannelState => {
+export const openChannel = ({ takeMessages, ws }: HeldWebSocket, socket: net.Socket, onFarEof?: () => void): ChannelState => {
   let queued = 0
   let sent = 0
   let received = 0
@@ -88,7 +121,7 @@ export const openChannel = (ws: WebSocket, socket: net.Socket, onFarEof?: () => 
     sent: () => sent
   }
 
-  ws.on("message", (data: Buffer, isBinary: boolean) => {
+  takeMessages((data, isBinary) => {
     if (farEof || !isBinary) return
     if (data.length === 0) {
       farEof = true
@@ -132,8 +165,9 @@ export const untilClosed = (ws: WebSocket): Effect.Effect<void> =>
  * both are done. A channel closed before both EOFs, or a socket error, aborts both.
  * Interrupting it aborts both too.
  */
-export const spliceChannel = (socket: net.Socket, ws: WebSocket): Effect.Effect<void> =>
+export const spliceChannel = (socket: net.Socket, held: HeldWebSocket): Effect.Effect<void> =>
   Effect.async<void>((resume) => {
+    const { ws } = held
     let open = 2
     const abort = () => {
       socket.destroy()
@@ -143,13 +177,13 @@ export const spliceChannel = (socket: net.Socket, ws: WebSocket): Effect.Effect<
       open -= 1
       if (open === 0) resume(Effect.void)
     }
-    const channel = openChannel(ws, socket)
+    const channel = openChannel(held, socket)
     pipeSocketInto(socket, channel.sender)
     socket.once("close", (hadError) => {
       if (hadError) abort()
       done()
     })
-    ws.once("close", () => {
+    onClosed(ws, () => {
       // A clean end (both EOFs sent) leaves the socket to finish its own close; anything else
       // means the far side is gone.
       if (!channel.bothEnded()) socket.destroy()

@@ -14,7 +14,8 @@ import type * as http from "node:http"
 import { STATUS_CODES } from "node:http"
 import type * as stream from "node:stream"
 import { Deferred, Duration, Effect, Option } from "effect"
-import type { WebSocket, WebSocketServer } from "ws"
+import type { WebSocketServer } from "ws"
+import { type HeldWebSocket, holdMessages } from "./channel.js"
 import { HttpApiError } from "../errors.js"
 import { parseUuid } from "../protocol/uuid.js"
 import { type ApiContext, authenticate } from "./api.js"
@@ -40,17 +41,17 @@ const refuse = (socket: stream.Duplex, error: HttpApiError) =>
 
 /** Completes the WebSocket handshake; fails if the socket goes away first. */
 const upgrade = (wss: WebSocketServer, request: http.IncomingMessage, socket: stream.Duplex, head: Buffer) =>
-  Effect.async<WebSocket, HttpApiError>((resume) => {
+  Effect.async<HeldWebSocket, HttpApiError>((resume) => {
     const onClose = () => resume(Effect.fail(new HttpApiError({ status: 400, reason: "closed during the WebSocket handshake" })))
     socket.once("close", onClose)
     wss.handleUpgrade(request, socket, head, (ws) => {
       socket.off("close", onClose)
-      resume(Effect.succeed(ws))
+      resume(Effect.succeed(holdMessages(ws)))
     })
   })
 
 /** A tunnel's control connection, from upgrade to close. */
-const serveControl = (tunnel: HttpTunnel, ws: WebSocket) =>
+const serveControl = (tunnel: HttpTunnel, { ws }: HeldWebSocket) =>
   Effect.scoped(Effect.gen(function*() {
     const tunnels = yield* HttpTunnels
     yield* tunnels.attach(tunnel, ws)
@@ -85,17 +86,17 @@ const serveControl = (tunnel: HttpTunnel, ws: WebSocket) =>
   }))
 
 /** A data channel: hands the WebSocket to the visitor waiting for it. */
-const serveData = (id: string | null, ws: WebSocket) =>
+const serveData = (id: string | null, held: HeldWebSocket) =>
   Effect.gen(function*() {
     const waiting = yield* WaitingVisitors
     const uuid = parseUuid(id ?? "")
     const claimed = uuid === undefined ? Option.none() : yield* waiting.claim(uuid)
-    if (Option.isNone(claimed)) return ws.close(4404, "unknown or expired visitor id")
-    const taken = yield* Deferred.succeed(claimed.value.visitor.channel, ws)
+    if (Option.isNone(claimed)) return held.ws.close(4404, "unknown or expired visitor id")
+    const taken = yield* Deferred.succeed(claimed.value.visitor.channel, held)
     if (!taken) {
       // The visitor left while its channel was on the way.
       claimed.value.counts.active--
-      ws.close(4410, "the visitor has gone")
+      held.ws.close(4410, "the visitor has gone")
     }
   })
 

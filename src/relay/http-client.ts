@@ -14,7 +14,7 @@ import { Drain, tracked } from "../net/drain.js"
 import { connect } from "../net/socket.js"
 import { parseUuid, type Uuid } from "../protocol/uuid.js"
 import { reconnectSchedule } from "../client/reconnect.js"
-import { MAX_MESSAGE_BYTES, spliceChannel } from "./channel.js"
+import { type HeldWebSocket, holdMessages, MAX_MESSAGE_BYTES, spliceChannel } from "./channel.js"
 
 /**
  * The server pings every 30 s; this long without a ping (or any message) means the control
@@ -94,12 +94,14 @@ const causeOf = (error: unknown) => {
 
 /** Opens a WebSocket; an HTTP refusal fails with its status (404: the server forgot the tunnel). */
 const openWebSocket = (url: URL, config: HttpClientConfig) =>
-  Effect.async<WebSocket, HttpApiError>((resume) => {
+  Effect.async<HeldWebSocket, HttpApiError>((resume) => {
     const ws = new WebSocket(url, { headers: authorization(config), maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: 10_000 })
+    // Held from the start: the server may send before the caller is ready to listen.
+    const held = holdMessages(ws)
     ws.once("open", () => {
       ws.removeAllListeners("error")
       ws.on("error", () => {})
-      resume(Effect.succeed(ws))
+      resume(Effect.succeed(held))
     })
     ws.once("unexpected-response", (_request, response) => {
       ws.on("error", () => {})
@@ -114,13 +116,13 @@ const openWebSocket = (url: URL, config: HttpClientConfig) =>
 const forwardVisitor = (config: HttpClientConfig, id: Uuid) =>
   Effect.gen(function*() {
     const local = yield* Effect.either(connect(config.localHost, config.localPort))
-    const ws = yield* openWebSocket(endpoint(config, `/ws/data?id=${id}`, true), config)
+    const held = yield* openWebSocket(endpoint(config, `/ws/data?id=${id}`, true), config)
     if (local._tag === "Left") {
       // Closing the channel unused tells the server to show the visitor a 502.
-      ws.close(4502, "local service unreachable")
+      held.ws.close(4502, "local service unreachable")
       return yield* Effect.logWarning(`visitor ${id}: cannot reach ${config.localHost}:${config.localPort}: ${local.left.reason}`)
     }
-    yield* tracked(spliceChannel(local.right, ws))
+    yield* tracked(spliceChannel(local.right, held))
   }).pipe(
     Effect.catchAll((error) => Effect.logWarning(`visitor ${id} dropped: ${error.message}`)),
     Effect.scoped
@@ -128,7 +130,7 @@ const forwardVisitor = (config: HttpClientConfig, id: Uuid) =>
 
 /** Serves the control connection until it is lost (a failure: the tunnel is offline). */
 const serveControl = (
-  ws: WebSocket,
+  { takeMessages, ws }: HeldWebSocket,
   onVisitor: (id: Uuid) => Effect.Effect<unknown>
 ): Effect.Effect<never, ControlConnectionLost> =>
   Effect.gen(function*() {
@@ -137,7 +139,7 @@ const serveControl = (
     ws.on("ping", () => {
       heard = true
     })
-    ws.on("message", (data: Buffer, isBinary: boolean) => {
+    takeMessages((data, isBinary) => {
       heard = true
       if (isBinary) return
       let message: { type?: unknown; id?: unknown }
@@ -150,6 +152,7 @@ const serveControl = (
       if (message.type === "connection" && id !== undefined) run(onVisitor(id))
     })
     const closed = Effect.async<never, ControlConnectionLost>((resume) => {
+      if (ws.readyState === ws.CLOSED) return resume(Effect.fail(new ControlConnectionLost({ reason: "the server closed it" })))
       ws.once("close", (code: number, reason: Buffer) =>
         resume(Effect.fail(new ControlConnectionLost({ reason: `the server closed it (${code}${reason.length > 0 ? ` ${reason.toString()}` : ""})` }))))
     })

@@ -16,7 +16,7 @@ import type * as net from "node:net"
 import { Deferred, Effect, Either, Option, Scope } from "effect"
 import type { WebSocket } from "ws"
 import type { HttpRequestError } from "../errors.js"
-import { openChannel, untilClosed, type ChannelState } from "./channel.js"
+import { type ChannelState, type HeldWebSocket, onClosed, openChannel, untilClosed } from "./channel.js"
 import { errorResponse } from "./error-page.js"
 import { clientAddress, rewriteHead, routeOf, type RequestHead } from "./http-request.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
@@ -81,14 +81,14 @@ export const serveVisitor = (
         if (control === undefined) {
           return yield* Effect.fail(new Refusal(502, "Tunnel offline", `The tunnel ${tunnel.name} has no client connected right now.`))
         }
-        const { active, waiting: held } = tunnel.counts
-        if (held >= options.limits.maxPending || held + active >= options.limits.maxConnsPerTunnel) {
+        const { active, waiting: queued } = tunnel.counts
+        if (queued >= options.limits.maxPending || queued + active >= options.limits.maxConnsPerTunnel) {
           return yield* Effect.fail(new Refusal(503, "Tunnel busy", `The tunnel ${tunnel.name} has too many visitors right now.`))
         }
-        const channel = yield* Deferred.make<WebSocket, "expired" | "closed">()
+        const channel = yield* Deferred.make<HeldWebSocket, "expired" | "closed">()
         const id = yield* waiting.hold({ channel }, tunnel.counts).pipe(Effect.provideService(Scope.Scope, control.scope))
         control.ws.send(JSON.stringify({ type: "connection", id }))
-        const ws = yield* Deferred.await(channel).pipe(
+        const held = yield* Deferred.await(channel).pipe(
           // Leaving before the channel came: a late claim finds the Deferred done and closes it.
           Effect.onInterrupt(() => Deferred.fail(channel, "closed")),
           Effect.mapError((reason) =>
@@ -97,16 +97,17 @@ export const serveVisitor = (
               : new Refusal(502, "Tunnel offline", `The tunnel ${tunnel.name} lost its client.`)
           )
         )
+        const { ws } = held
         const open: OpenChannel = {
           tunnel,
           ws,
           switching: false,
-          state: openChannel(ws, socket, () => {
+          state: openChannel(held, socket, () => {
             if (!open.switching && !socket.destroyed) socket.end()
           })
         }
         tunnel.stats.connections++
-        ws.once("close", () => {
+        onClosed(ws, () => {
           tunnel.counts.active--
           tunnel.stats.bytesIn += open.state.sender.sent()
           tunnel.stats.bytesOut += open.state.received()

@@ -5,11 +5,11 @@
  * tunnel's control connection closed (502).
  */
 import { Context, Deferred, Exit, Layer } from "effect"
-import type { WebSocket } from "ws"
+import type { HeldWebSocket } from "./channel.js"
 import { makeTable, type PendingEvents, type PendingTable, type ReleaseReason } from "../server/pending-registry.js"
 
 export interface WaitingVisitor {
-  readonly channel: Deferred.Deferred<WebSocket, ReleaseReason>
+  readonly channel: Deferred.Deferred<HeldWebSocket, ReleaseReason>
 }
 
 export class WaitingVisitors extends Context.Tag("spore/WaitingVisitors")<WaitingVisitors, PendingTable<WaitingVisitor>>() {}
