@@ -16,8 +16,9 @@ await build({
   target: "node20",
   sourcemap: true,
   legalComments: "none",
-  // A native addon: it must be loaded from node_modules at run time.
-  external: ["sockopt"],
+  // Native addons: they must be loaded from node_modules at run time (bufferutil masks and
+  // unmasks WebSocket frames natively for ws, which falls back to JavaScript without it).
+  external: ["sockopt", "bufferutil"],
   define: { SPORE_VERSION: JSON.stringify(version) },
   // Bundled CommonJS dependencies call require() for Node's own modules.
   banner: { js: "import { createRequire as __sporeCreateRequire } from \"node:module\"; const require = __sporeCreateRequire(import.meta.url);" },
