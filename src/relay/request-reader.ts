@@ -11,7 +11,8 @@ import type * as net from "node:net"
 import { Effect, Either, Option } from "effect"
 import { HttpRequestError } from "../errors.js"
 import type { ChannelSender } from "./channel.js"
-import { findHeadEnd, makeBodyScanner, MAX_HEAD_BYTES, parseHead, type RequestHead } from "./http-request.js"
+import { makeBodyScanner } from "./body-scanner.js"
+import { findHeadEnd, MAX_HEAD_BYTES, parseHead, type RequestHead } from "./http-request.js"
 
 const EMPTY = Buffer.alloc(0)
 

@@ -5,12 +5,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { HttpRequestError } from "../../src/errors.js"
+import { makeBodyScanner } from "../../src/relay/body-scanner.js"
 import { errorResponse } from "../../src/relay/error-page.js"
 import {
   type BodyFraming,
   clientAddress,
   findHeadEnd,
-  makeBodyScanner,
   MAX_HEAD_BYTES,
   parseHead,
   type RequestHead,
