@@ -44,6 +44,10 @@ export const start = (config: ServerConfig): Effect.Effect<RunningServer, BindEr
     const control = yield* listen({ host: config.bindAddr, port: config.controlPort, buffers: config.buffers }, handleConnection(auth)).pipe(
       Effect.provide(services)
     )
+    // Started before the drain's finalizer, so the drain reaches it too: its listener stops
+    // accepting, and visitors with a data channel may finish.
+    const http = yield* Effect.transposeMapOption(config.http, (front) =>
+      HttpFront.start(front, pendingEvents).pipe(Effect.provide(services)))
     // Added last, so it runs first as the server's scope closes: while every socket is still open.
     const drain = Context.get(services, Drain.Drain)
     const registry = Context.get(services, PendingRegistry.PendingRegistry)
@@ -58,8 +62,5 @@ export const start = (config: ServerConfig): Effect.Effect<RunningServer, BindEr
       yield* Effect.logInfo(`metrics at http://${formatHostPort(config.metricsAddr.value.host, port)}/metrics`)
       metricsPort = Option.some(port)
     }
-    // In the drain's reach: its listener stops accepting and its visitors are waited for.
-    const http = yield* Effect.transposeMapOption(config.http, (front) =>
-      HttpFront.start(front, pendingEvents).pipe(Effect.provide(services)))
     return { controlPort: control.port, metricsPort, http }
   })

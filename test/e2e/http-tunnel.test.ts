@@ -414,6 +414,37 @@ describe("server restart", () => {
     }).pipe(Effect.scoped))
 })
 
+describe("graceful shutdown", () => {
+  it.live("on SIGTERM the front stops accepting, and a response in flight finishes before the server exits 0", () =>
+    Effect.gen(function*() {
+      const { agent, app, byHost, server } = yield* appTunnel()
+      const result = yield* within("the stream across the shutdown", 20, Effect.promise(async () => {
+        const response = await request(byHost("/stream"), { dispatcher: agent })
+        const chunks = response.body[Symbol.asyncIterator]()
+        let text = ""
+        while (!text.includes(`chunk ${STREAM_CHUNKS - 1}\n`)) {
+          const next = await chunks.next()
+          if (next.done === true) throw new Error(`the body ended early: ${text}`)
+          text += Buffer.from(next.value as Buffer).toString()
+        }
+        server.process.child.kill("SIGTERM")
+        await new Promise((resolve) => setTimeout(resolve, 300))
+        // No new visitors once the drain has begun.
+        const refused = await fetch(byHost("/echo"), { dispatcher: agent }).then(() => false, () => true)
+        // The app is released directly: the last chunk still reaches the visitor.
+        await (await fetch(`http://${LOOPBACK}:${app.port}/release`)).text()
+        for (let next = await chunks.next(); next.done !== true; next = await chunks.next()) {
+          text += Buffer.from(next.value as Buffer).toString()
+        }
+        return { text, refused }
+      }))
+      expect(result.refused).toBe(true)
+      expect(result.text).toBe(Array.from({ length: STREAM_CHUNKS }, (_, index) => `chunk ${index + 1}\n`).join(""))
+      const exit = yield* within("the server's exit", 15, server.process.exited)
+      expect(exit.code).toBe(0)
+    }).pipe(Effect.scoped))
+})
+
 // Never skipped: npm test and CI install Chromium first (scripts/install-chromium.sh), and a
 // browser test that does not run proves nothing.
 describe("in a browser", () => {
