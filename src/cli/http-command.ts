@@ -7,7 +7,8 @@ import { Config, Console, Duration, Effect, Option, Redacted } from "effect"
 import * as Drain from "../net/drain.js"
 import * as HttpClient from "../relay/http-client.js"
 import * as Logging from "./logger.js"
-import { checkPort, checkSeconds, drainOption, integerOption, logFormatOption, optionalTextOption, textOption, UsageError } from "./options.js"
+import { checkPort, checkSeconds, optionalTextOption, textOption, UsageError } from "./options.js"
+import { tunnelOptions } from "./tunnel-flags.js"
 
 const options = {
   localPort: Args.integer({ name: "LOCAL_PORT" }).pipe(Args.withDescription("Port of the local web app to expose.")),
@@ -25,15 +26,11 @@ const options = {
     env: ["SPORE_NAME"]
   }),
   localHost: textOption("local-host", "Host of the local web app.", { default: "localhost", alias: "l" }),
-  noReconnect: Options.boolean("no-reconnect").pipe(
-    Options.withDescription("Exit (with code 1) when the server is lost, instead of reconnecting.")
-  ),
-  maxReconnectDelay: integerOption("max-reconnect-delay", "Longest wait in seconds between reconnection attempts.", {
-    default: 64,
-    env: ["SPORE_MAX_RECONNECT_DELAY"]
-  }),
-  drainSeconds: drainOption,
-  logFormat: logFormatOption
+  // The same reconnection, shutdown and log flags as `spore local`.
+  noReconnect: tunnelOptions.noReconnect,
+  maxReconnectDelay: tunnelOptions.maxReconnectDelay,
+  drainSeconds: tunnelOptions.drainSeconds,
+  logFormat: tunnelOptions.logFormat
 }
 
 type Flags = Command.Command.ParseConfig<typeof options>

@@ -107,6 +107,21 @@ const appTunnel = (options: { dashboard?: boolean } = {}) =>
     }
   })
 
+/**
+ * Reads `/stream`'s body up to the chunk before the last (which the app holds until `/release`);
+ * returns what was read and the iterator, to read the rest.
+ */
+const readUntilLastChunkHeld = async (body: AsyncIterable<unknown>) => {
+  const chunks = body[Symbol.asyncIterator]()
+  let text = ""
+  while (!text.includes(`chunk ${STREAM_CHUNKS - 1}\n`)) {
+    const next = await chunks.next()
+    if (next.done === true) throw new Error(`the body ended early: ${text}`)
+    text += Buffer.from(next.value as Buffer).toString()
+  }
+  return { text, chunks }
+}
+
 /** A byte stream of `payload` in 1 MiB pieces, for request bodies that are not one buffer. */
 async function* pieces(payload: Buffer, size = 1024 * 1024) {
   for (let offset = 0; offset < payload.length; offset += size) yield payload.subarray(offset, offset + size)
@@ -230,14 +245,10 @@ describe("bodies", () => {
       const { agent, app, byHost, byPath } = yield* appTunnel()
       const result = yield* within("the stream", 15, Effect.promise(async () => {
         const response = await request(byHost("/stream"), { dispatcher: agent })
-        const chunks = response.body[Symbol.asyncIterator]()
-        let text = ""
         // Every chunk before the last, while the app waits for /release: only streaming gets them here.
-        while (!text.includes(`chunk ${STREAM_CHUNKS - 1}\n`)) {
-          const next = await chunks.next()
-          if (next.done === true) throw new Error(`the body ended early: ${text}`)
-          text += Buffer.from(next.value as Buffer).toString()
-        }
+        const stream = await readUntilLastChunkHeld(response.body)
+        let text = stream.text
+        const chunks = stream.chunks
         const writtenBeforeRelease = app.streamed()
         const textBeforeRelease = text
         // Another connection (another origin, so another pool) lets the app write its last chunk.
@@ -420,13 +431,9 @@ describe("graceful shutdown", () => {
       const { agent, app, byHost, server } = yield* appTunnel()
       const result = yield* within("the stream across the shutdown", 20, Effect.promise(async () => {
         const response = await request(byHost("/stream"), { dispatcher: agent })
-        const chunks = response.body[Symbol.asyncIterator]()
-        let text = ""
-        while (!text.includes(`chunk ${STREAM_CHUNKS - 1}\n`)) {
-          const next = await chunks.next()
-          if (next.done === true) throw new Error(`the body ended early: ${text}`)
-          text += Buffer.from(next.value as Buffer).toString()
-        }
+        const stream = await readUntilLastChunkHeld(response.body)
+        let text = stream.text
+        const chunks = stream.chunks
         server.process.child.kill("SIGTERM")
         await new Promise((resolve) => setTimeout(resolve, 300))
         // No new visitors once the drain has begun.
