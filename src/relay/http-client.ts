@@ -7,7 +7,7 @@
  * the server no longer knows it (a restart), by creating the tunnel again under the same name,
  * random names included. Visitors already connected keep flowing meanwhile.
  */
-import { Duration, Effect, FiberSet, Option, Redacted, Schedule, ScheduleDecision, type Scope } from "effect"
+import { Clock, Duration, Effect, FiberSet, Option, Redacted, Schedule, ScheduleDecision, type Scope } from "effect"
 import { WebSocket } from "ws"
 import { ControlConnectionLost, HttpApiError } from "../errors.js"
 import { Drain, tracked } from "../net/drain.js"
@@ -135,12 +135,12 @@ const serveControl = (
 ): Effect.Effect<never, ControlConnectionLost> =>
   Effect.gen(function*() {
     const run = yield* FiberSet.makeRuntime<never>()
-    let heard = false
-    ws.on("ping", () => {
-      heard = true
-    })
+    // When the server was last heard from (a ping or any message), on the Effect clock.
+    let lastHeard = yield* Clock.currentTimeMillis
+    const hear = () => run(Effect.map(Clock.currentTimeMillis, (now) => (lastHeard = Math.max(lastHeard, now))))
+    ws.on("ping", hear)
     takeMessages((data, isBinary) => {
-      heard = true
+      hear()
       if (isBinary) return
       let message: { type?: unknown; id?: unknown }
       try {
@@ -157,13 +157,14 @@ const serveControl = (
         resume(Effect.fail(new ControlConnectionLost({ reason: `the server closed it (${code}${reason.length > 0 ? ` ${reason.toString()}` : ""})` }))))
     })
     const watchdog = Effect.gen(function*() {
+      const timeout = Duration.toMillis(PING_TIMEOUT)
       while (true) {
-        heard = false
-        yield* Effect.sleep(PING_TIMEOUT)
-        if (!heard) {
+        const silent = (yield* Clock.currentTimeMillis) - lastHeard
+        if (silent >= timeout) {
           ws.terminate()
           return yield* new ControlConnectionLost({ reason: `no ping from the server for ${Duration.format(PING_TIMEOUT)}` })
         }
+        yield* Effect.sleep(Duration.millis(timeout - silent))
       }
     })
     return yield* Effect.raceFirst(closed, watchdog)
