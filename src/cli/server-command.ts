@@ -22,6 +22,7 @@ const limitOptions = {
   maxTunnels: limitOption("max-tunnels", "maxTunnels", "Tunnels allowed at once, counting those held for a lost client."),
   maxPending: limitOption("max-pending", "maxPending", "Visitors of one tunnel allowed to wait for its client; more are closed at once."),
   maxConnsPerTunnel: limitOption("max-conns-per-tunnel", "maxConnsPerTunnel", "Visitors of one tunnel allowed at once, waiting or connected; more are closed at once."),
+  maxHttpConnsPerIp: limitOption("max-http-conns-per-ip", "maxHttpConnsPerIp", "With --http-addr: connections to the HTTP front allowed at once from one IP address; more get a 429."),
   allowVisitor: cidrList(
     "allow-visitor",
     "Serve visitors only from this address or CIDR block (IPv4 or IPv6); repeat for more. Default: everyone."
@@ -102,6 +103,7 @@ const checkLimits = (flags: Flags): Effect.Effect<ServerLimits, UsageError> =>
       maxTunnels: yield* checkCount("max-tunnels", flags.maxTunnels),
       maxPending: yield* checkCount("max-pending", flags.maxPending),
       maxConnsPerTunnel: yield* checkCount("max-conns-per-tunnel", flags.maxConnsPerTunnel),
+      maxHttpConnsPerIp: yield* checkCount("max-http-conns-per-ip", flags.maxHttpConnsPerIp),
       visitors: makeVisitorFilter(
         yield* checkCidrs("allow-visitor", flags.allowVisitor),
         yield* checkCidrs("deny-visitor", flags.denyVisitor)

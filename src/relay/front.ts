@@ -21,7 +21,8 @@ import type { ApiKeys } from "./api-keys.js"
 import { type ApiContext, handleApiRequest, handleDashboardRequest } from "./api.js"
 import { MAX_MESSAGE_BYTES } from "./channel.js"
 import { handleUpgrade } from "./channels.js"
-import { routeOf } from "./http-request.js"
+import { errorResponse } from "./error-page.js"
+import { clientAddress, routeOf } from "./http-request.js"
 import * as HttpTunnels from "./http-tunnels.js"
 import { makeRateLimit } from "./rate-limit.js"
 import { makeRequestReader } from "./request-reader.js"
@@ -36,7 +37,7 @@ export interface HttpFrontConfig {
   readonly keys: ApiKeys
   /** The operator's status page of every tunnel, on its own address, if asked for. */
   readonly dashboard: Option.Option<{ readonly host: string; readonly port: number }>
-  readonly limits: VisitorLimits & { readonly maxTunnels: number }
+  readonly limits: VisitorLimits & { readonly maxTunnels: number; readonly maxHttpConnsPerIp: number }
 }
 
 export interface HttpFront {
@@ -83,8 +84,32 @@ export const start = (
       })
     )
 
+    // Open connections per address: one address cannot take every descriptor, however slowly it
+    // sends (each connection is also closed after 30 s without a request head).
+    const openPerAddress = new Map<string, number>()
+    const admit = (socket: net.Socket) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const address = clientAddress(socket.remoteAddress)
+          const open = openPerAddress.get(address) ?? 0
+          if (open >= config.limits.maxHttpConnsPerIp) return undefined
+          openPerAddress.set(address, open + 1)
+          return address
+        }),
+        (address) =>
+          Effect.sync(() => {
+            if (address === undefined) return
+            const left = openPerAddress.get(address)! - 1
+            if (left === 0) openPerAddress.delete(address)
+            else openPerAddress.set(address, left)
+          })
+      )
+
     const serveConnection = (socket: net.Socket) =>
       Effect.gen(function*() {
+        if ((yield* admit(socket)) === undefined) {
+          return yield* respondAndClose(socket, errorResponse(429, "Too many connections", "Too many connections from your address."))
+        }
         const reader = makeRequestReader(socket)
         const first = yield* reader.readHead.pipe(Effect.timeoutOption(`${REQUEST_HEAD_TIMEOUT_SECONDS} seconds`))
         if (Option.isNone(first) || Option.isNone(first.value)) return
@@ -99,6 +124,7 @@ export const start = (
         yield* untilSocketClosed(socket)
       }).pipe(
         Effect.catchTag("HttpRequestError", (error) => respondAndClose(socket, requestRefusal(error))),
+        Effect.scoped,
         Effect.provide(services)
       )
 

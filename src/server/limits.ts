@@ -16,6 +16,8 @@ export interface ServerLimits {
   readonly maxPending: number
   /** Visitors of one tunnel open at once, waiting or forwarded; further ones are closed at once. */
   readonly maxConnsPerTunnel: number
+  /** Connections to the HTTP front open at once from one IP address (visitors and API alike). */
+  readonly maxHttpConnsPerIp: number
   /** Which visitor addresses the public tunnel ports serve. */
   readonly visitors: VisitorFilter
 }
@@ -25,7 +27,8 @@ export const DEFAULT_LIMITS = {
   maxConnsPerIp: 32,
   maxTunnels: 1024,
   maxPending: 64,
-  maxConnsPerTunnel: 1024
+  maxConnsPerTunnel: 1024,
+  maxHttpConnsPerIp: 256
 } as const
 
 /** The Error texts peers are sent when a limit turns them away (bore has none; these are Spore's). */

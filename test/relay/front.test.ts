@@ -341,6 +341,26 @@ describe("HTTP front: bad requests", () => {
       expect((yield* api(port, "GET", "/v1/tunnels")).body.tunnels).toHaveLength(1)
     }))
 
+  it.scoped("one address may hold --max-http-conns-per-ip connections; more get a 429 until one closes", () =>
+    Effect.gen(function*() {
+      const server = yield* startRunningServer({ http: { keys }, limits: { maxHttpConnsPerIp: 2 } })
+      const port = Option.getOrThrow(server.http).port
+      const first = yield* dial(port)
+      yield* dial(port)
+      yield* settle
+      expect(yield* visit(port, "GET /t/app/ HTTP/1.1\r\n\r\n")).toMatch(/^HTTP\/1\.1 429 Too Many Requests\r\n/)
+      // Another address is not affected.
+      const other = yield* Effect.scoped(Effect.gen(function*() {
+        const socket = yield* dial(port, LOOPBACK, "127.0.0.2")
+        socket.write("GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+        return (yield* readAll(socket)).toString("latin1")
+      }))
+      expect(other).toMatch(/^HTTP\/1\.1 404 /)
+      first.destroy()
+      yield* settle
+      expect(yield* visit(port, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")).toMatch(/^HTTP\/1\.1 404 /)
+    }))
+
   it.scoped("a silent visitor is closed after 30 s without a request", () =>
     Effect.gen(function*() {
       const port = yield* startFront()
