@@ -17,6 +17,7 @@ import { tracked } from "../net/drain.js"
 import { bindServer, listen } from "../net/listener.js"
 import { makeAuthLockout } from "../server/auth-lockout.js"
 import type { PendingEvents } from "../server/pending-registry.js"
+import type { VisitorFilter } from "../server/visitor-filter.js"
 import type { ApiKeys } from "./api-keys.js"
 import { type ApiContext, handleApiRequest, handleDashboardRequest } from "./api.js"
 import { MAX_MESSAGE_BYTES } from "./channel.js"
@@ -37,7 +38,12 @@ export interface HttpFrontConfig {
   readonly keys: ApiKeys
   /** The operator's status page of every tunnel, on its own address, if asked for. */
   readonly dashboard: Option.Option<{ readonly host: string; readonly port: number }>
-  readonly limits: VisitorLimits & { readonly maxTunnels: number; readonly maxHttpConnsPerIp: number }
+  readonly limits: VisitorLimits & {
+    readonly maxTunnels: number
+    readonly maxHttpConnsPerIp: number
+    /** `--allow-visitor` / `--deny-visitor`: who may visit tunnels (the API is for keys to decide). */
+    readonly visitors: VisitorFilter
+  }
 }
 
 export interface HttpFront {
@@ -115,6 +121,9 @@ export const start = (
         if (Option.isNone(first) || Option.isNone(first.value)) return
         const request = first.value.value
         if (routeOf(request.head, domain)._tag === "Tunnel") {
+          if (!config.limits.visitors.allows(socket.remoteAddress)) {
+            return yield* respondAndClose(socket, errorResponse(403, "Forbidden", "Visitors from your address are not served here."))
+          }
           return yield* tracked(serveVisitor(socket, reader, request, { domain, limits: config.limits }))
         }
         reader.release(request.raw)

@@ -9,6 +9,7 @@ import { Deferred, Effect, Either, Fiber, Option, TestClock } from "effect"
 import { WebSocket } from "ws"
 import { parseApiKeys } from "../../src/relay/api-keys.js"
 import { BURST } from "../../src/relay/rate-limit.js"
+import { makeVisitorFilter, parseCidr } from "../../src/server/visitor-filter.js"
 import { dial, LOOPBACK, readAll, startRunningServer } from "../support/net.js"
 
 const KEY = "key-one-0123456789abcdef"
@@ -359,6 +360,17 @@ describe("HTTP front: bad requests", () => {
       first.destroy()
       yield* settle
       expect(yield* visit(port, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")).toMatch(/^HTTP\/1\.1 404 /)
+    }))
+
+  it.scoped("--deny-visitor keeps an address from the tunnels, not from the API", () =>
+    Effect.gen(function*() {
+      const server = yield* startRunningServer({
+        http: { keys },
+        limits: { visitors: makeVisitorFilter([], [Either.getOrThrow(parseCidr("127.0.0.0/8"))]) }
+      })
+      const port = Option.getOrThrow(server.http).port
+      expect((yield* api(port, "POST", "/v1/tunnels", { body: { name: "app" } })).status).toBe(201)
+      expect(yield* visit(port, "GET /t/app/ HTTP/1.1\r\nHost: x\r\n\r\n")).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/)
     }))
 
   it.scoped("a silent visitor is closed after 30 s without a request", () =>

@@ -77,7 +77,7 @@ export const startRunningServer = (options: TestServerOptions = {}) => {
       domain: Option.none(),
       dashboard: Option.none(),
       ...http,
-      limits: { ...DEFAULT_LIMITS, ...options.limits }
+      limits: { ...DEFAULT_LIMITS, visitors: makeVisitorFilter([], []), ...options.limits }
     })))
   }
   return Server.start(config)
