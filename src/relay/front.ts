@@ -15,6 +15,7 @@ import { WebSocketServer } from "ws"
 import type { BindError } from "../errors.js"
 import { tracked } from "../net/drain.js"
 import { bindServer, listen } from "../net/listener.js"
+import type { SocketBuffers } from "../net/tuning.js"
 import { makeAuthLockout } from "../server/auth-lockout.js"
 import type { PendingEvents } from "../server/pending-registry.js"
 import type { VisitorFilter } from "../server/visitor-filter.js"
@@ -38,6 +39,8 @@ export interface HttpFrontConfig {
   readonly keys: ApiKeys
   /** The operator's status page of every tunnel, on its own address, if asked for. */
   readonly dashboard: Option.Option<{ readonly host: string; readonly port: number }>
+  /** SO_SNDBUF / SO_RCVBUF for the front's sockets (the server's --sndbuf and --recbuf). */
+  readonly buffers?: SocketBuffers
   readonly limits: VisitorLimits & {
     readonly maxTunnels: number
     readonly maxHttpConnsPerIp: number
@@ -137,7 +140,7 @@ export const start = (
         Effect.provide(services)
       )
 
-    const front = yield* listen({ host: config.host, port: config.port }, serveConnection)
+    const front = yield* listen({ host: config.host, port: config.port, buffers: config.buffers ?? {} }, serveConnection)
     yield* Effect.logInfo(`http front listening on ${config.host}:${front.port}` + (domain === undefined ? "" : `, tunnels at NAME.${domain}`))
 
     let dashboardPort = Option.none<number>()

@@ -47,7 +47,7 @@ export const start = (config: ServerConfig): Effect.Effect<RunningServer, BindEr
     // Started before the drain's finalizer, so the drain reaches it too: its listener stops
     // accepting, and visitors with a data channel may finish.
     const http = yield* Effect.transposeMapOption(config.http, (front) =>
-      HttpFront.start(front, pendingEvents).pipe(Effect.provide(services)))
+      HttpFront.start({ ...front, buffers: config.buffers }, pendingEvents).pipe(Effect.provide(services)))
     // Added last, so it runs first as the server's scope closes: while every socket is still open.
     const drain = Context.get(services, Drain.Drain)
     const registry = Context.get(services, PendingRegistry.PendingRegistry)
