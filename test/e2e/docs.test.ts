@@ -3,7 +3,9 @@
  * start the real executable (with only the addresses moved to 127.0.0.1 and free ports).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { readFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Either } from "effect"
 import { parseTunnelFile } from "../../src/cli/tunnel-file.js"
@@ -50,5 +52,20 @@ describe("docs/", () => {
       for (const local of ["localhost:3000", "127.0.0.1:8080", "db.internal:5432"]) {
         yield* within(local, 15, client.waitFor(new RegExp(`"message":"listening at 127\\.0\\.0\\.1:\\d+","tunnel":"${local.replace(/\./g, "\\.")}"`)))
       }
+    }).pipe(Effect.scoped))
+
+  it.live("the http unit's command line brings its tunnel online with the settings of its environment file", () =>
+    Effect.gen(function*() {
+      const keys = join(mkdtempSync(join(tmpdir(), "spore-docs-")), "api-keys")
+      writeFileSync(keys, "docs-test-key-0123456789\n")
+      const server = yield* startSpore([
+        "server", "--bind-addr", LOOPBACK, "--control-port", "0", "--min-port", "20000", "--max-port", "21000",
+        "--http-addr", `${LOOPBACK}:0`, "--api-keys", keys
+      ])
+      const front = (yield* within("the http front", 15, server.waitFor(/http front listening on 127\.0\.0\.1:(\d+)/)))[1]!
+      const args = execStartArgs("spore-http.service")
+      expect(args.slice(0, 2)).toEqual(["http", "3000"])
+      const client = yield* startSpore(args, { SPORE_HTTP_SERVER: `http://${LOOPBACK}:${front}`, SPORE_TOKEN: "docs-test-key-0123456789" })
+      yield* within("the tunnel", 15, client.waitFor(new RegExp(`"message":"myapp is online at http://127\\.0\\.0\\.1:${front}/t/myapp/"`)))
     }).pipe(Effect.scoped))
 })
