@@ -34,26 +34,31 @@ export interface ApiContext {
   readonly domain: Option.Option<string>
 }
 
-/** How a request reached us: the scheme and host (with port) its links should use. */
-const origin = (request: http.IncomingMessage) => {
-  // Behind a TLS terminator the visitor's scheme is the terminator's.
-  const proto = request.headers["x-forwarded-proto"] === "https" ? "https" : "http"
-  return { proto, host: request.headers.host ?? "localhost" }
+/** Where a tunnel's links point: the scheme and the host (with its port) of the front. */
+export interface Origin {
+  readonly proto: string
+  readonly host: string
 }
 
-/** The public URL of a tunnel, as seen by whoever asked. */
-export const publicUrl = (tunnel: HttpTunnel, request: http.IncomingMessage, domain: Option.Option<string>) => {
-  const { host, proto } = origin(request)
+/** How a request reached the front: its links should go the same way. */
+export const originOf = (request: http.IncomingMessage): Origin => ({
+  // Behind a TLS terminator the visitor's scheme is the terminator's.
+  proto: request.headers["x-forwarded-proto"] === "https" ? "https" : "http",
+  host: request.headers.host ?? "localhost"
+})
+
+/** The public URL of a tunnel, as seen from `origin`. */
+export const publicUrl = (tunnel: HttpTunnel, { host, proto }: Origin, domain: Option.Option<string>) => {
   if (Option.isNone(domain)) return `${proto}://${host}/t/${tunnel.name}/`
   const port = /:(\d+)$/.exec(host)?.[1]
   return `${proto}://${tunnel.name}.${domain.value}${port === undefined ? "" : `:${port}`}`
 }
 
 /** A tunnel as the API shows it. */
-export const describe = (tunnel: HttpTunnel, request: http.IncomingMessage, domain: Option.Option<string>) => ({
+export const describe = (tunnel: HttpTunnel, origin: Origin, domain: Option.Option<string>) => ({
   id: tunnel.id,
   name: tunnel.name,
-  url: publicUrl(tunnel, request, domain),
+  url: publicUrl(tunnel, origin, domain),
   online: tunnel.control !== undefined,
   connections: tunnel.counts.active,
   totalConnections: tunnel.stats.connections,
@@ -152,17 +157,17 @@ const route = (context: ApiContext, request: http.IncomingMessage, response: htt
     if (!path.startsWith("/v1/")) return yield* new HttpApiError({ status: 404, reason: `no such endpoint: ${path}` })
     const owner = yield* authenticate(context, request)
     if (path === "/v1/status" && method === "GET") {
-      const listed = tunnels.list(Option.some(owner)).map((tunnel) => describe(tunnel, request, context.domain))
+      const listed = tunnels.list(Option.some(owner)).map((tunnel) => describe(tunnel, originOf(request), context.domain))
       return send(response, 200, { tunnels: listed })
     }
     yield* limited(context, owner)
     if (path === "/v1/tunnels" && method === "POST") {
       const name = yield* Effect.flatMap(readJson(request), requestedName)
       const { created, tunnel } = yield* tunnels.create(owner, name)
-      return send(response, created ? 201 : 200, describe(tunnel, request, context.domain))
+      return send(response, created ? 201 : 200, describe(tunnel, originOf(request), context.domain))
     }
     if (path === "/v1/tunnels" && method === "GET") {
-      return send(response, 200, { tunnels: tunnels.list(Option.some(owner)).map((t) => describe(t, request, context.domain)) })
+      return send(response, 200, { tunnels: tunnels.list(Option.some(owner)).map((t) => describe(t, originOf(request), context.domain)) })
     }
     const match = /^\/v1\/tunnels\/([^/]+)$/.exec(path)
     if (match !== null && method === "DELETE") {
@@ -190,14 +195,22 @@ export const handleApiRequest = (context: ApiContext, request: http.IncomingMess
       }))
   )
 
-/** The operator's status page (`--dashboard HOST:PORT`): every tunnel, no key asked. */
-export const handleDashboardRequest = (context: ApiContext, request: http.IncomingMessage, response: http.ServerResponse) =>
+/**
+ * The operator's status page (`--dashboard HOST:PORT`): every tunnel, no key asked. Its links go
+ * to the front (`front`), not to the dashboard's own address.
+ */
+export const handleDashboardRequest = (
+  context: ApiContext,
+  front: (request: http.IncomingMessage) => Origin,
+  request: http.IncomingMessage,
+  response: http.ServerResponse
+) =>
   Effect.gen(function*() {
     const tunnels = yield* HttpTunnels
     const path = new URL(request.url ?? "/", "http://dashboard").pathname
     if (request.method !== "GET") return send(response, 405, { error: "method not allowed" }, { Allow: "GET" })
     if (path === "/v1/status") {
-      return send(response, 200, { tunnels: tunnels.list(Option.none()).map((t) => describe(t, request, context.domain)) })
+      return send(response, 200, { tunnels: tunnels.list(Option.none()).map((t) => describe(t, front(request), context.domain)) })
     }
     if (path !== "/") return send(response, 404, { error: "not found" })
     const page = dashboardPage({ title: "spore tunnels (all)" })

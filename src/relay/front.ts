@@ -13,6 +13,7 @@ import type * as net from "node:net"
 import { Effect, FiberSet, Layer, Option, type Scope } from "effect"
 import { WebSocketServer } from "ws"
 import type { BindError } from "../errors.js"
+import { formatHostPort } from "../metrics/http.js"
 import { tracked } from "../net/drain.js"
 import { bindServer, listen } from "../net/listener.js"
 import type { SocketBuffers } from "../net/tuning.js"
@@ -146,7 +147,14 @@ export const start = (
     let dashboardPort = Option.none<number>()
     if (Option.isSome(config.dashboard)) {
       const { host, port } = config.dashboard.value
-      const dashboard = http.createServer((request, response) => run(handleDashboardRequest(context, request, response)))
+      // Links to the front: its own address, or (listening on every address) the host name the
+      // operator reached the dashboard by, with the front's port.
+      const frontOrigin = (request: http.IncomingMessage) => {
+        const wildcard = config.host === "0.0.0.0" || config.host === "::"
+        const name = (request.headers.host ?? "localhost").replace(/:\d+$/, "")
+        return { proto: "http", host: wildcard ? `${name}:${front.port}` : formatHostPort(config.host, front.port) }
+      }
+      const dashboard = http.createServer((request, response) => run(handleDashboardRequest(context, frontOrigin, request, response)))
       yield* Effect.acquireRelease(bindServer(dashboard, host, port), () =>
         Effect.sync(() => {
           dashboard.close()

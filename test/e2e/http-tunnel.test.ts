@@ -485,7 +485,9 @@ describe("in a browser", () => {
           const all = {
             rows: await page.locator("#tunnels tbody tr").evaluateAll((rows) => rows.map((row) => row.getAttribute("data-tunnel"))),
             appOnline: await page.locator('tr[data-tunnel="app"] td[data-field="online"]').textContent(),
-            otherOnline: await page.locator('tr[data-tunnel="other"] td[data-field="online"]').textContent()
+            otherOnline: await page.locator('tr[data-tunnel="other"] td[data-field="online"]').textContent(),
+            // Links to the front, not to the dashboard's own port.
+            appUrl: await page.locator('tr[data-tunnel="app"] td[data-field="url"]').textContent()
           }
           return { title, own, all }
         }, 10_000)))
@@ -496,7 +498,12 @@ describe("in a browser", () => {
       expect(seen.own.rows).toEqual(["app"])
       expect(seen.own.status).toMatch(/^updated \d\d:\d\d:\d\d$/)
       expect(seen.own.href).toBe(`http://${LOOPBACK}:${server.port}/`)
-      expect(seen.all).toEqual({ rows: ["app", "other"], appOnline: "online", otherOnline: "offline" })
+      expect(seen.all).toEqual({
+        rows: ["app", "other"],
+        appOnline: "online",
+        otherOnline: "offline",
+        appUrl: `http://app.${DOMAIN}:${server.port}`
+      })
     }).pipe(Effect.scoped))
 })
 
