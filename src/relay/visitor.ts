@@ -69,116 +69,126 @@ export const serveVisitor = (
   first: { head: RequestHead; raw: Buffer },
   options: { readonly domain: string | undefined; readonly limits: VisitorLimits }
 ) =>
-  Effect.gen(function*() {
-    const tunnels = yield* HttpTunnels
-    const waiting = yield* WaitingVisitors
-    const forwardedFor = clientAddress(socket.remoteAddress)
+  Effect.suspend(() => {
     let current: OpenChannel | undefined
+    return Effect.gen(function*() {
+      const tunnels = yield* HttpTunnels
+      const waiting = yield* WaitingVisitors
+      const forwardedFor = clientAddress(socket.remoteAddress)
 
-    const openFor = (tunnel: HttpTunnel) =>
-      Effect.gen(function*() {
-        const control = tunnel.control
-        if (control === undefined) {
-          return yield* Effect.fail(new Refusal(502, "Tunnel offline", `The tunnel ${tunnel.name} has no client connected right now.`))
-        }
-        const { active, waiting: queued } = tunnel.counts
-        if (queued >= options.limits.maxPending || queued + active >= options.limits.maxConnsPerTunnel) {
-          return yield* Effect.fail(new Refusal(503, "Tunnel busy", `The tunnel ${tunnel.name} has too many visitors right now.`))
-        }
-        const channel = yield* Deferred.make<HeldWebSocket, "expired" | "closed">()
-        const id = yield* waiting.hold({ channel }, tunnel.counts).pipe(Effect.provideService(Scope.Scope, control.scope))
-        control.ws.send(JSON.stringify({ type: "connection", id }))
-        const held = yield* Deferred.await(channel).pipe(
-          // Leaving before the channel came: a late claim finds the Deferred done and closes it.
-          Effect.onInterrupt(() => Deferred.fail(channel, "closed")),
-          Effect.mapError((reason) =>
-            reason === "expired"
-              ? new Refusal(504, "Tunnel timeout", `The tunnel ${tunnel.name} did not answer in time.`)
-              : new Refusal(502, "Tunnel offline", `The tunnel ${tunnel.name} lost its client.`)
+      const openFor = (tunnel: HttpTunnel) =>
+        Effect.gen(function*() {
+          const control = tunnel.control
+          if (control === undefined) {
+            return yield* Effect.fail(new Refusal(502, "Tunnel offline", `The tunnel ${tunnel.name} has no client connected right now.`))
+          }
+          const { active, waiting: queued } = tunnel.counts
+          if (queued >= options.limits.maxPending || queued + active >= options.limits.maxConnsPerTunnel) {
+            return yield* Effect.fail(new Refusal(503, "Tunnel busy", `The tunnel ${tunnel.name} has too many visitors right now.`))
+          }
+          const channel = yield* Deferred.make<HeldWebSocket, "expired" | "closed">()
+          const id = yield* waiting.hold({ channel }, tunnel.counts).pipe(Effect.provideService(Scope.Scope, control.scope))
+          control.ws.send(JSON.stringify({ type: "connection", id }))
+          const held = yield* Deferred.await(channel).pipe(
+            // Leaving before the channel came: a late claim finds the Deferred done and closes it.
+            Effect.onInterrupt(() => Deferred.fail(channel, "closed")),
+            Effect.mapError((reason) =>
+              reason === "expired"
+                ? new Refusal(504, "Tunnel timeout", `The tunnel ${tunnel.name} did not answer in time.`)
+                : new Refusal(502, "Tunnel offline", `The tunnel ${tunnel.name} lost its client.`)
+            )
           )
-        )
-        const { ws } = held
-        const open: OpenChannel = {
-          tunnel,
-          ws,
-          switching: false,
-          state: openChannel(held, socket, () => {
-            if (!open.switching && !socket.destroyed) socket.end()
+          const { ws } = held
+          const open: OpenChannel = {
+            tunnel,
+            ws,
+            switching: false,
+            state: openChannel(held, socket, () => {
+              if (!open.switching && !socket.destroyed) socket.end()
+            })
+          }
+          tunnel.stats.connections++
+          // A visitor that resets its connection ends its channel at once.
+          socket.once("close", (hadError) => {
+            if (hadError) ws.terminate()
           })
-        }
-        tunnel.stats.connections++
-        onClosed(ws, () => {
-          tunnel.counts.active--
-          tunnel.stats.bytesIn += open.state.sender.sent()
-          tunnel.stats.bytesOut += open.state.received()
-          if (open.switching || open.state.bothEnded()) return
-          // Closed with nothing sent back: the client could not reach its local service.
-          if (open.state.received() === 0) {
-            socket.end(errorResponse(502, "Local service unreachable", `The tunnel ${tunnel.name} could not reach its local service.`))
-          } else socket.destroy()
+          onClosed(ws, () => {
+            tunnel.counts.active--
+            tunnel.stats.bytesIn += open.state.sender.sent()
+            tunnel.stats.bytesOut += open.state.received()
+            if (open.switching || open.state.bothEnded()) return
+            // Closed with nothing sent back: the client could not reach its local service.
+            if (open.state.received() === 0) {
+              socket.end(errorResponse(502, "Local service unreachable", `The tunnel ${tunnel.name} could not reach its local service.`))
+            } else socket.destroy()
+          })
+          return open
         })
-        return open
-      })
 
-    /** Sends EOF down the channel and waits until it has closed (the response is complete). */
-    const finish = (open: OpenChannel, switching: boolean) =>
-      Effect.suspend(() => {
-        open.switching = switching
-        open.state.sender.end()
-        return untilClosed(open.ws)
-      })
+      /** Sends EOF down the channel and waits until it has closed (the response is complete). */
+      const finish = (open: OpenChannel, switching: boolean) =>
+        Effect.suspend(() => {
+          open.switching = switching
+          open.state.sender.end()
+          return untilClosed(open.ws)
+        })
 
-    let request = first
-    while (true) {
-      const route = routeOf(request.head, options.domain)
-      // The front hands over only requests for tunnels; a later one for the front itself (the
-      // API on a reused connection) is refused like an unknown tunnel.
-      const name = route._tag === "Tunnel" ? Either.getOrUndefined(validateName(route.name)) : undefined
-      const tunnel = name === undefined ? Option.none<HttpTunnel>() : tunnels.byName(name)
-      if (current !== undefined && (Option.isNone(tunnel) || tunnel.value !== current.tunnel)) {
-        yield* finish(current, true)
-        current = undefined
-      }
-      if (Option.isNone(tunnel) || route._tag !== "Tunnel") {
-        return yield* respondAndClose(
-          socket,
-          errorResponse(404, "No such tunnel", route._tag === "Tunnel" ? `There is no tunnel named ${route.name}.` : "Nothing is served here.")
-        )
-      }
-      if (current === undefined) {
-        const opened = yield* Effect.either(openFor(tunnel.value))
-        if (Either.isLeft(opened)) {
-          const { detail, status, title } = opened.left
-          return yield* respondAndClose(socket, errorResponse(status, title, detail))
+      let request = first
+      while (true) {
+        const route = routeOf(request.head, options.domain)
+        // The front hands over only requests for tunnels; a later one for the front itself (the
+        // API on a reused connection) is refused like an unknown tunnel.
+        const name = route._tag === "Tunnel" ? Either.getOrUndefined(validateName(route.name)) : undefined
+        const tunnel = name === undefined ? Option.none<HttpTunnel>() : tunnels.byName(name)
+        if (current !== undefined && (Option.isNone(tunnel) || tunnel.value !== current.tunnel)) {
+          yield* finish(current, true)
+          current = undefined
         }
-        current = opened.right
+        if (Option.isNone(tunnel) || route._tag !== "Tunnel") {
+          return yield* respondAndClose(
+            socket,
+            errorResponse(404, "No such tunnel", route._tag === "Tunnel" ? `There is no tunnel named ${route.name}.` : "Nothing is served here.")
+          )
+        }
+        if (current === undefined) {
+          const opened = yield* Effect.either(openFor(tunnel.value))
+          if (Either.isLeft(opened)) {
+            const { detail, status, title } = opened.left
+            return yield* respondAndClose(socket, errorResponse(status, title, detail))
+          }
+          current = opened.right
+        }
+        const channel = current
+        channel.state.sender.send(rewriteHead(request.head, { target: route.target, forwardedFor, proto: "http" }))
+        if (request.head.upgrade) {
+          // From here on the connection belongs to whatever protocol the app switches to.
+          reader.pipeRest(channel.state.sender)
+          return yield* untilClosed(channel.ws)
+        }
+        const body = yield* Effect.either(reader.pipeBody(request.head, channel.state.sender))
+        if (Either.isLeft(body)) {
+          // Part of a malformed body has gone to the app already: nothing sound can follow.
+          yield* Effect.logDebug(`visitor of ${channel.tunnel.name} sent a malformed body: ${body.left.reason}`)
+          channel.ws.terminate()
+          return socket.destroy()
+        }
+        if (body.right === "visitor-ended") return yield* finish(channel, false)
+        const next = yield* Effect.either(reader.readHead.pipe(Effect.timeoutOption(`${REQUEST_HEAD_TIMEOUT_SECONDS} seconds`)))
+        if (Either.isLeft(next)) {
+          // The responses so far are let through first; the refusal comes after them.
+          yield* finish(channel, true)
+          return yield* respondAndClose(socket, requestRefusal(next.left))
+        }
+        // Closed, silent too long, or the app already ended the connection: the response may still
+        // be streaming back, so the channel ends only once it is through.
+        if (Option.isNone(next.right) || Option.isNone(next.right.value) || channel.state.farEnded()) {
+          return yield* finish(channel, false)
+        }
+        request = next.right.value.value
       }
-      const channel = current
-      channel.state.sender.send(rewriteHead(request.head, { target: route.target, forwardedFor, proto: "http" }))
-      if (request.head.upgrade) {
-        // From here on the connection belongs to whatever protocol the app switches to.
-        reader.pipeRest(channel.state.sender)
-        return yield* untilClosed(channel.ws)
-      }
-      const body = yield* Effect.either(reader.pipeBody(request.head, channel.state.sender))
-      if (Either.isLeft(body)) {
-        // Part of a malformed body has gone to the app already: nothing sound can follow.
-        yield* Effect.logDebug(`visitor of ${channel.tunnel.name} sent a malformed body: ${body.left.reason}`)
-        channel.ws.terminate()
-        return socket.destroy()
-      }
-      if (body.right === "visitor-ended") return yield* finish(channel, false)
-      const next = yield* Effect.either(reader.readHead.pipe(Effect.timeoutOption(`${REQUEST_HEAD_TIMEOUT_SECONDS} seconds`)))
-      if (Either.isLeft(next)) {
-        // The responses so far are let through first; the refusal comes after them.
-        yield* finish(channel, true)
-        return yield* respondAndClose(socket, requestRefusal(next.left))
-      }
-      // Closed, silent too long, or the app already ended the connection: the response may still
-      // be streaming back, so the channel ends only once it is through.
-      if (Option.isNone(next.right) || Option.isNone(next.right.value) || channel.state.farEnded()) {
-        return yield* finish(channel, false)
-      }
-      request = next.right.value.value
-    }
+    }).pipe(
+      // Whatever ends the visitor (the server closing, say) ends its channel too; after a normal
+      // end the channel is closed already and this does nothing.
+      Effect.ensuring(Effect.sync(() => current?.ws.terminate()))
+    )
   })
