@@ -240,6 +240,31 @@ describe("HTTP front: control and data channels", () => {
       expect(yield* data.received.closed).toBe(1000)
     }))
 
+  it.scoped("a keep-alive connection moves to another tunnel once the first tunnel's response is through", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      const a = yield* fakeClient(port, (yield* api(port, "POST", "/v1/tunnels", { body: { name: "a" } })).body.id)
+      const b = yield* fakeClient(port, (yield* api(port, "POST", "/v1/tunnels", { body: { name: "b" } })).body.id)
+      const visitor = yield* dial(port)
+      visitor.write("GET /t/a/one HTTP/1.1\r\nHost: x\r\n\r\n")
+      const channelA = yield* openWs(port, `/ws/data?id=${yield* a.nextVisitor}`)
+      channelA.send(Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA"))
+      expect(yield* readUntil(visitor, "\r\n\r\nA")).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+      // The next request names another tunnel: tunnel a's channel is ended first (the app
+      // answers the EOF with its own), and the visitor's connection stays open for b's answer.
+      visitor.write("GET /t/b/two HTTP/1.1\r\nHost: x\r\n\r\n")
+      yield* channelA.received.ended
+      expect(channelA.received.text()).toBe("GET /one HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: x\r\n\r\n")
+      channelA.send(Buffer.alloc(0))
+      expect(yield* channelA.received.closed).toBe(1000)
+      const channelB = yield* openWs(port, `/ws/data?id=${yield* b.nextVisitor}`)
+      channelB.send(Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nB"))
+      expect(yield* readUntil(visitor, "\r\n\r\nB")).toMatch(/^HTTP\/1\.1 200 OK\r\nContent-Length: 1\r\n\r\nB$/)
+      yield* settle
+      expect(channelB.received.text()).toMatch(/^GET \/two HTTP\/1\.1\r\n/)
+      expect(visitor.readableEnded).toBe(false)
+    }))
+
   it.scoped("a visitor nobody opens a channel for gets a 504 after 10 s; a late channel is refused", () =>
     Effect.gen(function*() {
       const port = yield* startFront()
