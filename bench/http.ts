@@ -2,6 +2,7 @@
  * The HTTP tunnel's figures: requests through `spore http` against the same web app reached
  * directly, with undici (keep-alive pools, as browsers and HTTP clients use them).
  */
+import * as net from "node:net"
 import { Readable } from "node:stream"
 import { Agent, request } from "undici"
 
@@ -67,4 +68,32 @@ export const download = async (base: string, bytes: number) => {
   await agent.close()
   if (received !== bytes) throw new Error(`download: received ${received} of ${bytes} bytes`)
   return bytes / seconds / 1e6
+}
+
+/**
+ * Opens `count` connections to `base`, each carrying one GET of /small (so each has its data
+ * channel on a tunnel), and holds them idle, kept alive.
+ */
+export const holdIdleVisitors = async (base: string, count: number, batch = 100) => {
+  const url = new URL(`${base}/small`)
+  const held: Array<net.Socket> = []
+  const visit = () =>
+    new Promise<net.Socket>((resolve, reject) => {
+      const socket = net.connect({ host: url.hostname, port: Number(url.port) }, () => {
+        socket.write(`GET ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`)
+      })
+      socket.once("error", reject)
+      socket.once("close", () => reject(new Error(`closed before its answer: ${seen.slice(0, 80)}`)))
+      let seen = ""
+      const onData = (chunk: Buffer) => {
+        seen += chunk.toString("latin1")
+        if (seen.endsWith("\r\n\r\nok")) {
+          socket.off("data", onData)
+          resolve(socket)
+        }
+      }
+      socket.on("data", onData)
+    })
+  for (let i = 0; i < count; i += batch) held.push(...await Promise.all(Array.from({ length: Math.min(batch, count - i) }, visit)))
+  return { close: () => held.forEach((socket) => socket.destroy()) }
 }

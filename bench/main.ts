@@ -10,7 +10,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { connectionLatency, connectionRate, holdIdle, throughputBothWays, throughputOneWay } from "./measure.js"
-import { download, newConnectionLatency, requestLatency, upload } from "./http.js"
+import { download, holdIdleVisitors, newConnectionLatency, requestLatency, upload } from "./http.js"
 import { killAll, rss, start, startHttpTunnel, startServices, startSpore, startTunnel } from "./processes.js"
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5)
@@ -142,6 +142,36 @@ if (ONLY.has("http")) {
   rows.push({ figure: "http GET on a kept-alive connection, p50", unit: "ms", direct: median(kept.direct), spore: median(kept.spore), target: "" })
   rows.push({ figure: "http GET on a new connection, p50", unit: "ms", direct: median(fresh.direct), spore: median(fresh.spore), target: "" })
   tunnel.server.kill("SIGKILL"), tunnel.client.kill("SIGKILL")
+
+  // Memory per idle kept-alive visitor (one request done, its data channel open): fresh
+  // processes each run; the direct figure is the web app's own RSS per connection.
+  const HTTP_IDLE = Math.min(IDLE, 1000)
+  const KiB = 1024
+  const perServer: Array<number> = []
+  const perClient: Array<number> = []
+  const perDirect: Array<number> = []
+  for (let i = 0; i < RUNS; i++) {
+    const fresh = await startServices()
+    const idleTunnel = await startHttpTunnel(fresh.web, keyFile, key)
+    const base = `http://127.0.0.1:${idleTunnel.front}/t/bench`
+    await holdIdleVisitors(base, 50).then((held) => held.close())
+    await sleep(1000)
+    const before = { server: rss(idleTunnel.server), client: rss(idleTunnel.client) }
+    const held = await holdIdleVisitors(base, HTTP_IDLE)
+    await sleep(2000)
+    perServer.push((rss(idleTunnel.server) - before.server) / HTTP_IDLE / KiB)
+    perClient.push((rss(idleTunnel.client) - before.client) / HTTP_IDLE / KiB)
+    held.close()
+    await sleep(500)
+    const directBefore = rss(fresh.child)
+    const direct = await holdIdleVisitors(`http://127.0.0.1:${fresh.web}`, HTTP_IDLE)
+    await sleep(2000)
+    perDirect.push((rss(fresh.child) - directBefore) / HTTP_IDLE / KiB)
+    direct.close()
+    idleTunnel.server.kill("SIGKILL"), idleTunnel.client.kill("SIGKILL"), fresh.child.kill("SIGKILL")
+  }
+  rows.push({ figure: `http: RSS per idle visitor (${HTTP_IDLE} open), server`, unit: "KiB", direct: median(perDirect), spore: median(perServer), target: "" })
+  rows.push({ figure: `http: RSS per idle visitor (${HTTP_IDLE} open), client`, unit: "KiB", direct: median(perDirect), spore: median(perClient), target: "" })
 }
 
 // Start-up: `spore local` from spawn to "listening at", against bare `node` printing a line.
