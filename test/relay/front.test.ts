@@ -16,7 +16,7 @@ const KEY = "key-one-0123456789abcdef"
 const OTHER_KEY = "key-two-0123456789abcdef"
 const keys = Either.getOrThrow(parseApiKeys(`# test keys\n${KEY}\n\n${OTHER_KEY}\n`))
 /** Lets real I/O (accepts, upgrades, frames in flight) happen before the clock moves. */
-const settle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+const settle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 150)))
 
 /** A server with the HTTP front; returns the front's port. */
 const startFront = (domain?: string) =>

@@ -12,7 +12,7 @@ import * as HttpClient from "../../src/relay/http-client.js"
 import { LOOPBACK } from "../support/net.js"
 
 const TOKEN = "client-key-0123456789"
-const settle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+const settle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 150)))
 
 interface FakeFront {
   readonly port: number
