@@ -8,7 +8,7 @@ import * as Drain from "../net/drain.js"
 import * as HttpClient from "../relay/http-client.js"
 import * as Logging from "./logger.js"
 import { checkPort, checkSeconds, optionalTextOption, textOption, UsageError } from "./options.js"
-import { tunnelOptions } from "./tunnel-flags.js"
+import { reconnectLine, tunnelOptions } from "./tunnel-flags.js"
 
 const options = {
   localPort: Args.integer({ name: "LOCAL_PORT" }).pipe(Args.withDescription("Port of the local web app to expose.")),
@@ -66,18 +66,10 @@ const toConfig = (flags: Flags): Effect.Effect<HttpClient.HttpClientConfig, Usag
   })
 
 /** The tunnel's state in plain words, one line each time it changes. */
-export const httpStatusLine = (status: HttpClient.HttpClientStatus) => {
-  switch (status._tag) {
-    case "Online":
-      return `${status.again ? "reconnected: " : ""}${status.name} is online at ${status.url}`
-    case "Lost":
-      return `lost the connection to the server: ${status.reason}`
-    case "AttemptFailed":
-      return `could not reach the server: ${status.reason}`
-    case "Retrying":
-      return `reconnecting in ${(Duration.toMillis(status.delay) / 1000).toFixed(1)} s`
-  }
-}
+export const httpStatusLine = (status: HttpClient.HttpClientStatus) =>
+  status._tag === "Online"
+    ? `${status.again ? "reconnected: " : ""}${status.name} is online at ${status.url}`
+    : reconnectLine(status)
 
 export const httpCommand = Command.make("http", options, (flags) =>
   Logging.withLogFormat(flags.logFormat, (format) =>

@@ -80,11 +80,15 @@ export const checkTunnelFlags = (
     }
   })
 
-/** A tunnel's state in plain words, one line each time it changes. */
-export const statusLine = (status: ClientStatus) => {
+/** The states every reconnecting client shares (`spore local`, `kafka-proxy`, `spore http`). */
+export type ReconnectStatus =
+  | { readonly _tag: "Lost"; readonly reason: string }
+  | { readonly _tag: "AttemptFailed"; readonly reason: string }
+  | { readonly _tag: "Retrying"; readonly delay: Duration.Duration }
+
+/** A lost connection and the way back, in plain words. */
+export const reconnectLine = (status: ReconnectStatus) => {
   switch (status._tag) {
-    case "Listening":
-      return `${status.resumed ? "resumed: " : ""}listening at ${status.host}:${status.port}`
     case "Lost":
       return `lost the connection to the server: ${status.reason}`
     case "AttemptFailed":
@@ -93,3 +97,9 @@ export const statusLine = (status: ClientStatus) => {
       return `reconnecting in ${(Duration.toMillis(status.delay) / 1000).toFixed(1)} s`
   }
 }
+
+/** A tunnel's state in plain words, one line each time it changes. */
+export const statusLine = (status: ClientStatus) =>
+  status._tag === "Listening"
+    ? `${status.resumed ? "resumed: " : ""}listening at ${status.host}:${status.port}`
+    : reconnectLine(status)
