@@ -4,9 +4,10 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as net from "node:net"
-import { Effect } from "effect"
+import { Effect, Either, Option } from "effect"
+import { parseApiKeys } from "../../src/relay/api-keys.js"
 import { getSocketOption, getTcpOption, SocketOption, type SocketBuffers } from "../../src/net/tuning.js"
-import { clientConfig, dial, echoService, startServer, startTunnel } from "../support/net.js"
+import { clientConfig, dial, echoService, startRunningServer, startServer, startTunnel } from "../support/net.js"
 
 const TCP_NODELAY = 1
 
@@ -66,5 +67,22 @@ describe("socket tuning", () => {
           expect(getTcpOption(socket, TCP_NODELAY), kind).not.toBe(0)
         }
       }
+    }))
+
+  it.scoped("they reach the HTTP front's visitor sockets too", () =>
+    Effect.gen(function*() {
+      const keys = Either.getOrThrow(parseApiKeys("buffers-test-key-0123456789\n"))
+      const server = yield* startRunningServer({ buffers: { sndbuf: 65536, rcvbuf: 98304 }, http: { keys } })
+      const front = Option.getOrThrow(server.http).port
+      yield* dial(front)
+      // The front's side of the connection, once accepted.
+      let accepted: Array<net.Socket> = []
+      for (let tries = 0; tries < 50 && accepted.length === 0; tries++) {
+        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
+        accepted = liveSockets().filter((socket) => socket.localPort === front)
+      }
+      expect(accepted).toHaveLength(1)
+      expect(getSocketOption(accepted[0]!, SocketOption.SNDBUF)).toBe(2 * 65536)
+      expect(getSocketOption(accepted[0]!, SocketOption.RCVBUF)).toBe(2 * 98304)
     }))
 })
