@@ -17,6 +17,7 @@ import { type Agent, fetch, request } from "undici"
 import { WebSocket } from "ws"
 import { hasChromium, withPage } from "../support/browser.js"
 import {
+  callApi,
   DOMAIN,
   type Echo,
   KEY_A,
@@ -55,35 +56,12 @@ const getJson = <A>(agent: Agent, url: string) =>
     return JSON.parse(answer.text) as A
   })
 
-/** A call to the front's REST API, with `key` as the Bearer token. */
-const api = (port: number, method: string, path: string, options: { key?: string; body?: unknown } = {}) =>
-  within(`${method} ${path}`, 5, Effect.promise(async () => {
-    const headers: Record<string, string> = {}
-    if (options.key !== undefined) headers.authorization = `Bearer ${options.key}`
-    if (options.body !== undefined) headers["content-type"] = "application/json"
-    const response = await fetch(`http://${LOOPBACK}:${port}${path}`, {
-      method,
-      headers,
-      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) })
-    })
-    const text = await response.text()
-    return { status: response.status, headers: response.headers, body: (text === "" ? undefined : JSON.parse(text)) as Record<string, unknown> }
-  }))
-
-interface TunnelStatus {
-  readonly name: string
-  readonly url: string
-  readonly online: boolean
-  readonly connections: number
-  readonly totalConnections: number
-  readonly bytesIn: number
-  readonly bytesOut: number
-}
+const api = callApi
 
 const tunnelsOf = (port: number, key: string) =>
   Effect.map(api(port, "GET", "/v1/status", { key }), (answer) => {
     expect(answer.status).toBe(200)
-    return answer.body.tunnels as ReadonlyArray<TunnelStatus>
+    return answer.body?.tunnels ?? []
   })
 
 /** The local app, a server with two keys, and `spore http` exposing the app as `app` with KEY_A. */
@@ -108,8 +86,8 @@ const appTunnel = (options: { dashboard?: boolean } = {}) =>
   })
 
 /**
- * Reads `/stream`'s body up to the chunk before the last (which the app holds until `/release`);
- * returns what was read and the iterator, to read the rest.
+ * Reads `/stream`'s body up to the chunk before the last (which the app holds until `/release`):
+ * what was read, and `rest` to read the remainder once released.
  */
 const readUntilLastChunkHeld = async (body: AsyncIterable<unknown>) => {
   const chunks = body[Symbol.asyncIterator]()
@@ -119,7 +97,14 @@ const readUntilLastChunkHeld = async (body: AsyncIterable<unknown>) => {
     if (next.done === true) throw new Error(`the body ended early: ${text}`)
     text += Buffer.from(next.value as Buffer).toString()
   }
-  return { text, chunks }
+  const rest = async () => {
+    let more = ""
+    for (let next = await chunks.next(); next.done !== true; next = await chunks.next()) {
+      more += Buffer.from(next.value as Buffer).toString()
+    }
+    return more
+  }
+  return { text, rest }
 }
 
 /** A byte stream of `payload` in 1 MiB pieces, for request bodies that are not one buffer. */
@@ -247,16 +232,12 @@ describe("bodies", () => {
         const response = await request(byHost("/stream"), { dispatcher: agent })
         // Every chunk before the last, while the app waits for /release: only streaming gets them here.
         const stream = await readUntilLastChunkHeld(response.body)
-        let text = stream.text
-        const chunks = stream.chunks
         const writtenBeforeRelease = app.streamed()
-        const textBeforeRelease = text
+        const textBeforeRelease = stream.text
         // Another connection (another origin, so another pool) lets the app write its last chunk.
         const release = await fetch(byPath("/release"), { dispatcher: agent })
         await release.text()
-        for (let next = await chunks.next(); next.done !== true; next = await chunks.next()) {
-          text += Buffer.from(next.value as Buffer).toString()
-        }
+        const text = textBeforeRelease + await stream.rest()
         return { status: response.statusCode, encoding: response.headers["transfer-encoding"], writtenBeforeRelease, textBeforeRelease, text }
       }))
       expect(result.status).toBe(200)
@@ -429,21 +410,17 @@ describe("graceful shutdown", () => {
   it.live("on SIGTERM the front stops accepting, and a response in flight finishes before the server exits 0", () =>
     Effect.gen(function*() {
       const { agent, app, byHost, server } = yield* appTunnel()
-      const result = yield* within("the stream across the shutdown", 20, Effect.promise(async () => {
-        const response = await request(byHost("/stream"), { dispatcher: agent })
-        const stream = await readUntilLastChunkHeld(response.body)
-        let text = stream.text
-        const chunks = stream.chunks
-        server.process.child.kill("SIGTERM")
-        await new Promise((resolve) => setTimeout(resolve, 300))
+      const stream = yield* within("the stream's first chunks", 10, Effect.promise(async () =>
+        readUntilLastChunkHeld((await request(byHost("/stream"), { dispatcher: agent })).body)))
+      server.process.child.kill("SIGTERM")
+      // The drain says it waits for the one connection in flight.
+      yield* within("the drain", 10, server.process.waitFor(/shutting down: waiting up to 10s for 1 open connection/))
+      const result = yield* within("the rest of the stream", 10, Effect.promise(async () => {
         // No new visitors once the drain has begun.
         const refused = await fetch(byHost("/echo"), { dispatcher: agent }).then(() => false, () => true)
         // The app is released directly: the last chunk still reaches the visitor.
         await (await fetch(`http://${LOOPBACK}:${app.port}/release`)).text()
-        for (let next = await chunks.next(); next.done !== true; next = await chunks.next()) {
-          text += Buffer.from(next.value as Buffer).toString()
-        }
-        return { text, refused }
+        return { text: stream.text + await stream.rest(), refused }
       }))
       expect(result.refused).toBe(true)
       expect(result.text).toBe(Array.from({ length: STREAM_CHUNKS }, (_, index) => `chunk ${index + 1}\n`).join(""))

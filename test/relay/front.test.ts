@@ -10,6 +10,7 @@ import { WebSocket } from "ws"
 import { parseApiKeys } from "../../src/relay/api-keys.js"
 import { BURST } from "../../src/relay/rate-limit.js"
 import { makeVisitorFilter, parseCidr } from "../../src/server/visitor-filter.js"
+import { callApi, type TunnelView } from "../support/http.js"
 import { dial, LOOPBACK, readAll, startRunningServer } from "../support/net.js"
 
 const KEY = "key-one-0123456789abcdef"
@@ -25,23 +26,22 @@ const startFront = (domain?: string) =>
     (server) => Option.getOrThrow(server.http).port
   )
 
-interface ApiAnswer {
-  readonly status: number
-  readonly headers: Headers
-  readonly body: any
-}
-
+/** The API with KEY unless told otherwise (`key: null`: no key at all); an empty body reads as {}. */
 const api = (port: number, method: string, path: string, options: { key?: string | null; body?: unknown } = {}) =>
-  Effect.promise(async (): Promise<ApiAnswer> => {
-    const key = options.key === undefined ? KEY : options.key
-    const response = await fetch(`http://${LOOPBACK}:${port}${path}`, {
-      method,
-      headers: { ...(key === null ? {} : { Authorization: `Bearer ${key}` }), "Content-Type": "application/json" },
-      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) })
-    })
-    const text = await response.text()
-    return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) }
+  Effect.map(
+    callApi(port, method, path, { key: options.key === undefined ? KEY : options.key ?? undefined, body: options.body }),
+    (answer) => ({ ...answer, body: answer.body ?? {} })
+  )
+
+/** Creates tunnel `name` with KEY, which must succeed; the tunnel as the API describes it. */
+const create = (port: number, name: string) =>
+  Effect.map(api(port, "POST", "/v1/tunnels", { body: { name } }), (answer) => {
+    expect(answer.status).toBe(201)
+    return answer.body as TunnelView
   })
+
+/** KEY's tunnels as the status page sees them. */
+const status = (port: number) => Effect.map(api(port, "GET", "/v1/status"), (answer) => answer.body.tunnels ?? [])
 
 /** Sends raw bytes as a visitor and reads everything until the server closes. */
 const visit = (port: number, request: string | Buffer) =>
@@ -149,7 +149,8 @@ describe("HTTP front: the API", () => {
       expect(random.body.name).toMatch(/^[a-z][a-z0-9]{9}$/)
 
       const mine = yield* api(port, "GET", "/v1/tunnels")
-      expect(mine.body.tunnels.map((t: { name: string }) => t.name)).toEqual(["app"])
+      expect(mine.status).toBe(200)
+      expect(mine.body.tunnels?.map((t) => t.name)).toEqual(["app"])
       // Another owner's tunnel cannot be deleted, nor told apart from a missing one.
       expect((yield* api(port, "DELETE", `/v1/tunnels/${created.body.id}`, { key: OTHER_KEY })).status).toBe(404)
       expect((yield* api(port, "DELETE", `/v1/tunnels/${created.body.id}`)).status).toBe(204)
@@ -200,17 +201,16 @@ describe("HTTP front: the API", () => {
   it.scoped("forgets a tunnel left offline for five minutes, and keeps one that is online", () =>
     Effect.gen(function*() {
       const port = yield* startFront()
-      const idle = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "idle" } })).body
-      const busy = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "busy" } })).body
+      expect((yield* api(port, "POST", "/v1/tunnels", { body: { name: "idle" } })).status).toBe(201)
+      const busy = (yield* create(port, "busy"))
       yield* fakeClient(port, busy.id)
       yield* settle
       yield* TestClock.adjust("299 seconds")
-      expect((yield* api(port, "GET", "/v1/status")).body.tunnels.map((t: { name: string }) => t.name)).toEqual(["busy", "idle"])
+      expect((yield* status(port)).map((t) => t.name)).toEqual(["busy", "idle"])
       yield* TestClock.adjust("2 seconds")
-      const left = (yield* api(port, "GET", "/v1/status")).body.tunnels
-      expect(left.map((t: { name: string; online: boolean }) => [t.name, t.online])).toEqual([["busy", true]])
+      const left = (yield* status(port))
+      expect(left.map((t) => [t.name, t.online])).toEqual([["busy", true]])
       expect((yield* api(port, "POST", "/v1/tunnels", { key: OTHER_KEY, body: { name: "idle" } })).status).toBe(201)
-      expect(idle.id).not.toBe(undefined)
     }))
 })
 
@@ -218,7 +218,7 @@ describe("HTTP front: control and data channels", () => {
   it.scoped("forwards the rewritten request and the raw response, then honours both EOFs", () =>
     Effect.gen(function*() {
       const port = yield* startFront("spore.test")
-      const tunnel = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "app" } })).body
+      const tunnel = (yield* create(port, "app"))
       const client = yield* fakeClient(port, tunnel.id)
       const visitor = yield* dial(port)
       visitor.write("POST /t/app/upload?x=1 HTTP/1.1\r\nHost: front\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nContent-Length: 5\r\n\r\nhello")
@@ -243,8 +243,8 @@ describe("HTTP front: control and data channels", () => {
   it.scoped("a keep-alive connection moves to another tunnel once the first tunnel's response is through", () =>
     Effect.gen(function*() {
       const port = yield* startFront()
-      const a = yield* fakeClient(port, (yield* api(port, "POST", "/v1/tunnels", { body: { name: "a" } })).body.id)
-      const b = yield* fakeClient(port, (yield* api(port, "POST", "/v1/tunnels", { body: { name: "b" } })).body.id)
+      const a = yield* fakeClient(port, (yield* create(port, "a")).id)
+      const b = yield* fakeClient(port, (yield* create(port, "b")).id)
       const visitor = yield* dial(port)
       visitor.write("GET /t/a/one HTTP/1.1\r\nHost: x\r\n\r\n")
       const channelA = yield* openWs(port, `/ws/data?id=${yield* a.nextVisitor}`)
@@ -268,14 +268,14 @@ describe("HTTP front: control and data channels", () => {
   it.scoped("a visitor nobody opens a channel for gets a 504 after 10 s; a late channel is refused", () =>
     Effect.gen(function*() {
       const port = yield* startFront()
-      const tunnel = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "slow" } })).body
+      const tunnel = (yield* create(port, "slow"))
       const client = yield* fakeClient(port, tunnel.id)
       const answer = yield* Effect.fork(visit(port, "GET /t/slow/ HTTP/1.1\r\nHost: x\r\n\r\n"))
       const id = yield* client.nextVisitor
       yield* settle
       yield* TestClock.adjust("9 seconds")
       yield* settle
-      expect((yield* api(port, "GET", "/v1/status")).body.tunnels[0].connections).toBe(0)
+      expect((yield* status(port))[0].connections).toBe(0)
       yield* TestClock.adjust("1 second")
       const page = yield* Fiber.join(answer)
       expect(page).toMatch(/^HTTP\/1\.1 504 Gateway Timeout\r\n/)
@@ -289,7 +289,7 @@ describe("HTTP front: control and data channels", () => {
       expect(yield* visit(port, "GET / HTTP/1.1\r\nHost: nope.spore.test\r\n\r\n")).toMatch(/^HTTP\/1\.1 404 /)
       expect(yield* visit(port, "GET /t/nope/ HTTP/1.1\r\nHost: x\r\n\r\n")).toMatch(/^HTTP\/1\.1 404 /)
       expect(yield* visit(port, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")).toMatch(/^HTTP\/1\.1 404 /)
-      const tunnel = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "app" } })).body
+      const tunnel = (yield* create(port, "app"))
       expect(yield* visit(port, "GET / HTTP/1.1\r\nHost: app.spore.test\r\n\r\n")).toMatch(/^HTTP\/1\.1 502 Bad Gateway\r\n[^]*offline/)
       // A visitor waiting when the client goes: let go with a 502 at once, not at the expiry.
       const client = yield* fakeClient(port, tunnel.id)
@@ -302,7 +302,7 @@ describe("HTTP front: control and data channels", () => {
   it.scoped("a newer control connection replaces the older; other owners and unknown ids are refused", () =>
     Effect.gen(function*() {
       const port = yield* startFront()
-      const tunnel = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "app" } })).body
+      const tunnel = (yield* create(port, "app"))
       const first = yield* fakeClient(port, tunnel.id)
       const second = yield* fakeClient(port, tunnel.id)
       expect(yield* first.ws.received.closed).toBe(4000)
@@ -324,8 +324,8 @@ describe("HTTP front: control and data channels", () => {
   it.scoped("pings every 30 s and drops a client that answers none for 60 s", () =>
     Effect.gen(function*() {
       const port = yield* startFront()
-      const live = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "live" } })).body
-      const mute = (yield* api(port, "POST", "/v1/tunnels", { body: { name: "mute" } })).body
+      const live = (yield* create(port, "live"))
+      const mute = (yield* create(port, "mute"))
       const answering = yield* fakeClient(port, live.id)
       const silent = yield* fakeClient(port, mute.id, { autoPong: false })
       let pings = 0
@@ -336,13 +336,12 @@ describe("HTTP front: control and data channels", () => {
         yield* settle
       }
       expect(pings).toBe(2)
-      expect((yield* api(port, "GET", "/v1/status")).body.tunnels.map((t: { online: boolean }) => t.online)).toEqual([true, true])
+      expect((yield* status(port)).map((t) => t.online)).toEqual([true, true])
       yield* TestClock.adjust("30 seconds")
       expect(yield* silent.ws.received.closed).toBe(1006)
       yield* TestClock.adjust("60 seconds")
       yield* settle
-      const status = (yield* api(port, "GET", "/v1/status")).body.tunnels
-      expect(status.map((t: { name: string; online: boolean }) => [t.name, t.online])).toEqual([["live", true], ["mute", false]])
+      expect((yield* status(port)).map((t) => [t.name, t.online])).toEqual([["live", true], ["mute", false]])
       expect(answering.ws.readyState).toBe(WebSocket.OPEN)
     }))
 })

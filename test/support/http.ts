@@ -19,6 +19,43 @@ import { type Running, startSpore, within } from "./process.js"
 
 export const DOMAIN = "spore.test"
 
+/** A tunnel as the API and the status page describe it. */
+export interface TunnelView {
+  readonly id: string
+  readonly name: string
+  readonly url: string
+  readonly online: boolean
+  readonly connections: number
+  readonly totalConnections: number
+  readonly bytesIn: number
+  readonly bytesOut: number
+}
+
+/** What the tunnel API answers: a tunnel, a list of them (`tunnels`), or an `error`. */
+export type ApiBody = Partial<TunnelView> & { readonly tunnels?: ReadonlyArray<TunnelView>; readonly error?: string }
+
+export interface ApiAnswer {
+  readonly status: number
+  readonly headers: Headers
+  /** The JSON body; undefined for an empty one (204). */
+  readonly body: ApiBody | undefined
+}
+
+/** A call to the HTTP front's REST API on 127.0.0.1, with `key` as the Bearer token if given. */
+export const callApi = (port: number, method: string, path: string, options: { key?: string | undefined; body?: unknown } = {}) =>
+  within(`${method} ${path}`, 5, Effect.promise(async (): Promise<ApiAnswer> => {
+    const headers: Record<string, string> = {}
+    if (options.key !== undefined) headers.authorization = `Bearer ${options.key}`
+    if (options.body !== undefined) headers["content-type"] = "application/json"
+    const response = await fetch(`http://${LOOPBACK}:${port}${path}`, {
+      method,
+      headers,
+      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) })
+    })
+    const text = await response.text()
+    return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) as ApiBody }
+  }))
+
 /** Two API keys, each at least 16 characters. */
 export const KEY_A = "key-a-0123456789abcdef"
 export const KEY_B = "key-b-fedcba9876543210"
