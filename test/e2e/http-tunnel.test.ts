@@ -427,6 +427,36 @@ describe("graceful shutdown", () => {
       const exit = yield* within("the server's exit", 15, server.process.exited)
       expect(exit.code).toBe(0)
     }).pipe(Effect.scoped))
+
+  it.live("on SIGTERM spore http drops its control connection, lets a response in flight finish, and exits 0", () =>
+    Effect.gen(function*() {
+      const { agent, app, byHost, client, server } = yield* appTunnel()
+      const stream = yield* within("the stream's first chunks", 10, Effect.promise(async () =>
+        readUntilLastChunkHeld((await request(byHost("/stream"), { dispatcher: agent })).body)))
+      client.process.child.kill("SIGTERM")
+      yield* within("the drain", 10, client.process.waitFor(/shutting down: waiting up to 10s for 1 open connection/))
+      // The server sees the tunnel go offline: new visitors get its 502 page.
+      yield* within("the tunnel offline", 10, server.process.waitFor(/http tunnel app offline/))
+      const offline = yield* send(agent, byHost("/echo"))
+      expect(offline.status).toBe(502)
+      const text = yield* within("the rest of the stream", 10, Effect.promise(async () => {
+        await (await fetch(`http://${LOOPBACK}:${app.port}/release`)).text()
+        return stream.text + await stream.rest()
+      }))
+      expect(text).toBe(Array.from({ length: STREAM_CHUNKS }, (_, index) => `chunk ${index + 1}\n`).join(""))
+      expect((yield* within("the client's exit", 15, client.process.exited)).code).toBe(0)
+    }).pipe(Effect.scoped))
+
+  it.live("with --no-reconnect, spore http exits 1 when its server goes away", () =>
+    Effect.gen(function*() {
+      const app = yield* localApp
+      const server = yield* startHttpServer({ keysFile: writeKeys(KEY_A) })
+      const client = yield* startHttpClient(server.port, app.port, { key: KEY_A, name: "app", extra: ["--no-reconnect"] })
+      server.process.child.kill("SIGKILL")
+      const exit = yield* within("the client's exit", 15, client.process.exited)
+      expect(exit.code).toBe(1)
+      expect(exit.stderr).toMatch(/lost the connection to the server/)
+    }).pipe(Effect.scoped))
 })
 
 // Never skipped: npm test and CI install Chromium first (scripts/install-chromium.sh), and a
