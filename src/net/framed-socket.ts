@@ -18,6 +18,11 @@ export interface FramedSocket {
   readonly readFrame: Effect.Effect<Option.Option<Buffer>, FrameTooLong | SocketError>
   /** Writes one frame (text plus NUL) and waits until it is handed to the kernel. */
   readonly writeFrame: (text: string) => Effect.Effect<void, SocketError>
+  /**
+   * The next frame if it has already arrived, without waiting for more: what a peer pipelined
+   * behind the frame just read.
+   */
+  readonly takeArrivedFrame: () => Option.Option<Buffer>
   /** Stops framing: the bytes read past the last frame, with the socket left paused. */
   readonly release: () => Buffer
 }
@@ -83,6 +88,12 @@ export const makeFramedSocket = (socket: net.Socket): FramedSocket => {
       write(socket, encodeFrame(text)).pipe(
         Effect.mapError((error) => new SocketError({ reason: error.message, cause: error }))
       ),
+    takeArrivedFrame: () => {
+      // What Node holds for the paused socket joins what the frame buffer has.
+      for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) frames.push(chunk)
+      const next = frames.takeFrame()
+      return next._tag === "Frame" ? Option.some(next.body) : Option.none()
+    },
     release: () => {
       socket.pause()
       return frames.takeRemaining()

@@ -1,36 +1,54 @@
 /**
- * Who may use the control port, and how much of it: the limits that apply before a connection is
- * a tunnel or a data stream (concurrent handshakes, addresses locked out after failed
- * authentication) and to tunnel control connections (per source address).
+ * Who may use the control port, and how much of it.
+ *
+ * - Handshakes (connections that have not sent their first message yet) share one pool, which
+ *   never refuses a newcomer: when it is full, the oldest handshake of the address holding the
+ *   most is closed silently to make room (see HandshakePool). Idle sockets so cannot keep honest
+ *   data streams and tunnels out, and nothing is written on a connection that might be a data
+ *   stream.
+ * - An address that keeps answering the challenge wrongly is locked out for a while. The lockout
+ *   is applied only to what asks for a tunnel (Hello, Resume), after the first message is read:
+ *   a data stream that proves itself (the secret, then an Accept of a waiting visitor) is served
+ *   from a locked-out address too, so a misconfigured neighbour behind the same NAT cannot take
+ *   a live tunnel's visitors away.
+ * - Tunnel control connections are limited per source address.
  *
  * Slots are scoped: a handshake slot is given back when the handshake ends, a control slot when
  * the control connection closes, whatever way they end.
  */
 import { Context, Effect, Layer, type Scope } from "effect"
 import { LimitReached } from "../errors.js"
-import { makeAuthLockout } from "./auth-lockout.js"
+import { makeAuthLockout, normalizeAddress } from "./auth-lockout.js"
+import { type Handshake, makeHandshakePool } from "./handshake-pool.js"
 import { LimitTexts, type ServerLimits } from "./limits.js"
 import { makeRefusalLog } from "./refusal-log.js"
 
 export class Admission extends Context.Tag("spore/Admission")<Admission, {
   /**
    * Admits a new connection from `address` to its handshake, holding a handshake slot for the
-   * rest of the scope. Fails if the address is locked out or every slot is taken.
+   * rest of the scope. Never refuses; `close` is called if the slot is later taken away to make
+   * room for a newer connection.
    */
-  readonly enterHandshake: (address: string) => Effect.Effect<void, LimitReached, Scope.Scope>
+  readonly enterHandshake: (address: string, close: () => void) => Effect.Effect<void, never, Scope.Scope>
+  /** Fails if `address` is locked out after repeated authentication failures. */
+  readonly checkLockout: (address: string) => Effect.Effect<void, LimitReached>
+  /** Whether `address` is locked out right now. */
+  readonly isLockedOut: (address: string) => Effect.Effect<boolean>
   /** Holds one of `address`'s tunnel control slots for the rest of the scope. */
   readonly holdControl: (address: string) => Effect.Effect<void, LimitReached, Scope.Scope>
-  /** Counts a failed authentication from `address` (enough of them lock it out for a while). */
+  /** Counts a wrong answer to the challenge from `address` (enough of them lock it out for a while). */
   readonly authFailed: (address: string) => Effect.Effect<void>
+  /** Handshakes in progress (for tests and the bench). */
+  readonly handshakes: Effect.Effect<number>
 }>() {}
 
 type Limits = Pick<ServerLimits, "maxHandshakes" | "maxConnsPerIp">
 
-export const make = (limits: Limits) =>
+export const make = (limits: Limits, onEvicted: () => void = () => {}) =>
   Effect.sync(() => {
     const lockout = makeAuthLockout()
     const refusalLog = makeRefusalLog()
-    let handshakes = 0
+    const pool = makeHandshakePool(limits.maxHandshakes)
     // Only addresses with a control connection open have an entry, so its size is bounded by
     // the tunnels open.
     const controlsByAddress = new Map<string, number>()
@@ -38,41 +56,50 @@ export const make = (limits: Limits) =>
     const refuse = (limit: string, message: string, logLine: string) =>
       Effect.zipRight(refusalLog(limit, logLine), Effect.fail(new LimitReached({ limit, message })))
 
-    /** Takes a slot if `take` allows it; `give` runs when the scope closes. */
-    const slot = (take: () => boolean, give: () => void) =>
-      Effect.uninterruptible(Effect.suspend(() =>
-        take() ? Effect.as(Effect.addFinalizer(() => Effect.sync(give)), true) : Effect.succeed(false)
-      ))
-
-    const enterHandshake = (address: string) =>
-      Effect.gen(function*() {
-        if (yield* lockout.isLocked(address)) {
-          return yield* refuse("auth-lockout", LimitTexts.authLockout, `refused ${address}: locked out after repeated authentication failures`)
-        }
-        const taken = yield* slot(
-          () => handshakes < limits.maxHandshakes && (handshakes++, true),
-          () => handshakes--
+    const enterHandshake = (address: string, close: () => void) =>
+      Effect.uninterruptible(Effect.suspend(() => {
+        const handshake: Handshake = { address: normalizeAddress(address), evict: close }
+        const evicted = pool.add(handshake)
+        const admitted = Effect.addFinalizer(() => Effect.sync(() => pool.remove(handshake)))
+        if (evicted === undefined) return admitted
+        evicted.evict()
+        onEvicted()
+        return Effect.zipRight(
+          refusalLog(
+            "max-handshakes",
+            `closed a handshake from ${evicted.address} to make room for one from ${handshake.address}: ` +
+              `${limits.maxHandshakes} handshakes in progress (--max-handshakes)`
+          ),
+          admitted
         )
-        if (!taken) {
-          return yield* refuse("max-handshakes", LimitTexts.handshakes, `refused ${address}: ${limits.maxHandshakes} handshakes already in progress (--max-handshakes)`)
-        }
-      })
+      }))
+
+    const isLockedOut = (address: string) => lockout.isLocked(address)
+
+    const checkLockout = (address: string) =>
+      Effect.flatMap(lockout.isLocked(address), (locked) =>
+        locked
+          ? refuse("auth-lockout", LimitTexts.authLockout, `refused ${address}: locked out after repeated authentication failures`)
+          : Effect.void)
 
     const holdControl = (address: string) =>
       Effect.gen(function*() {
-        const taken = yield* slot(
-          () => {
-            const open = controlsByAddress.get(address) ?? 0
-            if (open >= limits.maxConnsPerIp) return false
-            controlsByAddress.set(address, open + 1)
-            return true
-          },
-          () => {
-            const open = (controlsByAddress.get(address) ?? 1) - 1
-            if (open === 0) controlsByAddress.delete(address)
-            else controlsByAddress.set(address, open)
-          }
-        )
+        const key = normalizeAddress(address)
+        const taken = yield* Effect.uninterruptible(Effect.suspend(() => {
+          const open = controlsByAddress.get(key) ?? 0
+          if (open >= limits.maxConnsPerIp) return Effect.succeed(false)
+          controlsByAddress.set(key, open + 1)
+          return Effect.as(
+            Effect.addFinalizer(() =>
+              Effect.sync(() => {
+                const left = (controlsByAddress.get(key) ?? 1) - 1
+                if (left === 0) controlsByAddress.delete(key)
+                else controlsByAddress.set(key, left)
+              })
+            ),
+            true
+          )
+        }))
         if (!taken) {
           return yield* refuse("max-conns-per-ip", LimitTexts.connsPerIp, `refused ${address}: ${limits.maxConnsPerIp} tunnel connections already open from it (--max-conns-per-ip)`)
         }
@@ -84,7 +111,14 @@ export const make = (limits: Limits) =>
           ? Effect.logWarning(`${address} locked out for a minute after repeated authentication failures`)
           : Effect.void)
 
-    return Admission.of({ enterHandshake, holdControl, authFailed })
+    return Admission.of({
+      enterHandshake,
+      checkLockout,
+      isLockedOut,
+      holdControl,
+      authFailed,
+      handshakes: Effect.sync(() => pool.size())
+    })
   })
 
-export const layer = (limits: Limits) => Layer.effect(Admission, make(limits))
+export const layer = (limits: Limits, onEvicted?: () => void) => Layer.effect(Admission, make(limits, onEvicted))

@@ -30,7 +30,9 @@ export interface AuthLockout {
   readonly tracked: Effect.Effect<number>
 }
 
-const normalize = (address: string) => address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address
+/** An IPv4-mapped IPv6 address as its IPv4 address; any other address as it is. */
+export const normalizeAddress = (address: string) =>
+  address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address
 
 export const makeAuthLockout = (): AuthLockout => {
   const records = new Map<string, Record>()
@@ -54,7 +56,7 @@ export const makeAuthLockout = (): AuthLockout => {
 
   const recordFailure = (address: string) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
-      const key = normalize(address)
+      const key = normalizeAddress(address)
       let record = records.get(key)
       if (record === undefined) {
         makeRoom(now)
@@ -73,7 +75,7 @@ export const makeAuthLockout = (): AuthLockout => {
 
   const isLocked = (address: string) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
-      const key = normalize(address)
+      const key = normalizeAddress(address)
       const record = records.get(key)
       if (record === undefined) return false
       if (isStale(record, now)) records.delete(key)

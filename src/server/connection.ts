@@ -5,11 +5,13 @@
  *
  * Reactions follow bore exactly: a failed handshake gets an Error frame with bore's text and a
  * close; anything wrong after it (bad frame, unknown id, a second Authenticate) a silent close.
- * Spore's limits (see Admission) add Error frames of their own: a connection over a limit is
- * told why and closed.
+ * Spore's limits (see Admission) add Error frames of their own: a Hello or Resume over a limit
+ * is told why and closed. Nothing is ever written to a connection that could still be a data
+ * stream (its client has spliced it to a local service): a limit that must close one before its
+ * first message closes it silently.
  */
 import type * as net from "node:net"
-import { Duration, Effect, Option } from "effect"
+import { Duration, Effect, Either, Option } from "effect"
 import { AuthenticationError, type LimitReached, type PortUnavailable } from "../errors.js"
 import { type FramedSocket, makeFramedSocket, readFirstMessage } from "../net/framed-socket.js"
 import { tracked } from "../net/drain.js"
@@ -18,33 +20,55 @@ import type { Authenticator } from "../protocol/auth.js"
 import { type ClientMessage, decodeClientMessage, encodeServerMessage, ServerMessages } from "../protocol/messages.js"
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
 import { Admission } from "./admission.js"
+import { LimitTexts } from "./limits.js"
 import { PendingRegistry } from "./pending-registry.js"
 import { ServerMetrics } from "./server-metrics.js"
 import { Tunnels } from "./tunnels.js"
 
 const NO_SECRET_GIVEN = "server requires secret, but no secret was provided"
+const INVALID_SECRET = "invalid secret"
 
-/** Challenge/response; fails with the text bore sends when the client does not prove the secret. */
-const authenticate = (stream: FramedSocket, auth: Authenticator) =>
+/** Writes bore's Error frame for a failed handshake (a peer that has gone cannot be told). */
+const tell = (stream: FramedSocket, text: string) =>
+  stream.writeFrame(encodeServerMessage(ServerMessages.error(text))).pipe(Effect.ignore)
+
+/**
+ * Challenge/response; fails with the text bore sends when the client does not prove the secret.
+ *
+ * Only a wrong answer counts towards the address's lockout: a peer that closes or falls silent
+ * during the challenge (a health check, a port scan) has guessed nothing.
+ *
+ * A wrong answer is told `invalid secret` as bore does, with two exceptions. A Spore client sends
+ * its answer and its Accept in one write and has spliced the stream to its local service by
+ * then: when an Accept has arrived behind the answer, the stream is closed silently, so that not
+ * one byte of ours reaches that service. And an address already locked out is told that instead,
+ * whether its answer was right or wrong, so that the lockout is no oracle for guessing.
+ */
+const authenticate = (stream: FramedSocket, auth: Authenticator, address: string) =>
   Effect.gen(function*() {
+    const admission = yield* Admission
     const challenge = yield* randomUuid
     yield* stream.writeFrame(encodeServerMessage(ServerMessages.challenge(challenge)))
-    const reply = yield* readFirstMessage(stream, decodeClientMessage)
+    const reply = yield* readFirstMessage(stream, decodeClientMessage).pipe(
+      Effect.tapError((error) => error._tag === "SocketError" ? Effect.void : tell(stream, error.message))
+    )
     if (Option.isNone(reply) || reply.value._tag !== "Authenticate") {
+      yield* Effect.logWarning(`handshake failed: ${NO_SECRET_GIVEN}`)
+      yield* tell(stream, NO_SECRET_GIVEN)
       return yield* new AuthenticationError({ message: NO_SECRET_GIVEN })
     }
-    if (!auth.validate(challenge, reply.value.answer)) {
-      return yield* new AuthenticationError({ message: "invalid secret" })
+    if (auth.validate(challenge, reply.value.answer)) return
+    const wasLockedOut = yield* admission.isLockedOut(address)
+    yield* admission.authFailed(address)
+    const next = Option.flatMap(stream.takeArrivedFrame(), (frame) => Either.getRight(decodeClientMessage(frame)))
+    if (Option.isSome(next) && next.value._tag === "Accept") {
+      yield* Effect.logWarning("handshake failed: invalid secret (a data stream; closed without a reply)")
+    } else {
+      yield* Effect.logWarning(`handshake failed: ${INVALID_SECRET}`)
+      yield* tell(stream, wasLockedOut ? LimitTexts.authLockout : INVALID_SECRET)
     }
-  }).pipe(
-    Effect.tapError((error) =>
-      error._tag === "SocketError"
-        ? Effect.void
-        : Effect.zipRight(
-          Effect.logWarning(`handshake failed: ${error.message}`),
-          stream.writeFrame(encodeServerMessage(ServerMessages.error(error.message))).pipe(Effect.ignore)
-        ))
-  )
+    return yield* new AuthenticationError({ message: INVALID_SECRET })
+  })
 
 /**
  * Hands a claimed visitor to the data stream that claimed it and copies bytes both ways.
@@ -91,9 +115,11 @@ const rejectPort = (stream: FramedSocket) => (error: PortUnavailable) =>
     stream.writeFrame(encodeServerMessage(ServerMessages.error(error.message))).pipe(Effect.ignore)
   )
 
-/** Tells a peer turned away by a limit why (the limit has already logged it). */
-const sendRefusal = (stream: FramedSocket) => (error: LimitReached) =>
-  stream.writeFrame(encodeServerMessage(ServerMessages.error(error.message))).pipe(Effect.ignore)
+/**
+ * Tells a peer turned away by a limit why (the limit has already logged it). Limits are checked
+ * only once a Hello or Resume has been read, so this never reaches a data stream.
+ */
+const sendRefusal = (stream: FramedSocket) => (error: LimitReached) => tell(stream, error.message)
 
 /** The `reason` label of spore_handshake_failures_total for a connection that ended in `error`. */
 const failureReason = (error: { readonly _tag: string; readonly message: string }): string => {
@@ -105,7 +131,7 @@ const failureReason = (error: { readonly _tag: string; readonly message: string 
     case "MessageParseError":
       return "malformed"
     case "AuthenticationError":
-      return error.message === "invalid secret" ? "invalid-secret" : "no-secret"
+      return error.message === INVALID_SECRET ? "invalid-secret" : "no-secret"
     case "LimitReached":
       return (error as LimitReached).limit
     case "PortUnavailable":
@@ -134,14 +160,11 @@ export const handleConnection = (auth: Option.Option<Authenticator>) =>
 const serveConnection = (auth: Option.Option<Authenticator>, stream: FramedSocket, address: string, peer: string) =>
   Effect.gen(function*() {
     const admission = yield* Admission
-    // The handshake holds one of the limited handshake slots until its first message is read.
+    // The handshake holds a slot of the handshake pool until its first message is read; if the
+    // pool needs the slot for a newer connection first, this one is closed without a word.
     const first = yield* Effect.scoped(Effect.gen(function*() {
-      yield* admission.enterHandshake(address)
-      if (Option.isSome(auth)) {
-        yield* authenticate(stream, auth.value).pipe(
-          Effect.tapErrorTag("AuthenticationError", () => admission.authFailed(address))
-        )
-      }
+      yield* admission.enterHandshake(address, () => stream.socket.destroy())
+      if (Option.isSome(auth)) yield* authenticate(stream, auth.value, address)
       return yield* readFirstMessage(stream, decodeClientMessage)
     })).pipe(Effect.annotateLogs({ peer }))
     if (Option.isNone(first)) return
@@ -155,6 +178,7 @@ const serveControlMessage = (message: Exclude<ClientMessage, { _tag: "Accept" }>
   Effect.gen(function*() {
     const admission = yield* Admission
     const tunnels = yield* Tunnels
+    if (message._tag === "Hello" || message._tag === "Resume") yield* admission.checkLockout(address)
     switch (message._tag) {
       case "Hello":
         yield* admission.holdControl(address)

@@ -3,10 +3,14 @@
  * flag of `spore server`; the defaults are generous for honest use and keep a flood from
  * exhausting descriptors or memory.
  */
+import { readFileSync } from "node:fs"
 import type { VisitorFilter } from "./visitor-filter.js"
 
 export interface ServerLimits {
-  /** Connections to the control port still in their handshake (before Hello, Resume or Accept). */
+  /**
+   * Connections to the control port still in their handshake (before Hello, Resume or Accept).
+   * Past it the oldest handshake of the address holding the most is closed to make room.
+   */
   readonly maxHandshakes: number
   /** Tunnel control connections (Hello or Resume) open at once from one IP address. */
   readonly maxConnsPerIp: number
@@ -22,12 +26,32 @@ export interface ServerLimits {
   readonly visitors: VisitorFilter
 }
 
+/** The soft limit on open files of this process (Node raises it to the hard limit at start). */
+const openFileLimit = (): number | undefined => {
+  try {
+    const line = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"))
+    if (line === null) return undefined
+    return line[1] === "unlimited" ? Number.POSITIVE_INFINITY : Number(line[1])
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The handshake pool's default: a quarter of the descriptor limit, so that handshakes alone can
+ * never take the descriptors that tunnels and visitors need, between 256 and 16,384.
+ */
+export const defaultMaxHandshakes = (descriptors = openFileLimit()) =>
+  Math.max(256, Math.min(16_384, Math.floor((descriptors ?? 1024) / 4)))
+
 export const DEFAULT_LIMITS = {
-  maxHandshakes: 256,
+  maxHandshakes: defaultMaxHandshakes(),
   maxConnsPerIp: 32,
   maxTunnels: 1024,
-  maxPending: 64,
-  maxConnsPerTunnel: 1024,
+  // bore holds every visitor; 1,024 lets a burst of a thousand through while one tunnel can hold
+  // at most that many descriptors (and about 20 KiB each) waiting for a client that never comes.
+  maxPending: 1024,
+  maxConnsPerTunnel: 4096,
   maxHttpConnsPerIp: 256
 } as const
 

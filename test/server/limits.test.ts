@@ -4,10 +4,13 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import type * as net from "node:net"
-import { Effect, Either, Logger, TestClock } from "effect"
+import { randomUUID } from "node:crypto"
+import { Effect, Either, Logger, Redacted, TestClock } from "effect"
+import { makeAuthenticator } from "../../src/protocol/auth.js"
+import type { Uuid } from "../../src/protocol/uuid.js"
 import { makeVisitorFilter, parseCidr } from "../../src/server/visitor-filter.js"
 import { LimitTexts, type ServerLimits } from "../../src/server/limits.js"
-import { closed, dial, startServer } from "../support/net.js"
+import { closed, dial, readExactly, startServer } from "../support/net.js"
 import { type WirePeer, wirePeer } from "../support/wire.js"
 
 const settle = Effect.repeatN(Effect.yieldNow(), 20)
@@ -24,6 +27,30 @@ const serverWith = (limits: Partial<ServerLimits>, options: { secret?: string; b
   })
 
 const errorFrame = (text: string) => JSON.stringify({ Error: text })
+
+const SECRET = "s3cret"
+const WRONG_ANSWER = "00".repeat(32)
+
+/** Connects from `from` and reads the server's Challenge; `answer` is the right reply to it. */
+const challenged = (control: number, from: string) =>
+  Effect.gen(function*() {
+    const peer = wirePeer(yield* dial(control, "127.0.0.1", from))
+    const frame = (yield* peer.next) ?? ""
+    const challenge = /^\{"Challenge":"([0-9a-f-]{36})"\}$/.exec(frame)?.[1]
+    expect(challenge, frame).toBeDefined()
+    const answer = makeAuthenticator(Redacted.make(SECRET)).answer(challenge as Uuid)
+    return { ...peer, answer, challengeBytes: frame.length + 1 }
+  })
+
+/** Opens a tunnel with the right secret from `from`: the peer, the reply to Hello and the port. */
+const openTunnelWithSecret = (control: number, from: string) =>
+  Effect.gen(function*() {
+    const peer = yield* challenged(control, from)
+    peer.send(`{"Authenticate":"${peer.answer}"}`)
+    peer.send("{\"Hello\":0}")
+    const hello = (yield* peer.next) ?? ""
+    return { peer, hello, port: Number(/^\{"Hello":(\d+)\}$/.exec(hello)?.[1]) }
+  })
 
 /** Opens a tunnel by hand from `from`; returns the peer and the public port. */
 const openTunnel = (control: number, from = "127.0.0.1") =>
@@ -63,21 +90,34 @@ const closedAtOnce = (socket: net.Socket) =>
 
 
 describe("server limits", () => {
-  it.scoped("--max-handshakes: a connection beyond it is told the server is busy; a freed slot serves again", () =>
+  it.scoped("--max-handshakes: a full pool closes the oldest handshake of the address holding most, silently, and serves the newcomer", () =>
     Effect.gen(function*() {
-      const { control, logs } = yield* serverWith({ maxHandshakes: 2 })
-      yield* dial(control)
-      yield* dial(control)
+      const { control, logs } = yield* serverWith({ maxHandshakes: 3 })
+      const { peer, port } = yield* openTunnel(control, "127.0.0.2")
+      // Three silent sockets from one address fill the pool.
+      const silent = [yield* dial(control, "127.0.0.1", "127.0.0.9"), yield* dial(control, "127.0.0.1", "127.0.0.9"), yield* dial(control, "127.0.0.1", "127.0.0.9")]
       yield* settle
-      const third = wirePeer(yield* dial(control, "127.0.0.1", "127.0.0.3"))
-      expect(yield* third.next).toBe(errorFrame(LimitTexts.handshakes))
-      expect(yield* third.next).toBeUndefined()
-      expect(logs.some((line) => /2 handshakes already in progress \(--max-handshakes\)/.test(line))).toBe(true)
-      // The silent ones time out at 3 s and give their slots back.
-      yield* TestClock.adjust("3 seconds")
+      yield* realPause
+      // A data stream from the tunnel's address takes the place of the oldest silent one.
+      yield* dial(port)
+      const id = yield* connectionId(peer)
+      const data = wirePeer(yield* dial(control, "127.0.0.1", "127.0.0.2"))
+      data.send(`{"Accept":"${id}"}`)
+      expect(yield* closedAtOnce(silent[0]!)).toBe(true)
+      expect(silent[0]!.bytesRead).toBe(0)
+      // Newcomers from an address of their own fill the pool again, and then the heaviest address
+      // (127.0.0.9, two) pays, not the newcomers' (one).
+      const others = [yield* dial(control, "127.0.0.1", "127.0.0.8")]
       yield* settle
-      const { hello } = yield* openTunnel(control)
-      expect(hello).toMatch(/^\{"Hello":\d+\}$/)
+      yield* realPause
+      others.push(yield* dial(control, "127.0.0.1", "127.0.0.8"))
+      expect(yield* closedAtOnce(silent[1]!)).toBe(true)
+      expect(silent[1]!.bytesRead).toBe(0)
+      expect(silent[2]!.destroyed).toBe(false)
+      expect(others.every((socket) => !socket.destroyed)).toBe(true)
+      expect(logs.some((line) => /closed a handshake from 127\.0\.0\.9 to make room for one from 127\.0\.0\.2: 3 handshakes in progress \(--max-handshakes\)/.test(line))).toBe(true)
+      // And a new tunnel opens while the pool is full.
+      expect((yield* openTunnel(control, "127.0.0.3")).hello).toMatch(/^\{"Hello":\d+\}$/)
     }))
 
   it.scoped("--max-conns-per-ip: a second tunnel from one address is refused, other addresses are not", () =>
@@ -172,27 +212,64 @@ describe("server limits", () => {
       expect(announced).toBe(true)
     }))
 
-  it.scoped("repeated wrong secrets lock out that address for a minute, and only that address", () =>
+  it.scoped("repeated wrong secrets lock out that address's new tunnels for a minute, not its open tunnel's data streams, nor other addresses", () =>
     Effect.gen(function*() {
-      const { control, logs } = yield* serverWith({}, { secret: "s3cret" })
-      const wrongAnswer = "00".repeat(32)
+      const { control, logs } = yield* serverWith({}, { secret: SECRET })
+      // The address already has a tunnel open, with the right secret.
+      const tunnel = yield* openTunnelWithSecret(control, "127.0.0.5")
+      expect(tunnel.hello).toMatch(/^\{"Hello":\d+\}$/)
       for (let attempt = 0; attempt < 5; attempt++) {
-        const peer = wirePeer(yield* dial(control, "127.0.0.1", "127.0.0.5"))
-        expect(yield* peer.next).toMatch(/^\{"Challenge"/)
-        peer.send(`{"Authenticate":"${wrongAnswer}"}`)
+        const peer = yield* challenged(control, "127.0.0.5")
+        peer.send(`{"Authenticate":"${WRONG_ANSWER}"}`)
         expect(yield* peer.next).toBe(errorFrame("invalid secret"))
       }
-      const locked = wirePeer(yield* dial(control, "127.0.0.1", "127.0.0.5"))
-      expect(yield* locked.next).toBe(errorFrame(LimitTexts.authLockout))
-      expect(yield* locked.next).toBeUndefined()
       expect(logs.some((line) => /127\.0\.0\.5 locked out for a minute/.test(line))).toBe(true)
-      // Another address is challenged as usual.
-      const other = wirePeer(yield* dial(control, "127.0.0.1", "127.0.0.6"))
-      expect(yield* other.next).toMatch(/^\{"Challenge"/)
-      // A minute later the address is challenged again.
-      yield* TestClock.adjust("1 minute")
-      const later = wirePeer(yield* dial(control, "127.0.0.1", "127.0.0.5"))
-      expect(yield* later.next).toMatch(/^\{"Challenge"/)
+      // A new tunnel is refused after the challenge, with the right answer as with a wrong one.
+      const right = yield* openTunnelWithSecret(control, "127.0.0.5")
+      expect(right.hello).toBe(errorFrame(LimitTexts.authLockout))
+      const wrong = yield* challenged(control, "127.0.0.5")
+      wrong.send(`{"Authenticate":"${WRONG_ANSWER}"}`)
+      expect(yield* wrong.next).toBe(errorFrame(LimitTexts.authLockout))
+      // The open tunnel still serves its visitors: its data streams prove themselves.
+      const visitor = yield* dial(tunnel.port)
+      const id = yield* connectionId(tunnel.peer)
+      const data = yield* challenged(control, "127.0.0.5")
+      data.socket.write(`{"Authenticate":"${data.answer}"}\0{"Accept":"${id}"}\0hello`)
+      expect((yield* readExactly(visitor, 5)).toString()).toBe("hello")
+      // Another address is served as usual.
+      expect((yield* openTunnelWithSecret(control, "127.0.0.6")).hello).toMatch(/^\{"Hello":\d+\}$/)
+      // A minute later the address may open tunnels again.
+      yield* TestClock.adjust("61 seconds")
+      expect((yield* openTunnelWithSecret(control, "127.0.0.5")).hello).toMatch(/^\{"Hello":\d+\}$/)
+    }))
+
+  it.scoped("connections that close or fall silent during the challenge never lock an address out", () =>
+    Effect.gen(function*() {
+      const { control } = yield* serverWith({}, { secret: SECRET })
+      // 20 bare connect-and-close (a health check, a port scan).
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const peer = yield* challenged(control, "127.0.0.7")
+        peer.socket.end()
+        yield* closed(peer.socket)
+      }
+      // 10 that say nothing until the handshake times out.
+      const silent = yield* Effect.forEach(Array.from({ length: 10 }), () => challenged(control, "127.0.0.7"))
+      yield* TestClock.adjust("3 seconds")
+      for (const peer of silent) expect(yield* peer.next).toBe(errorFrame("timed out waiting for initial message"))
+      expect((yield* openTunnelWithSecret(control, "127.0.0.7")).hello).toMatch(/^\{"Hello":\d+\}$/)
+    }))
+
+  it.scoped("a wrong answer with an Accept behind it (a data stream) is closed without one byte; alone, it is told invalid secret", () =>
+    Effect.gen(function*() {
+      const { control } = yield* serverWith({}, { secret: SECRET })
+      const data = yield* challenged(control, "127.0.0.4")
+      data.socket.write(`{"Authenticate":"${WRONG_ANSWER}"}\0{"Accept":"${randomUUID()}"}\0`)
+      expect(yield* data.next).toBeUndefined()
+      // Only the challenge was ever sent.
+      expect(data.socket.bytesRead).toBe(data.challengeBytes)
+      const alone = yield* challenged(control, "127.0.0.4")
+      alone.send(`{"Authenticate":"${WRONG_ANSWER}"}`)
+      expect(yield* alone.next).toBe(errorFrame("invalid secret"))
     }))
 
   it.scoped("on a dual-stack tunnel port, IPv6 rules match IPv6 visitors and IPv4 rules match mapped IPv4 visitors", () =>
