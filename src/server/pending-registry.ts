@@ -58,9 +58,9 @@ export type ReleaseReason = "expired" | "closed"
 export interface PendingTable<A> {
   /**
    * Holds a visitor until claimed, for at most PENDING_TIMEOUT, as long as the scope is open,
-   * counting it in `counts.waiting` meanwhile.
+   * counting it in `counts.waiting` meanwhile. `left` runs when it stops waiting, claimed or not.
    */
-  readonly hold: (visitor: A, counts: VisitorCounts) => Effect.Effect<Uuid, never, Scope.Scope>
+  readonly hold: (visitor: A, counts: VisitorCounts, left?: (id: Uuid) => void) => Effect.Effect<Uuid, never, Scope.Scope>
   /**
    * Takes a held visitor, moving it from `waiting` to `active` in its counts; the caller now owns
    * it. None if unknown, expired or taken.
@@ -86,7 +86,7 @@ export const makeTable = <A>(release: (visitor: A, reason: ReleaseReason) => voi
   const entries = new Map<Uuid, Entry<A>>()
   const expiredIds = new Set<Uuid>()
 
-  const hold = (visitor: A, counts: VisitorCounts) =>
+  const hold = (visitor: A, counts: VisitorCounts, left?: (id: Uuid) => void) =>
     Effect.gen(function*() {
       const id = yield* randomUuid
       const heldAt = yield* Clock.currentTimeMillis
@@ -107,6 +107,7 @@ export const makeTable = <A>(release: (visitor: A, reason: ReleaseReason) => voi
         Effect.interruptible,
         Effect.ensuring(Effect.sync(() => {
           entries.delete(id)
+          left?.(id)
           if (!entry.wasClaimed) {
             counts.waiting--
             events.waitingChanged(-1)

@@ -15,6 +15,7 @@ import { untilClosed } from "../net/socket.js"
 import { tuneControlSocket } from "../net/tuning.js"
 import { decodeClientMessage, encodeServerMessage, type ServerMessage, ServerMessages } from "../protocol/messages.js"
 import type { VisitorAnnouncement } from "../protocol/messages.js"
+import type { Uuid } from "../protocol/uuid.js"
 import { PendingRegistry } from "./pending-registry.js"
 
 /** How often an idle control stream gets a heartbeat (bore: 500 ms). */
@@ -23,11 +24,20 @@ export const HEARTBEAT_INTERVAL = Duration.millis(500)
 /** A visitor waiting to be announced, with the addresses a `Visitor` frame carries. */
 export type Arrival = VisitorAnnouncement
 
+/** A visitor of the tunnel that has not been claimed yet. */
+export interface WaitingArrival {
+  readonly arrival: Arrival
+  /** Whether it has been announced on some control connection (perhaps one that is dead now). */
+  announced: boolean
+}
+
 /** What a control connection needs to know about its tunnel. */
 export interface TunnelState {
   readonly port: number
-  /** Visitors announced in arrival order; they wait here while no control is attached. */
+  /** Visitors to announce, in arrival order; they wait here while no control is attached. */
   readonly arrivals: Queue.Dequeue<Arrival>
+  /** Every visitor still waiting to be claimed, in arrival order. */
+  readonly waiting: ReadonlyMap<Uuid, WaitingArrival>
   /** The token that resumes this tunnel. */
   readonly token: string
   /** Whether the client asked for extensions, and so holds a lease. */
@@ -46,7 +56,17 @@ export const serveControl = (
     const send = (message: ServerMessage) => control.writeFrame(encodeServerMessage(message))
     tuneControlSocket(control.socket)
 
+    const announce = (arrival: Arrival) =>
+      Effect.flatMap(Ref.get(tunnel.announcesAddresses), (withAddresses) =>
+        send(withAddresses ? ServerMessages.visitor(arrival) : ServerMessages.connection(arrival.id)))
+
     yield* send(ServerMessages.hello(tunnel.port))
+
+    // Visitors announced on an earlier control connection and still waiting are announced again:
+    // that connection may have died silently (a black hole) with the announcements unread.
+    for (const entry of tunnel.waiting.values()) {
+      if (entry.announced) yield* announce(entry.arrival)
+    }
 
     const announceVisitors = Effect.gen(function*() {
       while (true) {
@@ -54,11 +74,9 @@ export const serveControl = (
         const visitor = yield* Queue.take(tunnel.arrivals).pipe(Effect.timeout(HEARTBEAT_INTERVAL), Effect.option)
         // A visitor that expired while no control was attached is not announced.
         if (Option.isSome(visitor) && (yield* registry.isWaiting(visitor.value.id))) {
-          yield* send(
-            (yield* Ref.get(tunnel.announcesAddresses))
-              ? ServerMessages.visitor(visitor.value)
-              : ServerMessages.connection(visitor.value.id)
-          )
+          const entry = tunnel.waiting.get(visitor.value.id)
+          if (entry !== undefined) entry.announced = true
+          yield* announce(visitor.value)
         }
       }
     })

@@ -7,7 +7,8 @@
  *   token; otherwise (bore clients) it closes at once, freeing the port;
  * - a `Resume` also takes over from a control connection the server still thinks alive (the
  *   client saw it die first).
- * Visitors accepted meanwhile wait as usual (10 s each) and are announced after a resume.
+ * Visitors accepted meanwhile wait as usual (10 s each) and are announced after a resume, and so
+ * are those announced on a connection that died silently and still wait.
  */
 import { randomBytes } from "node:crypto"
 import { Context, Deferred, Duration, Effect, ExecutionStrategy, Exit, FiberSet, Layer, Option, Queue, Ref, Scope } from "effect"
@@ -19,7 +20,8 @@ import { makeVisitorCounts, PendingRegistry, type VisitorCounts } from "./pendin
 import { openPublicListener, type PortRange } from "./ports.js"
 import { makeRefusalLog } from "./refusal-log.js"
 import { ServerMetrics } from "./server-metrics.js"
-import { type Arrival, serveControl, type TunnelState } from "./tunnel.js"
+import type { Uuid } from "../protocol/uuid.js"
+import { type Arrival, serveControl, type TunnelState, type WaitingArrival } from "./tunnel.js"
 
 export interface TunnelsConfig extends PortRange {
   /** How long a Spore client's tunnel waits for it after its control connection is lost. */
@@ -138,6 +140,7 @@ export const make = (config: TunnelsConfig) =>
         const scope = yield* Scope.fork(serverScope, ExecutionStrategy.sequential)
         yield* reserveTunnel(scope).pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
         const arrivals = yield* Queue.unbounded<Arrival>()
+        const waiting = new Map<Uuid, WaitingArrival>()
         const counts = makeVisitorCounts()
         const onVisitor = (visitor: net.Socket) =>
           Effect.suspend(() => {
@@ -154,8 +157,12 @@ export const make = (config: TunnelsConfig) =>
             metrics.visitorsAccepted.inc()
             const source = { address: visitor.remoteAddress ?? "", port: visitor.remotePort ?? 0 }
             const destination = { address: visitor.localAddress ?? "", port: visitor.localPort ?? 0 }
-            return registry.hold(visitor, counts).pipe(
-              Effect.flatMap((id) => Queue.offer(arrivals, { id, source, destination })),
+            return registry.hold(visitor, counts, (id) => waiting.delete(id)).pipe(
+              Effect.flatMap((id) => {
+                const arrival = { id, source, destination }
+                waiting.set(id, { arrival, announced: false })
+                return Queue.offer(arrivals, arrival)
+              }),
               // Waiting visitors belong to the tunnel, not to the fiber that accepted them.
               Effect.provideService(Scope.Scope, scope)
             )
@@ -168,6 +175,7 @@ export const make = (config: TunnelsConfig) =>
         const tunnel: TunnelState = {
           port: listener.port,
           arrivals,
+          waiting,
           token: randomBytes(16).toString("hex"),
           leased: yield* Ref.make(false),
           announcesAddresses: yield* Ref.make(false)

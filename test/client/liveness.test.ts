@@ -60,6 +60,7 @@ describe("control connection liveness", () => {
       const tunnel = {
         port: 20001,
         arrivals: yield* Queue.unbounded<Arrival>(),
+        waiting: new Map(),
         token: "0".repeat(32),
         leased: yield* Ref.make(false),
         announcesAddresses: yield* Ref.make(false)

@@ -3,6 +3,7 @@
  * - `cut()`: destroys the connections it holds (both sides see a reset or close);
  * - `blackHole()`: stops forwarding in both directions and leaves every socket open (new
  *   connections are accepted and then ignored), as a dead network would look to an application;
+ * - `silence(which)`: the same for some connections only (a NAT that forgot one flow);
  * - `delay(ms)`: forwards each chunk after a delay;
  * - `restore()`: forwards normally again (connections black-holed so far stay dead).
  * Connections are numbered in accept order, so a test can single out the control connection.
@@ -34,6 +35,11 @@ export interface FaultProxy {
   /** Destroys the given connections (all open ones by default). */
   readonly cut: (which?: (connection: ProxiedConnection) => boolean) => Effect.Effect<void>
   readonly blackHole: Effect.Effect<void>
+  /**
+   * Black-holes only the given connections, for good (their sockets stay open, nothing more is
+   * forwarded either way); others, and new ones, forward as before.
+   */
+  readonly silence: (which: (connection: ProxiedConnection) => boolean) => Effect.Effect<void>
   readonly delay: (duration: Duration.Duration) => Effect.Effect<void>
   readonly restore: Effect.Effect<void>
 }
@@ -135,6 +141,10 @@ export const faultProxy = (targetPort: number) =>
         mode = { _tag: "BlackHole" }
         for (const connection of connections) connection.dead = true
       }),
+      silence: (which) =>
+        Effect.sync(() => {
+          for (const connection of connections.filter(which)) connection.dead = true
+        }),
       delay: (duration) =>
         Effect.sync(() => {
           mode = { _tag: "Forward", delay: duration }
