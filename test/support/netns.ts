@@ -90,3 +90,14 @@ export const makeLink: Effect.Effect<Link, Error, Scope.Scope> = Effect.gen(func
     )
   }
 })
+
+/**
+ * One private namespace with nothing but its loopback, up, deleted when the scope closes: for a
+ * test whose processes must all share one host of their own (a fixed port such as bore's 7835,
+ * nothing reachable from outside). Its `address` is 127.0.0.1.
+ */
+export const makeLoopbackHost: Effect.Effect<Host, Error, Scope.Scope> = Effect.map(namespace("lo"), (name) => ({
+  namespace: name,
+  address: "127.0.0.1",
+  exec: [IP, "netns", "exec", name]
+}))
