@@ -44,7 +44,17 @@ export class Admission extends Context.Tag("spore/Admission")<Admission, {
 
 type Limits = Pick<ServerLimits, "maxHandshakes" | "maxConnsPerIp">
 
-export const make = (limits: Limits, onEvicted: () => void = () => {}) =>
+/** What admission tells whoever counts (the server's metrics). */
+export interface AdmissionEvents {
+  /** The number of handshakes in progress changed by `delta`. */
+  readonly handshakesChanged: (delta: number) => void
+  /** A handshake was closed to make room for a newer one. */
+  readonly evicted: () => void
+}
+
+const NO_EVENTS: AdmissionEvents = { handshakesChanged: () => {}, evicted: () => {} }
+
+export const make = (limits: Limits, events: AdmissionEvents = NO_EVENTS) =>
   Effect.sync(() => {
     const lockout = makeAuthLockout()
     const refusalLog = makeRefusalLog()
@@ -60,10 +70,16 @@ export const make = (limits: Limits, onEvicted: () => void = () => {}) =>
       Effect.uninterruptible(Effect.suspend(() => {
         const handshake: Handshake = { address: normalizeAddress(address), evict: close }
         const evicted = pool.add(handshake)
-        const admitted = Effect.addFinalizer(() => Effect.sync(() => pool.remove(handshake)))
+        events.handshakesChanged(1)
+        const admitted = Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            if (pool.remove(handshake)) events.handshakesChanged(-1)
+          })
+        )
         if (evicted === undefined) return admitted
+        events.handshakesChanged(-1)
         evicted.evict()
-        onEvicted()
+        events.evicted()
         return Effect.zipRight(
           refusalLog(
             "max-handshakes",
@@ -121,4 +137,4 @@ export const make = (limits: Limits, onEvicted: () => void = () => {}) =>
     })
   })
 
-export const layer = (limits: Limits, onEvicted?: () => void) => Layer.effect(Admission, make(limits, onEvicted))
+export const layer = (limits: Limits, events?: AdmissionEvents) => Layer.effect(Admission, make(limits, events))

@@ -37,7 +37,10 @@ export const start = (config: ServerConfig): Effect.Effect<RunningServer, BindEr
     // Built in the server's scope: tunnels and waiting visitors live as long as the server.
     const services = yield* Layer.build(Layer.mergeAll(
       Tunnels.layer(config).pipe(Layer.provideMerge(PendingRegistry.layer(pendingEvents))),
-      Admission.layer(config.limits, () => metrics.handshakeFailures.inc({ reason: "max-handshakes" })),
+      Admission.layer(config.limits, {
+        handshakesChanged: (delta) => metrics.handshakesInProgress.inc({}, delta),
+        evicted: () => metrics.handshakeFailures.inc({ reason: "max-handshakes" })
+      }),
       DescriptorWatch.layer,
       Drain.layer
     ).pipe(Layer.provideMerge(Layer.succeed(ServerMetrics, metrics))))

@@ -73,6 +73,7 @@ describe("server metrics", () => {
       unknown.send("{\"Accept\":\"00000000-0000-0000-0000-000000000001\"}")
       expect(yield* unknown.next).toBeUndefined()
       yield* dial(control)
+      yield* scrapeUntil(metricsPort, (text) => sampleOf(text, "spore_handshakes_in_progress") === 1)
       yield* settle
       yield* TestClock.adjust("10 seconds")
       yield* settle
@@ -85,6 +86,7 @@ describe("server metrics", () => {
       expect(sampleOf(after, "spore_visitors_expired_total")).toBe(1)
       expect(sampleOf(after, "spore_visitors_pending")).toBe(0)
       expect(sampleOf(after, "spore_visitors_active")).toBe(0)
+      expect(sampleOf(after, "spore_handshakes_in_progress")).toBe(0)
       expect(sampleOf(after, "spore_visitor_claim_seconds_count")).toBe(1)
       expect(sampleOf(after, "spore_handshake_failures_total", { reason: "invalid-secret" })).toBe(1)
       expect(sampleOf(after, "spore_handshake_failures_total", { reason: "unknown-id" })).toBe(1)
