@@ -55,13 +55,20 @@ export const listen = <R>(
     )
   })
 
+/**
+ * Connections the kernel may hold completed for us before we accept them: Node's default is 511,
+ * bore's (tokio's) 1024; a burst of a thousand visitors should not wait out SYN retries. The
+ * kernel caps it at net.core.somaxconn.
+ */
+export const LISTEN_BACKLOG = 4096
+
 /** Binds a server (net or http) to host:port; the errno name of a failure is the BindError's code. */
 export const bindServer = (server: net.Server, host: string, port: number): Effect.Effect<void, BindError> =>
   Effect.async<void, BindError>((resume) => {
     const onError = (error: NodeJS.ErrnoException) =>
       resume(Effect.fail(new BindError({ host, port, code: error.code ?? "EUNKNOWN" })))
     server.once("error", onError)
-    server.listen({ host, port }, () => {
+    server.listen({ host, port, backlog: LISTEN_BACKLOG }, () => {
       server.off("error", onError)
       resume(Effect.void)
     })
