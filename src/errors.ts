@@ -83,6 +83,16 @@ export class ServerRejected extends Data.TaggedError("ServerRejected")<{
   }
 }
 
+/**
+ * The server closed a new stream, quickly, before sending its challenge: a busy server closes
+ * silently a connection that might be a data stream, so this is worth trying again.
+ */
+export class ClosedBeforeChallenge extends Data.TaggedError("ClosedBeforeChallenge")<{}> {
+  override get message() {
+    return "the server closed the connection before its challenge"
+  }
+}
+
 /** The server broke the protocol (bore's client texts: "unexpected EOF", ...). */
 export class ProtocolViolation extends Data.TaggedError("ProtocolViolation")<{
   readonly message: string

@@ -86,7 +86,10 @@ export type ReconnectStatus =
   | { readonly _tag: "AttemptFailed"; readonly reason: string }
   | { readonly _tag: "Retrying"; readonly delay: Duration.Duration }
 
-/** A lost connection and the way back, in plain words. */
+/**
+ * A lost connection and the way back, in plain words. A refused attempt's reason is the server's
+ * own text: `could not reach the server: server is busy, try again later`.
+ */
 export const reconnectLine = (status: ReconnectStatus) => {
   switch (status._tag) {
     case "Lost":

@@ -3,7 +3,7 @@
  * by itself (on the same public port) when the server or the network goes away.
  */
 import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Ref, Schedule, ScheduleDecision, type Scope } from "effect"
-import { ControlConnectionLost, VisitorAddressesUnavailable } from "../errors.js"
+import { ControlConnectionLost, type ServerRejected, VisitorAddressesUnavailable } from "../errors.js"
 import { Drain } from "../net/drain.js"
 import { readMessage } from "../net/framed-socket.js"
 import { NETWORK_TIMEOUT } from "../net/socket.js"
@@ -22,6 +22,13 @@ import { isRetryable, reconnectSchedule } from "./reconnect.js"
  * connection is dead even if TCP has not noticed.
  */
 export const HEARTBEAT_TIMEOUT = Duration.seconds(8)
+
+/**
+ * Why an attempt failed, in plain words: a refusal is the server's own text ("server is busy, try
+ * again later"), without the "server error:" of the fatal message.
+ */
+const attemptFailure = (error: { readonly _tag: string; readonly message: string }) =>
+  error._tag === "ServerRejected" ? (error as ServerRejected).serverMessage : error.message
 
 /** What the client reports as it goes, in plain words. */
 export type ClientStatus =
@@ -85,7 +92,7 @@ export const run = (config: ClientConfig, reportTo: Report): Effect.Effect<never
 
     const establish = Effect.flatMap(Ref.get(request), (r) => requestTunnel(config, auth, r)).pipe(
       Effect.tapError((error) =>
-        config.reconnect && isRetryable(error) ? report({ _tag: "AttemptFailed", reason: error.message }) : Effect.void
+        config.reconnect && isRetryable(error) ? report({ _tag: "AttemptFailed", reason: attemptFailure(error) }) : Effect.void
       )
     )
     const backoff = reconnectSchedule(config.maxReconnectDelay).pipe(

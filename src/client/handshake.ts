@@ -2,9 +2,10 @@
  * The client's side of opening a stream to the server: connect, answer the challenge, and for the
  * control stream ask for a tunnel. Failures carry the texts bore's client prints.
  */
-import { Effect, Option, type Scope } from "effect"
+import { Clock, Duration, Effect, Option, type Scope } from "effect"
 import {
   AuthenticationError,
+  ClosedBeforeChallenge,
   type ConnectError,
   type FrameTooLong,
   type HandshakeTimeout,
@@ -20,7 +21,8 @@ import type { Authenticator } from "../protocol/auth.js"
 import { ClientMessages, decodeServerMessage, encodeClientMessage } from "../protocol/messages.js"
 import type { ClientConfig } from "./config.js"
 
-type StreamError = ConnectError | AuthenticationError | SocketError
+/** Why opening a stream failed; a refusal (`ServerRejected`) or an early close may be retried. */
+type StreamError = ConnectError | AuthenticationError | ServerRejected | ClosedBeforeChallenge | SocketError
 
 /** Why asking for a tunnel failed. */
 type TunnelRequestError =
@@ -31,19 +33,40 @@ type TunnelRequestError =
   | FrameTooLong
   | MessageParseError
 
+const NO_SECRET_REQUIRED = "expected authentication challenge, but no secret was required"
+
 /**
- * Reads the server's challenge and answers it. A server without a secret sends nothing and closes
- * after 3 s; whichever comes first, the user learns that no secret was required.
+ * A close after this much silence is a server without a secret giving up on our Hello: bore's
+ * server closes at its 3 s handshake timeout, which races ours. A close sooner is a refusal.
+ */
+export const SILENT_SERVER_CLOSE = Duration.millis(2500)
+
+/**
+ * Reads the server's challenge and answers it. A server without a secret sends nothing: it waits
+ * for our Hello and closes after 3 s, so silence for (nearly) that long means no secret was
+ * required, and so does a first frame that is neither a Challenge nor an Error. An Error frame
+ * is the server refusing us (a limit, say: `isRetryable` decides), and a close soon after we
+ * connect is a busy server turning away what might be a data stream: both may be retried.
  */
 const answerChallenge = (stream: FramedSocket, auth: Authenticator) =>
   Effect.gen(function*() {
+    const started = yield* Clock.currentTimeMillis
     const first = yield* readFirstMessage(stream, decodeServerMessage).pipe(
-      Effect.catchIf((error) => error._tag !== "SocketError", () => Effect.succeedNone)
+      Effect.catchIf((error) => error._tag !== "SocketError", () => new AuthenticationError({ message: NO_SECRET_REQUIRED }))
     )
-    if (Option.isNone(first) || first.value._tag !== "Challenge") {
-      return yield* new AuthenticationError({ message: "expected authentication challenge, but no secret was required" })
+    if (Option.isNone(first)) {
+      const silent = (yield* Clock.currentTimeMillis) - started
+      if (silent >= Duration.toMillis(SILENT_SERVER_CLOSE)) return yield* new AuthenticationError({ message: NO_SECRET_REQUIRED })
+      return yield* new ClosedBeforeChallenge()
     }
-    yield* stream.writeFrame(encodeClientMessage(ClientMessages.authenticate(auth.answer(first.value.id))))
+    switch (first.value._tag) {
+      case "Challenge":
+        return yield* stream.writeFrame(encodeClientMessage(ClientMessages.authenticate(auth.answer(first.value.id))))
+      case "Error":
+        return yield* new ServerRejected({ serverMessage: first.value.message })
+      default:
+        return yield* new AuthenticationError({ message: NO_SECRET_REQUIRED })
+    }
   })
 
 /** A new stream to the server's control port, authenticated when we have a secret. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Random, Schedule } from "effect"
-import { AuthenticationError, ConnectError, ControlConnectionLost, HandshakeTimeout, ServerRejected } from "../../src/errors.js"
+import { AuthenticationError, ClosedBeforeChallenge, ConnectError, ControlConnectionLost, HandshakeTimeout, ServerRejected } from "../../src/errors.js"
 import { isRetryable, reconnectSchedule } from "../../src/client/reconnect.js"
 import { LimitTexts } from "../../src/server/limits.js"
 
@@ -48,6 +48,7 @@ describe("reconnection policy", () => {
     }
     expect(isRetryable(new ConnectError({ host: "h", port: 1, reason: "ECONNREFUSED" }))).toBe(true)
     expect(isRetryable(new HandshakeTimeout())).toBe(true)
+    expect(isRetryable(new ClosedBeforeChallenge())).toBe(true)
     expect(isRetryable(new ControlConnectionLost({ reason: "x" }))).toBe(true)
   })
 })
