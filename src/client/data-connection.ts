@@ -30,7 +30,7 @@ export const forwardVisitor = (
     // a new visitor waits for one round trip less. If it fails, Accept has still been sent, so
     // the visitor sees a close at once rather than waiting out the 10 s expiry.
     const [stream, local] = yield* Effect.all([
-      Effect.tap(openStream(config, auth), (stream) => stream.writeFrame(encodeClientMessage(ClientMessages.accept(id)))),
+      openStream(config, auth, encodeClientMessage(ClientMessages.accept(id))),
       Effect.either(connect(config.localHost, config.localPort, config.buffers))
     ], { concurrency: 2 })
     if (local._tag === "Left") return yield* local.left

@@ -48,7 +48,7 @@ export const SILENT_SERVER_CLOSE = Duration.millis(2500)
  * is the server refusing us (a limit, say: `isRetryable` decides), and a close soon after we
  * connect is a busy server turning away what might be a data stream: both may be retried.
  */
-const answerChallenge = (stream: FramedSocket, auth: Authenticator) =>
+const answerChallenge = (stream: FramedSocket, auth: Authenticator, firstMessage: string) =>
   Effect.gen(function*() {
     const started = yield* Clock.currentTimeMillis
     const first = yield* readFirstMessage(stream, decodeServerMessage).pipe(
@@ -61,7 +61,7 @@ const answerChallenge = (stream: FramedSocket, auth: Authenticator) =>
     }
     switch (first.value._tag) {
       case "Challenge":
-        return yield* stream.writeFrame(encodeClientMessage(ClientMessages.authenticate(auth.answer(first.value.id))))
+        return yield* stream.writeFrames([encodeClientMessage(ClientMessages.authenticate(auth.answer(first.value.id))), firstMessage])
       case "Error":
         return yield* new ServerRejected({ serverMessage: first.value.message })
       default:
@@ -69,14 +69,21 @@ const answerChallenge = (stream: FramedSocket, auth: Authenticator) =>
     }
   })
 
-/** A new stream to the server's control port, authenticated when we have a secret. */
+/**
+ * A new stream to the server's control port, authenticated when we have a secret, with `first`
+ * (Hello, Resume or Accept) sent. The answer to the challenge and `first` go in one write, as bore
+ * pipelines them: a server that finds the answer wrong then sees the Accept behind it, and knows
+ * not to write on a stream we have already spliced to the local service.
+ */
 export const openStream = (
   config: ClientConfig,
-  auth: Option.Option<Authenticator>
+  auth: Option.Option<Authenticator>,
+  first: string
 ): Effect.Effect<FramedSocket, StreamError, Scope.Scope> =>
   Effect.gen(function*() {
     const stream = makeFramedSocket(yield* connect(config.to, config.controlPort, config.buffers))
-    if (Option.isSome(auth)) yield* answerChallenge(stream, auth.value)
+    if (Option.isSome(auth)) yield* answerChallenge(stream, auth.value, first)
+    else yield* stream.writeFrame(first)
     return stream
   })
 
@@ -118,8 +125,7 @@ export const requestTunnel = (
 /** Asks for our old tunnel by its lease token; None (and the stream closed) if that fails. */
 const resumeTunnel = (config: ClientConfig, auth: Option.Option<Authenticator>, token: string) =>
   Effect.gen(function*() {
-    const control = yield* openStream(config, auth)
-    yield* control.writeFrame(encodeClientMessage(ClientMessages.resume(token)))
+    const control = yield* openStream(config, auth, encodeClientMessage(ClientMessages.resume(token)))
     const reply = yield* Effect.option(readFirstMessage(control, decodeServerMessage))
     if (Option.isSome(reply) && Option.isSome(reply.value) && reply.value.value._tag === "Hello") {
       return Option.some<TunnelHandshake>({ control, remotePort: reply.value.value.port, resumed: true })
@@ -135,8 +141,7 @@ const helloTunnel = (
   port: number
 ): Effect.Effect<TunnelHandshake, TunnelRequestError, Scope.Scope> =>
   Effect.gen(function*() {
-    const control = yield* openStream(config, auth)
-    yield* control.writeFrame(encodeClientMessage(ClientMessages.hello(port)))
+    const control = yield* openStream(config, auth, encodeClientMessage(ClientMessages.hello(port)))
     const reply = yield* readFirstMessage(control, decodeServerMessage)
     if (Option.isNone(reply)) return yield* new ProtocolViolation({ message: "unexpected EOF" })
     switch (reply.value._tag) {

@@ -18,6 +18,8 @@ export interface FramedSocket {
   readonly readFrame: Effect.Effect<Option.Option<Buffer>, FrameTooLong | SocketError>
   /** Writes one frame (text plus NUL) and waits until it is handed to the kernel. */
   readonly writeFrame: (text: string) => Effect.Effect<void, SocketError>
+  /** Writes frames in one write, so that they travel together (one TCP segment when small). */
+  readonly writeFrames: (texts: ReadonlyArray<string>) => Effect.Effect<void, SocketError>
   /**
    * The next frame if it has already arrived, without waiting for more: what a peer pipelined
    * behind the frame just read.
@@ -81,13 +83,16 @@ export const makeFramedSocket = (socket: net.Socket): FramedSocket => {
     return Effect.sync(stop)
   })
 
+  const writeFrames = (texts: ReadonlyArray<string>) =>
+    write(socket, Buffer.concat(texts.map(encodeFrame))).pipe(
+      Effect.mapError((error) => new SocketError({ reason: error.message, cause: error }))
+    )
+
   return {
     socket,
     readFrame,
-    writeFrame: (text) =>
-      write(socket, encodeFrame(text)).pipe(
-        Effect.mapError((error) => new SocketError({ reason: error.message, cause: error }))
-      ),
+    writeFrame: (text) => writeFrames([text]),
+    writeFrames,
     takeArrivedFrame: () => {
       // What Node holds for the paused socket joins what the frame buffer has.
       for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) frames.push(chunk)
