@@ -17,7 +17,7 @@ const limitOption = (flag: string, limit: keyof typeof DEFAULT_LIMITS, text: str
   integerOption(flag, text, { default: DEFAULT_LIMITS[limit], env: [`SPORE_${flag.toUpperCase().replaceAll("-", "_")}`] })
 
 const limitOptions = {
-  maxHandshakes: limitOption("max-handshakes", "maxHandshakes", "Connections to the control port allowed in their handshake at once; more are told the server is busy."),
+  maxHandshakes: limitOption("max-handshakes", "maxHandshakes", "Connections to the control port in their handshake at once (default: a quarter of the open-file limit, 256 to 16384); past it, the oldest handshake of the address holding the most is closed to make room."),
   maxConnsPerIp: limitOption("max-conns-per-ip", "maxConnsPerIp", "Tunnel control connections allowed at once from one IP address."),
   maxTunnels: limitOption("max-tunnels", "maxTunnels", "Tunnels allowed at once, counting those held for a lost client."),
   maxPending: limitOption("max-pending", "maxPending", "Visitors of one tunnel allowed to wait for its client; more are closed at once."),
@@ -80,6 +80,10 @@ const options = {
     "dashboard",
     "With --http-addr: serve a status page of every HTTP tunnel, without a key, on HOST:PORT (keep it private, e.g. 127.0.0.1:4040).",
     { env: ["SPORE_DASHBOARD"] }
+  ),
+  trustedProxy: cidrList(
+    "trusted-proxy",
+    "With --http-addr: a load balancer's address or CIDR block whose connections may name their client (PROXY header or X-Forwarded-For); repeat for more. Default: nobody is believed."
   ),
   logFormat: logFormatOption,
   ...bufferOptions,
@@ -146,8 +150,10 @@ const checkDomain = (text: string) => {
 
 const checkHttpFront = (flags: Flags, limits: ServerLimits): Effect.Effect<ServerConfig["http"], UsageError> =>
   Effect.gen(function*() {
+    const trustedProxies = yield* checkCidrs("trusted-proxy", flags.trustedProxy)
     if (Option.isNone(flags.httpAddr)) {
       const stray = (["domain", "apiKeys", "dashboard"] as const).find((name) => Option.isSome(flags[name]))
+      if (stray === undefined && trustedProxies.length > 0) return yield* new UsageError({ message: "--trusted-proxy needs --http-addr" })
       if (stray === undefined) return Option.none()
       const flag = stray === "apiKeys" ? "api-keys" : stray
       return yield* new UsageError({ message: `--${flag} needs --http-addr` })
@@ -163,6 +169,7 @@ const checkHttpFront = (flags: Flags, limits: ServerLimits): Effect.Effect<Serve
       domain: yield* Effect.transposeMapOption(flags.domain, checkDomain),
       keys: keys.right,
       dashboard: yield* Effect.transposeMapOption(flags.dashboard, (text) => checkHostPort("dashboard", text)),
+      trustedProxies,
       limits
     })
   })

@@ -21,6 +21,13 @@ export interface ApiKeys {
 
 const digest = (key: string) => createHash("sha256").update(key, "utf8").digest()
 
+/**
+ * The key an `Authorization: Bearer KEY` header presents, or undefined when there is none: no
+ * header, or one no key can match (another scheme, no token). Only a presented key is a guess.
+ */
+export const presentedKey = (authorization: string | undefined): string | undefined =>
+  /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "")?.[1]
+
 /** Parses the file's text; Left is a problem to show the operator. */
 export const parseApiKeys = (text: string): Either.Either<ApiKeys, string> => {
   const digests: Array<Buffer> = []
@@ -34,9 +41,9 @@ export const parseApiKeys = (text: string): Either.Either<ApiKeys, string> => {
   }
   if (digests.length === 0) return Either.left("no keys in the file")
   const ownerOf = (authorization: string | undefined): Option.Option<Owner> => {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "")
-    if (match === null) return Option.none()
-    const candidate = digest(match[1]!)
+    const key = presentedKey(authorization)
+    if (key === undefined) return Option.none()
+    const candidate = digest(key)
     // Compared against every key in constant time: which key matched leaks nothing either.
     let found: Buffer | undefined
     for (const known of digests) if (timingSafeEqual(known, candidate)) found = known

@@ -8,8 +8,10 @@
  *   GET    /                  the status page (it holds no data; its script asks /v1/status)
  *
  * Every /v1 call needs `Authorization: Bearer KEY`. Wrong keys count towards the address's
- * lockout (the one the control port uses: 5 failures a minute refuse it for a minute), and each
- * key's calls are rate limited (rate-limit.ts; the status page's poll is not counted). Errors are
+ * lockout (the one the control port uses: 5 failures a minute refuse it for a minute); a request
+ * that presents no key (no header, another scheme) is not a guess and does not count. The address
+ * is the client's (client-address.ts: the peer, or what a trusted proxy says). Each key's calls
+ * are rate limited (rate-limit.ts; the status page's poll is not counted). Errors are
  * JSON `{"error": "..."}`. Every response closes its connection, so each new request passes
  * through the front's router again (a browser may follow a link from here to `/t/NAME/`).
  */
@@ -17,9 +19,9 @@ import type * as http from "node:http"
 import { Effect, Option } from "effect"
 import { HttpApiError } from "../errors.js"
 import type { AuthLockout } from "../server/auth-lockout.js"
-import type { ApiKeys, Owner } from "./api-keys.js"
+import { LimitTexts } from "../server/limits.js"
+import { type ApiKeys, type Owner, presentedKey } from "./api-keys.js"
 import { dashboardPage } from "./dashboard.js"
-import { clientAddress } from "./http-request.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
 import type { RateLimit } from "./rate-limit.js"
 
@@ -30,6 +32,8 @@ export interface ApiContext {
   readonly keys: ApiKeys
   readonly lockout: AuthLockout
   readonly rateLimit: RateLimit
+  /** The client's address (the front knows what proxy, if any, the connection came through). */
+  readonly clientOf: (request: http.IncomingMessage) => string
   /** The domain tunnels are served under (`NAME.DOMAIN`), if any. */
   readonly domain: Option.Option<string>
 }
@@ -118,21 +122,35 @@ const requestedName = (body: unknown): Effect.Effect<Option.Option<string>, Http
 /**
  * Who is calling: the key's owner, or a 401 (a 429 once the address is locked out). Shared with
  * the WebSocket endpoints.
+ *
+ * Only a presented key that is wrong counts as a failure. A locked-out address gets the same 429
+ * whatever it presents, so the lockout is no oracle for guesses; `whileLockedOut` may let a right
+ * key through all the same (a data channel for a visitor that is waiting, see channels.ts).
  */
-export const authenticate = (context: ApiContext, request: http.IncomingMessage) =>
+export const authenticate = (
+  context: ApiContext,
+  request: http.IncomingMessage,
+  options: { readonly whileLockedOut?: (owner: Owner) => Effect.Effect<boolean> } = {}
+) =>
   Effect.gen(function*() {
-    const address = clientAddress(request.socket.remoteAddress)
+    const address = context.clientOf(request)
+    const authorization = request.headers.authorization
+    const owner = context.keys.ownerOf(authorization)
     if (yield* context.lockout.isLocked(address)) {
-      return yield* new HttpApiError({ status: 429, reason: "too many authentication failures, try again later" })
+      const { whileLockedOut } = options
+      if (Option.isSome(owner) && whileLockedOut !== undefined && (yield* whileLockedOut(owner.value))) return owner.value
+      return yield* new HttpApiError({ status: 429, reason: LimitTexts.authLockout })
     }
-    const owner = context.keys.ownerOf(request.headers.authorization)
     if (Option.isSome(owner)) return owner.value
-    yield* context.lockout.recordFailure(address)
-    yield* Effect.logWarning(`http api: refused a request without a valid key`).pipe(Effect.annotateLogs({ peer: address }))
-    return yield* new HttpApiError({
-      status: 401,
-      reason: request.headers.authorization === undefined ? "an API key is required (Authorization: Bearer KEY)" : "invalid API key"
-    })
+    if (presentedKey(authorization) === undefined) {
+      yield* Effect.logDebug("http api: refused a request without an API key").pipe(Effect.annotateLogs({ peer: address }))
+      return yield* new HttpApiError({ status: 401, reason: "an API key is required (Authorization: Bearer KEY)" })
+    }
+    const locked = yield* context.lockout.recordFailure(address)
+    yield* Effect.logWarning(`http api: refused a wrong API key${locked ? "; address locked out for a minute" : ""}`).pipe(
+      Effect.annotateLogs({ peer: address })
+    )
+    return yield* new HttpApiError({ status: 401, reason: "invalid API key" })
   })
 
 const limited = (context: ApiContext, owner: Owner) =>

@@ -8,6 +8,12 @@
  *   GET /ws/data?id=UUID           a data channel for visitor UUID (any valid key; the id, which
  *                                  only the control connection learns, names the visitor).
  *
+ * A data channel for a visitor that is waiting is served even while the address is locked out
+ * for wrong keys, as long as its key is right: the lockout is there to stop guessing, and a
+ * tunnel that is online (its client shares an address with whoever guessed) must not stop
+ * serving. Any other request from a locked-out address gets the lockout's 429, a wrong key and an
+ * unknown id alike, so the exception tells a guesser nothing.
+ *
  * Refusals happen before the upgrade, as plain HTTP responses with a JSON error.
  */
 import type * as http from "node:http"
@@ -114,7 +120,11 @@ export const handleUpgrade = (
     if (url.pathname !== "/ws/control" && url.pathname !== "/ws/data") {
       return yield* new HttpApiError({ status: 404, reason: `no such endpoint: ${url.pathname}` })
     }
-    const owner = yield* authenticate(context, request)
+    const waiting = yield* WaitingVisitors
+    const dataFor = url.pathname === "/ws/data" ? parseUuid(url.searchParams.get("id") ?? "") : undefined
+    const owner = yield* authenticate(context, request, {
+      whileLockedOut: () => dataFor === undefined ? Effect.succeed(false) : waiting.isWaiting(dataFor)
+    })
     if (url.pathname === "/ws/data") return yield* serveData(url.searchParams.get("id"), yield* upgrade(wss, request, socket, head))
     const tunnel = tunnels.byId(url.searchParams.get("tunnel_id") ?? "")
     if (Option.isNone(tunnel) || tunnel.value.owner !== owner) {

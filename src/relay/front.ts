@@ -7,6 +7,12 @@
  * request head decides. A request for a tunnel (`Host: NAME.DOMAIN`, or a path under
  * `/t/NAME/`) stays with the relay (visitor.ts); anything else is handed, with the bytes read so
  * far put back, to Node's HTTP server (the API and the WebSocket upgrades).
+ *
+ * A connection from a `--trusted-proxy` may say whose it is (client-address.ts): a PROXY header
+ * is read before the first head, and its address is counted at once; otherwise X-Forwarded-For
+ * names the client, known only once the first head is in, so such a connection is counted from
+ * then on (before it, it counts for nobody: the proxy is the operator's own, and the 30 s head
+ * timeout still closes it). Everyone else is counted by the peer address on arrival, as always.
  */
 import * as http from "node:http"
 import type * as net from "node:net"
@@ -19,13 +25,14 @@ import { bindServer, listen } from "../net/listener.js"
 import type { SocketBuffers } from "../net/tuning.js"
 import { makeAuthLockout } from "../server/auth-lockout.js"
 import type { PendingEvents } from "../server/pending-registry.js"
-import type { VisitorFilter } from "../server/visitor-filter.js"
+import type { Cidr, VisitorFilter } from "../server/visitor-filter.js"
 import type { ApiKeys } from "./api-keys.js"
 import { type ApiContext, handleApiRequest, handleDashboardRequest } from "./api.js"
 import { MAX_MESSAGE_BYTES } from "./channel.js"
 import { handleUpgrade } from "./channels.js"
+import { canonicalAddress, type ConnectionOrigin, forwardedForOf, makeTrustedProxies, originOfPeer, requestClient } from "./client-address.js"
 import { errorResponse } from "./error-page.js"
-import { clientAddress, routeOf } from "./http-request.js"
+import { type RequestHead, routeOf } from "./http-request.js"
 import * as HttpTunnels from "./http-tunnels.js"
 import { makeRateLimit } from "./rate-limit.js"
 import { makeRequestReader } from "./request-reader.js"
@@ -40,6 +47,11 @@ export interface HttpFrontConfig {
   readonly keys: ApiKeys
   /** The operator's status page of every tunnel, on its own address, if asked for. */
   readonly dashboard: Option.Option<{ readonly host: string; readonly port: number }>
+  /**
+   * `--trusted-proxy`: peers whose PROXY header or X-Forwarded-For names the client (the address
+   * counted, locked out, filtered, logged and passed on). None by default.
+   */
+  readonly trustedProxies?: ReadonlyArray<Cidr>
   /** SO_SNDBUF / SO_RCVBUF for the front's sockets (the server's --sndbuf and --recbuf). */
   readonly buffers?: SocketBuffers
   readonly limits: VisitorLimits & {
@@ -72,11 +84,19 @@ export const start = (
       HttpTunnels.layer(config.limits.maxTunnels),
       WaitingVisitors.layer(pendingEvents)
     ))
+    const proxies = makeTrustedProxies(config.trustedProxies ?? [])
+    // What each connection handed to Node's HTTP server established about its origin.
+    const origins = new WeakMap<net.Socket, ConnectionOrigin>()
     const context: ApiContext = {
       keys: config.keys,
       lockout: makeAuthLockout(),
       rateLimit: makeRateLimit(),
-      domain: config.domain
+      domain: config.domain,
+      clientOf: (request) => {
+        const origin = origins.get(request.socket as net.Socket) ?? originOfPeer(request.socket.remoteAddress, proxies)
+        const values = request.headersDistinct["x-forwarded-for"] ?? []
+        return requestClient(origin, values, proxies).address
+      }
     }
     const domain = Option.getOrUndefined(config.domain)
     // Callbacks from Node's servers run as fibers of the front, interrupted when it closes.
@@ -97,10 +117,9 @@ export const start = (
     // Open connections per address: one address cannot take every descriptor, however slowly it
     // sends (each connection is also closed after 30 s without a request head).
     const openPerAddress = new Map<string, number>()
-    const admit = (socket: net.Socket) =>
+    const admit = (address: string) =>
       Effect.acquireRelease(
         Effect.sync(() => {
-          const address = clientAddress(socket.remoteAddress)
           const open = openPerAddress.get(address) ?? 0
           if (open >= config.limits.maxHttpConnsPerIp) return undefined
           openPerAddress.set(address, open + 1)
@@ -115,21 +134,37 @@ export const start = (
           })
       )
 
+    const tooMany = (socket: net.Socket) =>
+      respondAndClose(socket, errorResponse(429, "Too many connections", "Too many connections from your address."))
+    const withinHeadTimeout = Effect.timeoutOption(`${REQUEST_HEAD_TIMEOUT_SECONDS} seconds`)
+
     const serveConnection = (socket: net.Socket) =>
       Effect.gen(function*() {
-        if ((yield* admit(socket)) === undefined) {
-          return yield* respondAndClose(socket, errorResponse(429, "Too many connections", "Too many connections from your address."))
-        }
+        let origin = originOfPeer(socket.remoteAddress, proxies)
+        if (!origin.trusted && (yield* admit(origin.peer)) === undefined) return yield* tooMany(socket)
         const reader = makeRequestReader(socket)
-        const first = yield* reader.readHead.pipe(Effect.timeoutOption(`${REQUEST_HEAD_TIMEOUT_SECONDS} seconds`))
+        if (origin.trusted) {
+          const header = yield* withinHeadTimeout(reader.readProxyHeader)
+          if (Option.isNone(header)) return
+          if (Option.isSome(header.value)) {
+            const proxied = canonicalAddress(header.value.value.source ?? "") ?? origin.peer
+            origin = { ...origin, proxied }
+            if ((yield* admit(proxied)) === undefined) return yield* tooMany(socket)
+          }
+        }
+        const first = yield* withinHeadTimeout(reader.readHead)
         if (Option.isNone(first) || Option.isNone(first.value)) return
         const request = first.value.value
-        if (routeOf(request.head, domain)._tag === "Tunnel") {
-          if (!config.limits.visitors.allows(socket.remoteAddress)) {
-            return yield* respondAndClose(socket, errorResponse(403, "Forbidden", "Visitors from your address are not served here."))
-          }
-          return yield* tracked(serveVisitor(socket, reader, request, { domain, limits: config.limits }))
+        const connection = origin
+        const clientOf = (head: RequestHead) => requestClient(connection, forwardedForOf(head), proxies)
+        if (origin.trusted && origin.proxied === undefined && (yield* admit(clientOf(request.head).address)) === undefined) {
+          return yield* tooMany(socket)
         }
+        if (routeOf(request.head, domain)._tag === "Tunnel") {
+          const options = { domain, limits: config.limits, clientOf, allows: config.limits.visitors.allows }
+          return yield* tracked(serveVisitor(socket, reader, request, options))
+        }
+        origins.set(socket, origin)
         reader.release(request.raw)
         api.emit("connection", socket)
         // Paused by the reader; Node's server reads the bytes put back once it flows again.

@@ -156,18 +156,24 @@ const framingOf = (
  * The head as the local service gets it: the new target, every header line as it came (names in
  * their case, in order) except the X-Forwarded-* ones a visitor could forge, then those three as
  * the relay vouches for them. X-Forwarded-For keeps the chain a visitor's proxies built and
- * appends the address the relay saw.
+ * appends the address the relay saw (`forwardedFor`); when the relay has read the chain itself
+ * (from a trusted proxy, client-address.ts), `before` replaces it: the entries before the client.
  */
 export const rewriteHead = (
   head: RequestHead,
-  options: { readonly target: string; readonly forwardedFor: string; readonly proto: string }
+  options: {
+    readonly target: string
+    readonly forwardedFor: string
+    readonly before?: ReadonlyArray<string> | undefined
+    readonly proto: string
+  }
 ): Uint8Array => {
-  const forwardedFor: Array<string> = []
+  const forwardedFor: Array<string> = [...(options.before ?? [])]
   let text = `${head.method} ${options.target} ${head.version}\r\n`
   for (const [name, value] of head.headers) {
     const lower = name.toLowerCase()
     if (lower === "x-forwarded-for") {
-      if (value !== "") forwardedFor.push(value)
+      if (value !== "" && options.before === undefined) forwardedFor.push(value)
     } else if (lower !== "x-forwarded-proto" && lower !== "x-forwarded-host") {
       text += `${name}: ${value}\r\n`
     }

@@ -13,6 +13,7 @@ import { HttpRequestError } from "../errors.js"
 import type { ChannelSender } from "./channel.js"
 import { makeBodyScanner } from "./body-scanner.js"
 import { findHeadEnd, MAX_HEAD_BYTES, parseHead, type RequestHead } from "./http-request.js"
+import { decodeProxyHeader } from "./proxy-header.js"
 
 const EMPTY = Buffer.alloc(0)
 
@@ -20,6 +21,12 @@ const EMPTY = Buffer.alloc(0)
 export type BodyEnd = "complete" | "visitor-ended"
 
 export interface RequestReader {
+  /**
+   * The PROXY protocol header the connection starts with, consumed (only ever asked of a trusted
+   * proxy's connection, before the first head): the client's address it names, if any. None when
+   * the connection does not start with one (or closed before sending anything).
+   */
+  readonly readProxyHeader: Effect.Effect<Option.Option<{ readonly source: string | undefined }>, HttpRequestError>
   /** The next request head; None when the visitor closed (or sent FIN) between requests. */
   readonly readHead: Effect.Effect<Option.Option<{ head: RequestHead; raw: Buffer }>, HttpRequestError>
   /** Forwards the body of `head` to `sender`. */
@@ -103,6 +110,34 @@ export const makeRequestReader = (socket: net.Socket): RequestReader => {
     return Effect.sync(stop)
   })
 
+  const readProxyHeader = Effect.async<Option.Option<{ readonly source: string | undefined }>, HttpRequestError>((resume) => {
+    const attempt = (): boolean => {
+      const decoded = decodeProxyHeader(buffer)
+      if (decoded._tag === "Incomplete") return false
+      stop()
+      if (decoded._tag === "Absent") resume(Effect.succeedNone)
+      else if (decoded._tag === "Invalid") resume(Effect.fail(new HttpRequestError({ status: 400, reason: decoded.reason })))
+      else {
+        buffer = buffer.subarray(decoded.length)
+        resume(Effect.succeedSome({ source: decoded.source }))
+      }
+      return true
+    }
+    const ending = () => {
+      stop()
+      resume(buffer.length === 0 ? Effect.succeedNone : Effect.fail(new HttpRequestError({ status: 400, reason: "connection ended inside a PROXY header" })))
+    }
+    if (buffer.length > 0 && attempt()) return
+    if (ended) return ending()
+    sink = (chunk) => {
+      buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk])
+      attempt()
+    }
+    onEnd = ending
+    socket.resume()
+    return Effect.sync(stop)
+  })
+
   const pipeBody = (head: RequestHead, sender: ChannelSender) =>
     Effect.async<BodyEnd, HttpRequestError>((resume) => {
       const scanner = makeBodyScanner(head.body)
@@ -170,5 +205,5 @@ export const makeRequestReader = (socket: net.Socket): RequestReader => {
     buffer = EMPTY
   }
 
-  return { readHead, pipeBody, pipeRest, release }
+  return { readProxyHeader, readHead, pipeBody, pipeRest, release }
 }

@@ -8,9 +8,12 @@
  * and `/t/b/` share one) first lets the current channel finish: its local connection is sent
  * EOF, so the app completes its response and closes; then a new channel opens.
  *
- * A request that cannot be served gets an error page and the connection is closed: 404 unknown
- * tunnel, 502 offline tunnel or unreachable local service, 503 too many waiting visitors, 504 no
- * data channel within the pending timeout.
+ * Each request's client (client-address.ts: the peer, or what a trusted proxy says of it; a
+ * proxy may send several clients' requests down one connection) must pass the visitor filter.
+ *
+ * A request that cannot be served gets an error page and the connection is closed: 403 a client
+ * the filter refuses, 404 unknown tunnel, 502 offline tunnel or unreachable local service, 503 too
+ * many waiting visitors, 504 no data channel within the pending timeout.
  */
 import type * as net from "node:net"
 import { Deferred, Effect, Either, Option, Scope } from "effect"
@@ -18,7 +21,8 @@ import type { WebSocket } from "ws"
 import type { HttpRequestError } from "../errors.js"
 import { type ChannelState, type HeldWebSocket, onClosed, openChannel, untilClosed } from "./channel.js"
 import { errorResponse } from "./error-page.js"
-import { clientAddress, rewriteHead, routeOf, type RequestHead } from "./http-request.js"
+import type { RequestClient } from "./client-address.js"
+import { rewriteHead, routeOf, type RequestHead } from "./http-request.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
 import { validateName } from "./names.js"
 import type { RequestReader } from "./request-reader.js"
@@ -67,14 +71,20 @@ export const serveVisitor = (
   socket: net.Socket,
   reader: RequestReader,
   first: { head: RequestHead; raw: Buffer },
-  options: { readonly domain: string | undefined; readonly limits: VisitorLimits }
+  options: {
+    readonly domain: string | undefined
+    readonly limits: VisitorLimits
+    /** Who sent a request on this connection. */
+    readonly clientOf: (head: RequestHead) => RequestClient
+    /** Whether a client at this address may visit tunnels (`--allow-visitor`, `--deny-visitor`). */
+    readonly allows: (address: string) => boolean
+  }
 ) =>
   Effect.suspend(() => {
     let current: OpenChannel | undefined
     return Effect.gen(function*() {
       const tunnels = yield* HttpTunnels
       const waiting = yield* WaitingVisitors
-      const forwardedFor = clientAddress(socket.remoteAddress)
 
       const openFor = (tunnel: HttpTunnel) =>
         Effect.gen(function*() {
@@ -135,6 +145,13 @@ export const serveVisitor = (
 
       let request = first
       while (true) {
+        const client = options.clientOf(request.head)
+        if (!options.allows(client.address)) {
+          if (current !== undefined) yield* finish(current, true)
+          current = undefined
+          yield* Effect.logDebug(`visitor refused by the visitor filter`).pipe(Effect.annotateLogs({ visitor: client.address }))
+          return yield* respondAndClose(socket, errorResponse(403, "Forbidden", "Visitors from your address are not served here."))
+        }
         const route = routeOf(request.head, options.domain)
         // The front hands over only requests for tunnels; a later one for the front itself (the
         // API on a reused connection) is refused like an unknown tunnel.
@@ -159,7 +176,7 @@ export const serveVisitor = (
           current = opened.right
         }
         const channel = current
-        channel.state.sender.send(rewriteHead(request.head, { target: route.target, forwardedFor, proto: "http" }))
+        channel.state.sender.send(rewriteHead(request.head, { target: route.target, forwardedFor: client.address, before: client.before, proto: "http" }))
         if (request.head.upgrade) {
           // From here on the connection belongs to whatever protocol the app switches to.
           reader.pipeRest(channel.state.sender)
@@ -189,6 +206,7 @@ export const serveVisitor = (
     }).pipe(
       // Whatever ends the visitor (the server closing, say) ends its channel too; after a normal
       // end the channel is closed already and this does nothing.
-      Effect.ensuring(Effect.sync(() => current?.ws.terminate()))
+      Effect.ensuring(Effect.sync(() => current?.ws.terminate())),
+      Effect.annotateLogs({ visitor: options.clientOf(first.head).address })
     )
   })

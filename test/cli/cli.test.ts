@@ -5,7 +5,9 @@ import { describe, expect, it } from "@effect/vitest"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { Effect } from "effect"
-import { freePort } from "../support/net.js"
+import { KEY_A, writeKeys } from "../support/http.js"
+import { dial, freePort, readAll } from "../support/net.js"
+import { DEFAULT_LIMITS } from "../../src/server/limits.js"
 import { runSpore, startSpore } from "../support/process.js"
 
 const version = (await import("../../package.json", { with: { type: "json" } })).default.version
@@ -39,8 +41,8 @@ describe("spore CLI", () => {
       for (const text of ["--min-port", "Default: 1024", "SPORE_MIN_PORT, BORE_MIN_PORT", "--max-port", "Default: 65535",
         "SPORE_MAX_PORT, BORE_MAX_PORT", "--secret", "SPORE_SECRET, BORE_SECRET", "--bind-addr", "Default: 0.0.0.0",
         "--bind-tunnels", "--control-port", "Default: 7835", "--lease-seconds", "Default: 30", "SPORE_LEASE_SECONDS", "--sndbuf", "SPORE_SNDBUF", "--recbuf", "SPORE_RECBUF",
-        "--max-handshakes", "Default: 256", "--max-conns-per-ip", "Default: 32", "--max-tunnels", "Default: 1024",
-        "--max-pending", "Default: 64", "--max-conns-per-tunnel", "SPORE_MAX_CONNS_PER_TUNNEL", "--allow-visitor", "--deny-visitor",
+        "--max-handshakes", `Default: ${DEFAULT_LIMITS.maxHandshakes}`, "--max-conns-per-ip", "Default: 32", "--max-tunnels", "Default: 1024",
+        "--max-pending", "Default: 1024", "--max-conns-per-tunnel", "SPORE_MAX_CONNS_PER_TUNNEL", "--allow-visitor", "--deny-visitor", "--trusted-proxy",
         "--drain-seconds", "Default: 10", "SPORE_DRAIN_SECONDS"]) {
         expect(server).toContain(text)
       }
@@ -87,7 +89,10 @@ describe("spore CLI", () => {
         [["server", "--max-pending", "0"], /--max-pending must be a whole number from 1/],
         [["server", "--max-tunnels", "-5"], /--max-tunnels must be a whole number from 1/],
         [["server", "--allow-visitor", "10.0.0.0/33"], /--allow-visitor: .*10\.0\.0\.0\/33/],
-        [["server", "--deny-visitor", "example.com"], /--deny-visitor: .*example\.com/]
+        [["server", "--deny-visitor", "example.com"], /--deny-visitor: .*example\.com/],
+        [["server", "--trusted-proxy", "10.0.0.0/33"], /--trusted-proxy: .*10\.0\.0\.0\/33/],
+        [["server", "--trusted-proxy", "10.0.0.1", "--trusted-proxy", "proxy.internal"], /--trusted-proxy: .*proxy\.internal/],
+        [["server", "--trusted-proxy", "10.0.0.0/8"], /--trusted-proxy needs --http-addr/]
       ]
       for (const [args, message] of cases) {
         const result = yield* runSpore(args)
@@ -96,6 +101,22 @@ describe("spore CLI", () => {
         expect(result.stderr).not.toMatch(/\n\s+at /)
       }
     }))
+
+  it.live("--trusted-proxy reaches the HTTP front: its X-Forwarded-For decides the visitor filter, a stranger's does not", () =>
+    Effect.gen(function*() {
+      const server = yield* startSpore([...serverArgs, "--http-addr", "127.0.0.1:0", "--api-keys", writeKeys(KEY_A),
+        "--trusted-proxy", "127.0.0.2", "--trusted-proxy", "10.0.0.0/8", "--deny-visitor", "203.0.113.7/32"])
+      const port = Number((yield* server.waitFor(/http front listening on 127\.0\.0\.1:(\d+)/))[1])
+      const visit = (from: string) =>
+        Effect.scoped(Effect.gen(function*() {
+          const socket = yield* dial(port, "127.0.0.1", from)
+          socket.write("GET /t/app/ HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n")
+          return (yield* readAll(socket)).toString("latin1").slice(0, 12)
+        }))
+      expect(yield* visit("127.0.0.2")).toBe("HTTP/1.1 403")
+      // Not a trusted proxy: its header is passed on, not believed (and there is no tunnel app).
+      expect(yield* visit("127.0.0.3")).toBe("HTTP/1.1 404")
+    }).pipe(Effect.scoped))
 
   it.live("a server and a client process carry HTTP requests to a local web app, then stop cleanly", () =>
     Effect.gen(function*() {

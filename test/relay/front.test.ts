@@ -4,126 +4,12 @@
  * rate limits) under the TestClock. Real sockets on 127.0.0.1.
  */
 import { describe, expect, it } from "@effect/vitest"
-import type * as net from "node:net"
-import { Deferred, Effect, Either, Fiber, Option, TestClock } from "effect"
+import { Effect, Either, Fiber, Option, TestClock } from "effect"
 import { WebSocket } from "ws"
-import { parseApiKeys } from "../../src/relay/api-keys.js"
 import { BURST } from "../../src/relay/rate-limit.js"
 import { makeVisitorFilter, parseCidr } from "../../src/server/visitor-filter.js"
-import { callApi, type TunnelView } from "../support/http.js"
 import { dial, LOOPBACK, readAll, startRunningServer } from "../support/net.js"
-
-const KEY = "key-one-0123456789abcdef"
-const OTHER_KEY = "key-two-0123456789abcdef"
-const keys = Either.getOrThrow(parseApiKeys(`# test keys\n${KEY}\n\n${OTHER_KEY}\n`))
-/** Lets real I/O (accepts, upgrades, frames in flight) happen before the clock moves. */
-const settle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 150)))
-
-/** A server with the HTTP front; returns the front's port. */
-const startFront = (domain?: string) =>
-  Effect.map(
-    startRunningServer({ http: { keys, domain: Option.fromNullable(domain) } }),
-    (server) => Option.getOrThrow(server.http).port
-  )
-
-/** The API with KEY unless told otherwise (`key: null`: no key at all); an empty body reads as {}. */
-const api = (port: number, method: string, path: string, options: { key?: string | null; body?: unknown } = {}) =>
-  Effect.map(
-    callApi(port, method, path, { key: options.key === undefined ? KEY : options.key ?? undefined, body: options.body }),
-    (answer) => ({ ...answer, body: answer.body ?? {} })
-  )
-
-/** Creates tunnel `name` with KEY, which must succeed; the tunnel as the API describes it. */
-const create = (port: number, name: string) =>
-  Effect.map(api(port, "POST", "/v1/tunnels", { body: { name } }), (answer) => {
-    expect(answer.status).toBe(201)
-    return answer.body as TunnelView
-  })
-
-/** KEY's tunnels as the status page sees them. */
-const status = (port: number) => Effect.map(api(port, "GET", "/v1/status"), (answer) => answer.body.tunnels ?? [])
-
-/** Sends raw bytes as a visitor and reads everything until the server closes. */
-const visit = (port: number, request: string | Buffer) =>
-  Effect.scoped(Effect.gen(function*() {
-    const socket = yield* dial(port)
-    socket.write(request)
-    return (yield* readAll(socket)).toString("latin1")
-  }))
-
-/** A WebSocket to the front, open or refused with a status; it collects what it receives from the start. */
-const openWs = (port: number, path: string, options: { key?: string; autoPong?: boolean } = {}) =>
-  Effect.acquireRelease(
-    Effect.async<WebSocket & { received: Received }, Error>((resume) => {
-      const ws = new WebSocket(`ws://${LOOPBACK}:${port}${path}`, {
-        headers: { Authorization: `Bearer ${options.key ?? KEY}` },
-        autoPong: options.autoPong ?? true
-      })
-      const withReceived = Object.assign(ws, { received: collect(ws) })
-      ws.once("open", () => resume(Effect.succeed(withReceived)))
-      ws.once("unexpected-response", (_, response) => {
-        ws.on("error", () => {})
-        ws.terminate()
-        resume(Effect.fail(new Error(`refused ${response.statusCode}`)))
-      })
-      ws.once("error", (error) => resume(Effect.fail(error)))
-    }),
-    (ws) => Effect.sync(() => ws.terminate())
-  )
-
-/** A hand-written `spore http` client: its control connection and the visitor ids it hears of. */
-const fakeClient = (port: number, tunnelId: string, options: { autoPong?: boolean } = {}) =>
-  Effect.gen(function*() {
-    const ws = yield* openWs(port, `/ws/control?tunnel_id=${tunnelId}`, options)
-    let seen = 0
-    // Each visitor announced, in order: `{"type":"connection","id":...}` text messages.
-    const nextVisitor = Effect.gen(function*() {
-      while (ws.received.texts.length <= seen) yield* Effect.promise(() => new Promise((resolve) => ws.once("message", resolve)))
-      return JSON.parse(ws.received.texts[seen++]!).id as string
-    })
-    return { ws, nextVisitor }
-  })
-
-interface Received {
-  /** The binary messages so far, as text. */
-  readonly text: () => string
-  /** Text messages (control messages). */
-  readonly texts: Array<string>
-  /** Resolves on the far side's EOF (an empty binary message). */
-  readonly ended: Effect.Effect<void>
-  /** Resolves with the close code once the WebSocket has closed. */
-  readonly closed: Effect.Effect<number>
-}
-
-/** Collects what a WebSocket receives; an empty binary message is the far side's EOF. */
-const collect = (ws: WebSocket): Received => {
-  const chunks: Array<Buffer> = []
-  const texts: Array<string> = []
-  const ended = Effect.runSync(Deferred.make<void>())
-  const closed = Effect.runSync(Deferred.make<number>())
-  ws.once("close", (code: number) => Effect.runSync(Deferred.succeed(closed, code)))
-  ws.on("message", (data: Buffer, isBinary: boolean) => {
-    if (!isBinary) texts.push(data.toString("utf8"))
-    else if (data.length === 0) Effect.runSync(Deferred.succeed(ended, undefined))
-    else chunks.push(data)
-  })
-  return { text: () => Buffer.concat(chunks).toString("latin1"), texts, ended: Deferred.await(ended), closed: Deferred.await(closed) }
-}
-
-/** Waits until `socket` has received `text` (or closed). */
-const readUntil = (socket: net.Socket, text: string) =>
-  Effect.async<string>((resume) => {
-    let seen = ""
-    const onData = (chunk: Buffer) => {
-      seen += chunk.toString("latin1")
-      if (seen.includes(text)) {
-        socket.off("data", onData)
-        resume(Effect.succeed(seen))
-      }
-    }
-    socket.on("data", onData)
-    socket.once("close", () => resume(Effect.succeed(seen)))
-  })
+import { api, create, fakeClient, keys, OTHER_KEY, openWs, readUntil, settle, startFront, status, visit } from "./front-driver.js"
 
 describe("HTTP front: the API", () => {
   it.scoped("creates, reclaims, refuses taken and bad names, lists and deletes per owner", () =>
@@ -174,11 +60,13 @@ describe("HTTP front: the API", () => {
       const missing = yield* api(port, "GET", "/v1/tunnels", { key: null })
       expect(missing.status).toBe(401)
       expect(missing.headers.get("www-authenticate")).toBe("Bearer")
-      for (let attempt = 0; attempt < 4; attempt++) {
+      const wrong = yield* api(port, "GET", "/v1/tunnels", { key: "wrong-key-0123456789" })
+      expect(wrong.body.error).toBe("invalid API key")
+      for (let attempt = 1; attempt < 5; attempt++) {
         expect((yield* api(port, "GET", "/v1/tunnels", { key: "wrong-key-0123456789" })).status).toBe(401)
       }
-      // The fifth failure within a minute (the missing key counted) locks the address out,
-      // good keys included, for a minute.
+      // The fifth wrong key within a minute (the missing one is no guess and did not count) locks
+      // the address out, good keys included, for a minute.
       expect((yield* api(port, "GET", "/v1/tunnels")).status).toBe(429)
       yield* TestClock.adjust("61 seconds")
       expect((yield* api(port, "GET", "/v1/tunnels")).status).toBe(200)

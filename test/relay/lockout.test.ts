@@ -1,0 +1,85 @@
+/**
+ * The API-key lockout of the HTTP front: only wrong keys count, and it never cuts a live tunnel's
+ * data channels (a visitor that is waiting is served while its client's address is locked out),
+ * without telling a guesser anything. In one process, real sockets, the window on the TestClock.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Fiber, TestClock } from "effect"
+import { randomUUID } from "node:crypto"
+import { apiFrom, create, fakeClient, KEY, openWs, settle, startFront, statusOf, upgradeFrom, visit } from "./front-driver.js"
+
+const CLIENT = "127.0.0.1"
+const VISITOR = "127.0.0.5"
+const WRONG = "wrong-key-0123456789abcdef"
+
+/** A visitor of tunnel `name` from VISITOR, answered through a channel that `serve` opens. */
+const visitor = (port: number, name: string) => visit(port, `GET /t/${name}/ HTTP/1.1\r\nHost: x\r\n\r\n`, VISITOR)
+
+/** Answers the visitor `id` through a data channel opened from CLIENT with `key`. */
+const answer = (port: number, id: string, key = KEY) =>
+  Effect.gen(function*() {
+    const data = yield* openWs(port, `/ws/data?id=${id}`, { key, from: CLIENT })
+    data.send(Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"))
+    data.send(Buffer.alloc(0))
+  })
+
+describe("HTTP front: the API-key lockout", () => {
+  it.scoped("five wrong keys lock the client's address out of the API, yet its online tunnel's visitors are served; no key never counts", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      const tunnel = yield* create(port, "app")
+      const client = yield* fakeClient(port, tunnel.id)
+      // Twenty requests without a key, or with a header no key can match, are no guesses.
+      for (let call = 0; call < 20; call++) expect(yield* apiFrom(port, CLIENT)).toBe(401)
+      for (const authorization of ["Basic dXNlcjpwYXNz", "Bearer", "Bearer "]) {
+        expect(yield* apiFrom(port, CLIENT, { authorization })).toBe(401)
+      }
+      expect(yield* apiFrom(port, CLIENT, { key: KEY })).toBe(200)
+
+      for (let attempt = 0; attempt < 5; attempt++) expect(yield* apiFrom(port, CLIENT, { key: WRONG })).toBe(401)
+      expect(yield* apiFrom(port, CLIENT, { key: KEY })).toBe(429)
+      // A new control connection is refused too: only data channels are spared.
+      expect(yield* Effect.either(openWs(port, `/ws/control?tunnel_id=${tunnel.id}`, { from: CLIENT }))).toEqual(
+        Either.left(new Error("refused 429"))
+      )
+      // Another address is not affected.
+      expect(yield* apiFrom(port, VISITOR, { key: KEY })).toBe(200)
+
+      // The tunnel that is online keeps serving: its visitors' data channels still open.
+      for (let round = 0; round < 2; round++) {
+        const page = yield* Effect.fork(visitor(port, "app"))
+        yield* answer(port, yield* client.nextVisitor)
+        expect(yield* Fiber.join(page)).toBe("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+      }
+
+      yield* settle
+      yield* TestClock.adjust("61 seconds")
+      expect(yield* apiFrom(port, CLIENT, { key: KEY })).toBe(200)
+    }))
+
+  it.scoped("a locked-out address gets the same 429 from /ws/data for a wrong key, an unknown id or no visitor at all", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      const tunnel = yield* create(port, "app")
+      const client = yield* fakeClient(port, tunnel.id)
+      for (let attempt = 0; attempt < 5; attempt++) expect(yield* apiFrom(port, CLIENT, { key: WRONG })).toBe(401)
+
+      const page = yield* Effect.fork(visitor(port, "app"))
+      const id = yield* client.nextVisitor
+      const refusals = [
+        yield* upgradeFrom(port, CLIENT, `/ws/data?id=${id}`, WRONG),
+        yield* upgradeFrom(port, CLIENT, `/ws/data?id=${randomUUID()}`, KEY),
+        yield* upgradeFrom(port, CLIENT, `/ws/data?id=${randomUUID()}`, WRONG),
+        yield* upgradeFrom(port, CLIENT, "/ws/data?id=not-a-uuid", KEY),
+        yield* upgradeFrom(port, CLIENT, "/ws/data", KEY)
+      ]
+      expect(statusOf(refusals[0]!)).toBe(429)
+      for (const refusal of refusals) expect(refusal).toBe(refusals[0])
+      // Not locked out, the same requests are told apart as usual: a wrong key is a 401.
+      expect(statusOf(yield* upgradeFrom(port, VISITOR, `/ws/data?id=${id}`, WRONG))).toBe(401)
+
+      // The visitor is still waiting, and the right key from the locked-out address serves it.
+      yield* answer(port, id)
+      expect(yield* Fiber.join(page)).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*ok$/)
+    }))
+})
