@@ -92,6 +92,17 @@ const causeOf = (error: unknown) => {
   return cause?.code ?? cause?.message ?? String(error)
 }
 
+/** A refused upgrade's reason: the `error` of its JSON body, else its status. */
+const refusalReason = (status: number, body: string) => {
+  try {
+    const error = (JSON.parse(body) as { error?: unknown }).error
+    if (typeof error === "string" && error !== "") return error
+  } catch {
+    // Not JSON: the status says it.
+  }
+  return `refused with ${status}`
+}
+
 /** Opens a WebSocket; an HTTP refusal fails with its status (404: the server forgot the tunnel). */
 const openWebSocket = (url: URL, config: HttpClientConfig) =>
   Effect.async<HeldWebSocket, HttpApiError>((resume) => {
@@ -105,8 +116,23 @@ const openWebSocket = (url: URL, config: HttpClientConfig) =>
     })
     ws.once("unexpected-response", (_request, response) => {
       ws.on("error", () => {})
-      ws.terminate()
-      resume(Effect.fail(new HttpApiError({ status: response.statusCode ?? 0, reason: `refused with ${response.statusCode}` })))
+      // The refusal's JSON error is the server's own words for the status line.
+      const status = response.statusCode ?? 0
+      let body = ""
+      let settled = false
+      const settle = () => {
+        if (settled) return
+        settled = true
+        ws.terminate()
+        resume(Effect.fail(new HttpApiError({ status, reason: refusalReason(status, body) })))
+      }
+      response.setEncoding("utf8")
+      response.on("data", (chunk: string) => {
+        if (body.length < 4096) body += chunk
+      })
+      response.once("end", settle)
+      response.once("error", settle)
+      response.once("close", settle)
     })
     ws.once("error", (error) => resume(Effect.fail(new HttpApiError({ status: 0, reason: `cannot reach ${url.host}: ${causeOf(error)}` }))))
     return Effect.sync(() => ws.terminate())

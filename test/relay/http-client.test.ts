@@ -24,13 +24,15 @@ interface FakeFront {
   knowsTunnels: boolean
   /** The status POST answers with. */
   createStatus: number
+  /** When set, control upgrades are refused with a 429 and this error text. */
+  controlRefusal: string | undefined
 }
 
 /** A front that creates tunnels and accepts control connections, and never pings. */
 const fakeFront = Effect.acquireRelease(
   Effect.async<FakeFront & { server: http.Server }>((resume) => {
     let next = 0
-    const front: FakeFront = { port: 0, calls: [], controls: [], knowsTunnels: true, createStatus: 201 }
+    const front: FakeFront = { port: 0, calls: [], controls: [], knowsTunnels: true, createStatus: 201, controlRefusal: undefined }
     const server = http.createServer((request, response) => {
       let body = ""
       request.on("data", (chunk) => (body += chunk))
@@ -50,6 +52,11 @@ const fakeFront = Effect.acquireRelease(
     server.on("upgrade", (request, socket, head) => {
       const id = new URL(request.url ?? "/", "http://x").searchParams.get("tunnel_id")
       front.calls.push(`control ${id}`)
+      if (front.controlRefusal !== undefined) {
+        const body = JSON.stringify({ error: front.controlRefusal })
+        socket.end(`HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
+        return
+      }
       if (!front.knowsTunnels) {
         socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         return
@@ -158,5 +165,16 @@ describe("spore http's client", () => {
       const exit = yield* Fiber.await(fiber)
       expect(exit._tag).toBe("Failure")
       expect(String(exit._tag === "Failure" ? exit.cause : "")).toContain("the name app is taken")
+    }))
+
+  it.scoped("a refused control connection is retried, and the status line has the server's own words", () =>
+    Effect.gen(function*() {
+      const front = yield* fakeFront
+      front.controlRefusal = "too many authentication failures, try again later"
+      const { reports } = yield* runClient(config(front.port, "app"))
+      yield* waitUntil(() => reports.some((report) => report._tag === "Retrying"))
+      expect(reports[0]).toEqual({ _tag: "AttemptFailed", reason: "too many authentication failures, try again later" })
+      front.controlRefusal = undefined
+      yield* advanceUntil(() => reports.some((report) => report._tag === "Online"))
     }))
 })
