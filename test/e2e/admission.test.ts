@@ -162,10 +162,10 @@ describe("admission under a flood", () => {
         const served = times.filter((time): time is number => time !== undefined && time <= SERVED_WITHIN_MS)
         const sorted = [...served].sort((a, b) => a - b)
         const processes = { server, client }
-        console.log(`flood (${named}): ${attackers} half-open handshakes; ${served.length}/${HONEST_VISITORS} visitors served within ` +
+        const summary = (`flood (${named}): ${attackers} half-open handshakes; ${served.length}/${HONEST_VISITORS} visitors served within ` +
           `${SERVED_WITHIN_MS} ms (p50 ${sorted[Math.floor(sorted.length / 2)]?.toFixed(1)} ms, max ${sorted.at(-1)?.toFixed(1)} ms); ` +
           `the others: ${times.flatMap((time, n) => time === undefined || time > SERVED_WITHIN_MS ? [`#${n} ${time?.toFixed(0) ?? "never"}`] : []).join(", ")}`)
-        expect(served.length, logsOf(processes)).toBeGreaterThanOrEqual(Math.ceil(HONEST_VISITORS * 0.99))
+        expect(served.length, `${summary}\n${logsOf(processes)}`).toBeGreaterThanOrEqual(Math.ceil(HONEST_VISITORS * 0.99))
         expect(secondTunnel._tag, logsOf(processes)).toBe("Right")
         if (pool !== undefined) {
           // The flood did overflow the pool, so it was the pool's choice that spared the honest.

@@ -4,26 +4,14 @@
  * pool, a lockout of the client's own address) never cost the tunnel a visitor.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, TestClock, TestServices } from "effect"
+import { Duration, Effect, TestClock } from "effect"
 import { listen } from "../../src/net/listener.js"
 import { faultProxy } from "../support/fault-proxy.js"
+import { eventually, letIoHappen } from "../support/io.js"
 import { clientConfig, dial, LOOPBACK, randomPayload, roundTrip, sha256, startServer, startTunnel } from "../support/net.js"
 import { wirePeer } from "../support/wire.js"
 
 const SECRET = "data-stream-secret"
-
-/** A short real pause, so that loopback I/O can happen (it times nothing). */
-const letIoHappen = TestServices.provideLive(Effect.sleep("5 millis"))
-
-/** Polls until `condition` holds (bounded). */
-const eventually = (condition: () => boolean, what: string) =>
-  Effect.gen(function*() {
-    for (let step = 0; step < 1000; step++) {
-      if (condition()) return
-      yield* letIoHappen
-    }
-    return yield* Effect.dieMessage(`never happened: ${what}`)
-  })
 
 /** Steps the test clock (20 ms at a time, with real I/O between) until `condition` holds. */
 const stepUntil = (condition: () => boolean, what: string) =>

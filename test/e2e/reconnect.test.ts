@@ -6,19 +6,17 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import type * as net from "node:net"
-import { Clock, Duration, Effect, Either, Fiber, Option, Queue, TestClock, TestServices } from "effect"
+import { Clock, Duration, Effect, Either, Fiber, Option, Queue, TestClock } from "effect"
 import * as Client from "../../src/client/client.js"
 import type { ClientStatus } from "../../src/client/client.js"
 import type { ClientConfig } from "../../src/client/config.js"
 import { listen } from "../../src/net/listener.js"
 import { faultProxy } from "../support/fault-proxy.js"
+import { eventually, letIoHappen } from "../support/io.js"
 import { clientConfig, echoService, LOOPBACK, randomPayload, roundTrip, sha256, startServer } from "../support/net.js"
 import { wirePeer } from "../support/wire.js"
 
 const STEP = Duration.millis(100)
-
-/** A short real-time pause, so that I/O on loopback can happen between clock steps. */
-const letIoHappen = TestServices.provideLive(Effect.sleep("5 millis"))
 
 /** Runs the client in the background, collecting what it reports. */
 const runClient = (config: ClientConfig) =>
@@ -45,16 +43,6 @@ const runClient = (config: ClientConfig) =>
         return yield* Effect.dieMessage(`no matching status within ${Duration.format(limit)}; saw ${JSON.stringify(seen)}`)
       })
     return { fiber, waitFor, seen }
-  })
-
-/** Steps the clock until `condition` holds (real I/O in between). */
-const eventually = (condition: () => boolean, what: string) =>
-  Effect.gen(function*() {
-    for (let step = 0; step < 1000; step++) {
-      if (condition()) return
-      yield* letIoHappen
-    }
-    return yield* Effect.dieMessage(`never happened: ${what}`)
   })
 
 const isListening = (status: ClientStatus): status is Extract<ClientStatus, { _tag: "Listening" }> =>

@@ -85,34 +85,26 @@ describe("clients retry a server at its limits", () => {
     const env: Record<string, string> = secret === undefined ? {} : { SPORE_SECRET: secret }
     const withWhat = secret === undefined ? "without a secret" : "with SPORE_SECRET"
 
-    it.live(`spore local ${withWhat}: --max-tunnels 1 taken, it retries "server has too many tunnels" until the tunnel is free`, () =>
-      Effect.gen(function*() {
-        // No lease: the killed holder's tunnel closes at once instead of waiting for it 30 s.
-        const { server, controlPort } = yield* startServer(["--max-tunnels", "1", "--lease-seconds", "0"], env)
-        const local = String(yield* freePort)
-        const holder = yield* startSpore(["local", local, "--to", LOOPBACK, "--control-port", controlPort], env)
-        yield* expectLine(holder, /listening at 127\.0\.0\.1:\d+/, "the holder's tunnel", { server, holder })
-        const waiting = yield* startSpore(["local", local, "--to", LOOPBACK, "--control-port", controlPort, ...FAST_RETRY], env)
-        yield* expectRetriedUntilFree(
-          { holder, waiting, others: { server } },
-          "could not reach the server: server has too many tunnels, try again later",
-          /^listening at 127\.0\.0\.1:\d+$/m
-        )
-      }).pipe(Effect.scoped))
-
-    it.live(`spore local ${withWhat}: --max-conns-per-ip 1 taken, it retries "too many connections from your address"`, () =>
-      Effect.gen(function*() {
-        const { server, controlPort } = yield* startServer(["--max-conns-per-ip", "1"], env)
-        const local = String(yield* freePort)
-        const holder = yield* startSpore(["local", local, "--to", LOOPBACK, "--control-port", controlPort], env)
-        yield* expectLine(holder, /listening at 127\.0\.0\.1:\d+/, "the holder's tunnel", { server, holder })
-        const waiting = yield* startSpore(["local", local, "--to", LOOPBACK, "--control-port", controlPort, ...FAST_RETRY], env)
-        yield* expectRetriedUntilFree(
-          { holder, waiting, others: { server } },
-          "could not reach the server: too many connections from your address",
-          /^listening at 127\.0\.0\.1:\d+$/m
-        )
-      }).pipe(Effect.scoped))
+    const limits = [
+      // No lease: the killed holder's tunnel closes at once instead of waiting for it 30 s.
+      { flags: ["--max-tunnels", "1", "--lease-seconds", "0"], text: "server has too many tunnels, try again later" },
+      { flags: ["--max-conns-per-ip", "1"], text: "too many connections from your address" }
+    ]
+    for (const { flags, text } of limits) {
+      it.live(`spore local ${withWhat}: ${flags.slice(0, 2).join(" ")} taken, it retries "${text}" until it is free`, () =>
+        Effect.gen(function*() {
+          const { server, controlPort } = yield* startServer(flags, env)
+          const local = String(yield* freePort)
+          const holder = yield* startSpore(["local", local, "--to", LOOPBACK, "--control-port", controlPort], env)
+          yield* expectLine(holder, /listening at 127\.0\.0\.1:\d+/, "the holder's tunnel", { server, holder })
+          const waiting = yield* startSpore(["local", local, "--to", LOOPBACK, "--control-port", controlPort, ...FAST_RETRY], env)
+          yield* expectRetriedUntilFree(
+            { holder, waiting, others: { server } },
+            `could not reach the server: ${text}`,
+            /^listening at 127\.0\.0\.1:\d+$/m
+          )
+        }).pipe(Effect.scoped))
+    }
   }
 
   it.live("spore kafka-proxy: its bootstrap tunnel retries \"server has too many tunnels\" and opens once the tunnel is free", () =>

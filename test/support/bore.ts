@@ -11,7 +11,7 @@ import { constants, accessSync, existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { Duration, Effect, type Scope } from "effect"
 import type { Host } from "./netns.js"
-import type { Finished, Running } from "./process.js"
+import { type Finished, type Running, waitForOutput } from "./process.js"
 
 export const BORE_VERSIONS = ["0.5.2", "0.6.0"] as const
 export type BoreVersion = typeof BORE_VERSIONS[number]
@@ -94,31 +94,7 @@ export const startCommand = (
   Effect.acquireRelease(
     Effect.sync(() => {
       const { child, done, output } = launch(file, args, options)
-      const name = file.split("/").pop()
-      const waitFor = (pattern: RegExp) =>
-        Effect.async<RegExpMatchArray, Error>((resume) => {
-          const check = () => {
-            const match = pattern.exec(output())
-            if (match !== null) {
-              stop()
-              resume(Effect.succeed(match))
-            }
-          }
-          const onClose = () => {
-            stop()
-            check()
-            resume(Effect.fail(new Error(`${name} exited before printing ${pattern}; its output:\n${output()}`)))
-          }
-          const stop = () => {
-            child.stdout?.off("data", check)
-            child.stderr?.off("data", check)
-            child.off("close", onClose)
-          }
-          child.stdout?.on("data", check)
-          child.stderr?.on("data", check)
-          child.once("close", onClose)
-          check()
-        })
+      const waitFor = waitForOutput(child, output, [child.stdout, child.stderr], file.split("/").pop() ?? file, "its output")
       return { child, stderr: output, waitFor, exited: Effect.promise(() => done) }
     }),
     ({ child }) => Effect.sync(() => child.kill("SIGKILL"))

@@ -59,6 +59,40 @@ export const runSpore = (
   options: LaunchOptions = {}
 ): Effect.Effect<Finished> => Effect.promise(() => launch(args, env, options).done)
 
+/**
+ * Waits until what `output()` holds so far (fed by `streams`) matches `pattern`; fails once the
+ * process exits without printing it, showing what it printed.
+ */
+export const waitForOutput = (
+  child: ChildProcess,
+  output: () => string,
+  streams: ReadonlyArray<NodeJS.ReadableStream | null>,
+  name: string,
+  what: string
+) =>
+(pattern: RegExp) =>
+  Effect.async<RegExpMatchArray, Error>((resume) => {
+    const check = () => {
+      const match = pattern.exec(output())
+      if (match !== null) {
+        stop()
+        resume(Effect.succeed(match))
+      }
+    }
+    const onClose = () => {
+      stop()
+      check()
+      resume(Effect.fail(new Error(`${name} exited before printing ${pattern}; ${what}:\n${output()}`)))
+    }
+    const stop = () => {
+      for (const stream of streams) stream?.off("data", check)
+      child.off("close", onClose)
+    }
+    for (const stream of streams) stream?.on("data", check)
+    child.once("close", onClose)
+    check()
+  })
+
 /** Starts `spore ARGS` in the background; it is killed when the scope closes. */
 export const startSpore = (
   args: ReadonlyArray<string>,
@@ -68,28 +102,7 @@ export const startSpore = (
   Effect.acquireRelease(
     Effect.sync(() => {
       const { child, done, stderr } = launch(args, env, options)
-      const waitFor = (pattern: RegExp) =>
-        Effect.async<RegExpMatchArray, Error>((resume) => {
-          const check = () => {
-            const match = pattern.exec(stderr())
-            if (match !== null) {
-              stop()
-              resume(Effect.succeed(match))
-            }
-          }
-          const onClose = () => {
-            stop()
-            check()
-            resume(Effect.fail(new Error(`spore exited before printing ${pattern}; stderr:\n${stderr()}`)))
-          }
-          const stop = () => {
-            child.stderr?.off("data", check)
-            child.off("close", onClose)
-          }
-          child.stderr?.on("data", check)
-          child.once("close", onClose)
-          check()
-        })
+      const waitFor = waitForOutput(child, stderr, [child.stderr], "spore", "stderr")
       return { child, stderr, waitFor, exited: Effect.promise(() => done) }
     }),
     ({ child }) => Effect.sync(() => child.kill("SIGKILL"))
