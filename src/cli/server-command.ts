@@ -17,7 +17,7 @@ const limitOption = (flag: string, limit: keyof typeof DEFAULT_LIMITS, text: str
   integerOption(flag, text, { default: DEFAULT_LIMITS[limit], env: [`SPORE_${flag.toUpperCase().replaceAll("-", "_")}`] })
 
 const limitOptions = {
-  maxHandshakes: limitOption("max-handshakes", "maxHandshakes", "Connections to the control port in their handshake at once (default: a quarter of the open-file limit, 256 to 16384); past it, the oldest handshake of the address holding the most is closed to make room."),
+  maxHandshakes: limitOption("max-handshakes", "maxHandshakes", "Connections to the control port in their handshake at once (default: a quarter of the open-file limit, 256 to 16384); past it, one silent for over a second, or else the oldest of the address holding the most, is closed to make room."),
   maxConnsPerIp: limitOption("max-conns-per-ip", "maxConnsPerIp", "Tunnel control connections allowed at once from one IP address."),
   maxTunnels: limitOption("max-tunnels", "maxTunnels", "Tunnels allowed at once, counting those held for a lost client."),
   maxPending: limitOption("max-pending", "maxPending", "Visitors of one tunnel allowed to wait for its client; more are closed at once."),

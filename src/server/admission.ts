@@ -2,10 +2,10 @@
  * Who may use the control port, and how much of it.
  *
  * - Handshakes (connections that have not sent their first message yet) share one pool, which
- *   never refuses a newcomer: when it is full, the oldest handshake of the address holding the
- *   most is closed silently to make room (see HandshakePool). Idle sockets so cannot keep honest
- *   data streams and tunnels out, and nothing is written on a connection that might be a data
- *   stream.
+ *   never refuses a newcomer: when it is full, a stale handshake, or else the oldest of the
+ *   address holding the most, is closed silently to make room (see HandshakePool). Idle sockets
+ *   so cannot keep honest data streams and tunnels out, and nothing is written on a connection
+ *   that might be a data stream.
  * - An address that keeps answering the challenge wrongly is locked out for a while. The lockout
  *   is applied only to what asks for a tunnel (Hello, Resume), after the first message is read:
  *   a data stream that proves itself (the secret, then an Accept of a waiting visitor) is served
@@ -16,7 +16,7 @@
  * Slots are scoped: a handshake slot is given back when the handshake ends, a control slot when
  * the control connection closes, whatever way they end.
  */
-import { Context, Effect, Layer, type Scope } from "effect"
+import { Clock, Context, Effect, Layer, type Scope } from "effect"
 import { LimitReached } from "../errors.js"
 import { makeAuthLockout, normalizeAddress } from "./auth-lockout.js"
 import { type Handshake, makeHandshakePool } from "./handshake-pool.js"
@@ -67,8 +67,8 @@ export const make = (limits: Limits, events: AdmissionEvents = NO_EVENTS) =>
       Effect.zipRight(refusalLog(limit, logLine), Effect.fail(new LimitReached({ limit, message })))
 
     const enterHandshake = (address: string, close: () => void) =>
-      Effect.uninterruptible(Effect.suspend(() => {
-        const handshake: Handshake = { address: normalizeAddress(address), evict: close }
+      Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const handshake: Handshake = { address: normalizeAddress(address), since: now, evict: close }
         const evicted = pool.add(handshake)
         events.handshakesChanged(1)
         const admitted = Effect.addFinalizer(() =>

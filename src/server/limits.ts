@@ -9,7 +9,8 @@ import type { VisitorFilter } from "./visitor-filter.js"
 export interface ServerLimits {
   /**
    * Connections to the control port still in their handshake (before Hello, Resume or Accept).
-   * Past it the oldest handshake of the address holding the most is closed to make room.
+   * Past it a stale handshake, or else the oldest of the address holding the most, is closed to
+   * make room (see HandshakePool).
    */
   readonly maxHandshakes: number
   /** Tunnel control connections (Hello or Resume) open at once from one IP address. */

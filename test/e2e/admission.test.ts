@@ -9,6 +9,9 @@
  *   server's descriptors and handshakes come back to their baseline. Once with the default pool
  *   (larger than the flood) and once with a pool of 1,000 (the flood overflows it, so the pool
  *   has to choose whom to close).
+ * - A burst of 300 visitors while idle sockets from 50 addresses keep a small pool full: the
+ *   client opening 300 data streams at once holds the most handshakes, and still the idle
+ *   sockets are the ones closed.
  * - A burst of 1,000 visitors at once at one tunnel, with default flags: every one is served.
  *
  * Timing is real here (real processes); every wait is bounded.
@@ -181,6 +184,30 @@ describe("admission under a flood", () => {
         expect(server.child.exitCode).toBeNull()
       }).pipe(Effect.scoped), 120_000)
   }
+
+  it.live("a burst of 300 visitors while idle sockets from 50 addresses keep a pool of 1,000 full: 99% are served (not 10%)", () =>
+    Effect.gen(function*() {
+      const echo = yield* echoService
+      const controlPort = yield* freePort
+      const metricsPort = yield* freePort
+      const server = yield* startServer(controlPort, metricsPort, ["--max-handshakes", "1000"])
+      const { client, port } = yield* startClient(controlPort, echo)
+      const flood = makeFlood(controlPort)
+      yield* Effect.addFinalizer(() => flood.stop)
+      yield* flood.burst(1500)
+      yield* flood.startRefill
+      // Long enough for the first idle sockets to be stale, well before they time out (3 s).
+      yield* Effect.sleep("1200 millis")
+      // The client opens 300 data streams at once from one address: it holds more handshakes
+      // than any attacking address, and still the idle sockets are the ones to go.
+      const times = yield* Effect.all(Array.from({ length: 300 }, () => visit(port, 15_000)), { concurrency: "unbounded" })
+      yield* flood.stop
+      const metrics = (yield* Effect.promise(() => scrape(metricsPort))).body
+      expect(sampleOf(metrics, "spore_handshake_failures_total", { reason: "max-handshakes" })).toBeGreaterThan(0)
+      // Closing the heaviest address's handshakes alone would close the client's own: 21-35 of 300
+      // were served so; the stale idle sockets go first instead.
+      expect(times.filter((time) => time !== undefined).length, logsOf({ server, client })).toBeGreaterThanOrEqual(297)
+    }).pipe(Effect.scoped), 60_000)
 
   it.live("a burst of 1,000 visitors at once at one tunnel, with default flags: every one is served", () =>
     Effect.gen(function*() {
