@@ -11,15 +11,14 @@
  *
  * Every step is bounded and every process killed at the end.
  */
-import { spawnSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import * as net from "node:net"
 import { setTimeout as sleep } from "node:timers/promises"
 import { fileURLToPath } from "node:url"
+import { BORE, inPrivateNamespace } from "./namespace.js"
 import { killAll, start, startServices, startSpore } from "./processes.js"
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url))
-const BORE = fileURLToPath(new URL("../../shared/bore/bore-0.6.0", import.meta.url))
 const SECRET = "admission-bench-secret"
 const RATES = (process.env.BENCH_RATES ?? "0,300,1000,3000").split(",").map(Number)
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
@@ -30,17 +29,7 @@ const GIVE_UP_MS = 5000
 /** However slow the server, one run's visitors stop after this; those not tried count as not served. */
 const RUN_BUDGET_MS = 20_000
 
-if (process.env.BENCH_IN_NAMESPACE !== "1") {
-  // Again, in a namespace of its own with only its loopback.
-  const self = fileURLToPath(import.meta.url)
-  const vite = `${ROOT}node_modules/vite-node/vite-node.mjs`
-  const result = spawnSync("unshare", ["-n", "bash", "-c", `ip link set lo up && exec "${process.execPath}" "${vite}" "${self}"`], {
-    stdio: "inherit",
-    env: { ...process.env, BENCH_IN_NAMESPACE: "1" },
-    timeout: 20 * 60_000
-  })
-  process.exit(result.status ?? 1)
-}
+inPrivateNamespace(import.meta.url, 20)
 
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 const quantile = (values: ReadonlyArray<number>, q: number) => {

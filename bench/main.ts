@@ -1,38 +1,65 @@
 /**
- * `npm run bench`: Spore against a direct loopback connection, measured in the same run, each
- * figure the median of RUNS runs. Prints a table and writes bench/results/latest.json.
+ * `npm run bench`: the connection path of bore and Spore side by side, in one run: a direct
+ * loopback connection, the real bore 0.6.0 (server and client), Spore (server and client), and
+ * the two mixed pairings, each figure the median of RUNS runs. Then Spore's HTTP tunnels against
+ * a direct connection to the web app. Prints the tables (ratios to bore↔bore) and writes
+ * bench/results/latest.json.
  *
- * Everything runs on 127.0.0.1 and stops by itself: every step is bounded (STEP_LIMIT_MS) and
- * every process is killed at the end.
+ * bore's control port is fixed at 7835, so the whole bench runs in a private network namespace
+ * (namespace.ts). Everything is on loopback and stops by itself: every step is bounded
+ * (STEP_LIMIT_MS) and every process is killed at the end.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { connectionLatency, connectionRate, holdIdle, throughputBothWays, throughputOneWay } from "./measure.js"
 import { download, holdIdleVisitors, newConnectionLatency, requestLatency, upload } from "./http.js"
-import { killAll, rss, start, startHttpTunnel, startServices, startSpore, startTunnel } from "./processes.js"
+import { BORE, inPrivateNamespace } from "./namespace.js"
+import { cpuMs, killAll, rss, type Side, start, startClientOf, startHttpTunnel, startServerOf, startServices, startSpore } from "./processes.js"
+
+inPrivateNamespace(import.meta.url, 15)
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5)
-const GiB = 1 << 30
-const TRANSFER = Number(process.env.BENCH_BYTES ?? GiB)
-const SEQUENTIAL = 2000
+/** Memory runs start fresh processes and hold thousands of connections: fewer of them. */
+const MEMORY_RUNS = Number(process.env.BENCH_MEMORY_RUNS ?? 3)
+const MiB = 1 << 20
+const TRANSFER = Number(process.env.BENCH_BYTES ?? 512 * MiB)
+const SEQUENTIAL = 1000
 const WORKERS = 50
-const CONCURRENT_TOTAL = 5000
+const CONCURRENT_TOTAL = 3000
 const IDLE = Number(process.env.BENCH_IDLE ?? 5000)
+/**
+ * Connections held at once: 10,000, or as many as the hard descriptor limit allows a tunnel's
+ * server and client, which hold two descriptors for each.
+ */
+const HELD = Number(process.env.BENCH_HELD ?? Math.min(10_000, Math.floor((hardDescriptorLimit() - 500) / 2)))
 
 /** BENCH_ONLY=throughput,latency,memory,startup,http runs only those sections. */
 const ONLY = new Set((process.env.BENCH_ONLY ?? "throughput,latency,memory,startup,http").split(","))
 
+function hardDescriptorLimit() {
+  const line = /^Max open files\s+\S+\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"))
+  return line === null || line[1] === "unlimited" ? Number.POSITIVE_INFINITY : Number(line[1])
+}
+
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+
+/** The four ways round, named server side first. */
+const PAIRINGS: ReadonlyArray<{ readonly name: string; readonly server: Side; readonly client: Side }> = [
+  { name: "bore↔bore", server: "bore", client: "bore" },
+  { name: "spore↔spore", server: "spore", client: "spore" },
+  { name: "bore server, spore client", server: "bore", client: "spore" },
+  { name: "spore server, bore client", server: "spore", client: "bore" }
+]
 
 interface Row {
   readonly figure: string
   readonly unit: string
-  readonly direct: number
-  readonly spore: number
-  /** How Spore stands against the issue's target, in words. */
-  readonly target: string
+  /** By column: "direct" and each pairing's name; a figure may lack some. */
+  readonly values: Readonly<Record<string, number>>
+  /** Higher is better (throughput, rates) or lower (times, memory). */
+  readonly better: "higher" | "lower"
 }
 
 const rows: Array<Row> = []
@@ -45,78 +72,127 @@ const runs = async (measure: () => Promise<number>) => {
 }
 
 const services = await startServices()
-const tunnelToSink = await startTunnel(services.sink)
-const tunnelToEcho = await startTunnel(services.echo)
 
-// Throughput.
-if (ONLY.has("throughput")) {
-  const direct = await runs(() => throughputOneWay(services.sink, TRANSFER))
-  const spore = await runs(() => throughputOneWay(tunnelToSink.port, TRANSFER))
-  rows.push({ figure: "throughput, 1 GiB one way", unit: "MB/s", direct, spore, target: `ratio ≥ 0.25: ${spore / direct >= 0.25 ? "met" : "missed"}` })
-}
-if (ONLY.has("throughput")) {
-  const direct = await runs(() => throughputBothWays(services.echo, TRANSFER))
-  const spore = await runs(() => throughputBothWays(tunnelToEcho.port, TRANSFER))
-  rows.push({ figure: "throughput, 1 GiB both ways at once (each way)", unit: "MB/s", direct, spore, target: `ratio ≥ 0.25: ${spore / direct >= 0.25 ? "met" : "missed"}` })
-}
-
-// Connection latency and rate.
-if (ONLY.has("latency")) {
-  const direct = { p50: [] as Array<number>, p99: [] as Array<number> }
-  const spore = { p50: [] as Array<number>, p99: [] as Array<number> }
-  for (let i = 0; i < RUNS; i++) {
-    const d = await connectionLatency(services.echo, SEQUENTIAL)
-    const s = await connectionLatency(tunnelToEcho.port, SEQUENTIAL)
-    direct.p50.push(d.p50), direct.p99.push(d.p99), spore.p50.push(s.p50), spore.p99.push(s.p99)
+// One server of each program and, for each pairing, a tunnel to the sink and one to the echo.
+if (ONLY.has("throughput") || ONLY.has("latency")) {
+  const servers = { bore: await startServerOf("bore", BORE), spore: await startServerOf("spore", BORE) }
+  type Client = Awaited<ReturnType<typeof startClientOf>>
+  const tunnels: Array<(typeof PAIRINGS)[number] & { readonly sink: Client; readonly echo: Client }> = []
+  for (const pairing of PAIRINGS) {
+    tunnels.push({
+      ...pairing,
+      sink: await startClientOf(pairing.client, pairing.server, services.sink, BORE),
+      echo: await startClientOf(pairing.client, pairing.server, services.echo, BORE)
+    })
   }
-  const added = median(spore.p50) - median(direct.p50)
-  rows.push({ figure: "new connection + 1-byte echo, p50", unit: "ms", direct: median(direct.p50), spore: median(spore.p50), target: `added ≤ 0.5 ms: ${added.toFixed(3)} ms, ${added <= 0.5 ? "met" : "missed"}` })
-  rows.push({ figure: "new connection + 1-byte echo, p99", unit: "ms", direct: median(direct.p99), spore: median(spore.p99), target: "" })
-}
-if (ONLY.has("latency")) {
-  const direct = await runs(() => connectionRate(services.echo, WORKERS, CONCURRENT_TOTAL))
-  const spore = await runs(() => connectionRate(tunnelToEcho.port, WORKERS, CONCURRENT_TOTAL))
-  rows.push({ figure: `connections/s, ${WORKERS} concurrent workers`, unit: "conn/s", direct, spore, target: "" })
-}
-tunnelToSink.server.kill("SIGKILL"), tunnelToSink.client.kill("SIGKILL")
-tunnelToEcho.server.kill("SIGKILL"), tunnelToEcho.client.kill("SIGKILL")
+  const each = async (measure: (port: number) => Promise<number>, port: (tunnel: (typeof tunnels)[number]) => number, direct: number) => {
+    // Every column measured in the same way, one after the other.
+    const values: Record<string, number> = { direct: await runs(() => measure(direct)) }
+    for (const tunnel of tunnels) values[tunnel.name] = await runs(() => measure(port(tunnel)))
+    return values
+  }
 
-// Memory per idle connection: fresh processes each run, RSS before and after IDLE connections.
+  if (ONLY.has("throughput")) {
+    const size = `${TRANSFER / MiB} MiB`
+    rows.push({ figure: `throughput, ${size} one way`, unit: "MB/s", better: "higher", values: await each((port) => throughputOneWay(port, TRANSFER), (t) => t.sink.port, services.sink) })
+    rows.push({ figure: `throughput, ${size} both ways at once (each way)`, unit: "MB/s", better: "higher", values: await each((port) => throughputBothWays(port, TRANSFER), (t) => t.echo.port, services.echo) })
+  }
+
+  if (ONLY.has("latency")) {
+    // Sequential new connections: latency, and the CPU each side's process spent per connection.
+    const p50: Record<string, Array<number>> = {}
+    const p99: Record<string, Array<number>> = {}
+    const serverCpu: Record<string, Array<number>> = {}
+    const clientCpu: Record<string, Array<number>> = {}
+    const push = (table: Record<string, Array<number>>, key: string, value: number) => (table[key] ??= []).push(value)
+    await connectionLatency(services.echo, SEQUENTIAL / 10)
+    for (const tunnel of tunnels) await connectionLatency(tunnel.echo.port, SEQUENTIAL / 10)
+    for (let i = 0; i < RUNS; i++) {
+      const direct = await connectionLatency(services.echo, SEQUENTIAL)
+      push(p50, "direct", direct.p50), push(p99, "direct", direct.p99)
+      for (const tunnel of tunnels) {
+        const server = servers[tunnel.server]
+        const before = { server: cpuMs(server), client: cpuMs(tunnel.echo.child) }
+        const measured = await connectionLatency(tunnel.echo.port, SEQUENTIAL)
+        push(p50, tunnel.name, measured.p50), push(p99, tunnel.name, measured.p99)
+        push(serverCpu, tunnel.name, (cpuMs(server) - before.server) / SEQUENTIAL)
+        push(clientCpu, tunnel.name, (cpuMs(tunnel.echo.child) - before.client) / SEQUENTIAL)
+      }
+    }
+    const medians = (table: Record<string, Array<number>>) => Object.fromEntries(Object.entries(table).map(([key, values]) => [key, median(values)]))
+    rows.push({ figure: "new connection + 1-byte echo, p50", unit: "ms", better: "lower", values: medians(p50) })
+    rows.push({ figure: "new connection + 1-byte echo, p99", unit: "ms", better: "lower", values: medians(p99) })
+    rows.push({ figure: "CPU per new connection, server process", unit: "ms", better: "lower", values: medians(serverCpu) })
+    rows.push({ figure: "CPU per new connection, client process", unit: "ms", better: "lower", values: medians(clientCpu) })
+    rows.push({ figure: `connections/s, ${WORKERS} concurrent workers`, unit: "conn/s", better: "higher", values: await each((port) => connectionRate(port, WORKERS, CONCURRENT_TOTAL), (t) => t.echo.port, services.echo) })
+  }
+  servers.bore.kill("SIGKILL"), servers.spore.kill("SIGKILL")
+  for (const tunnel of tunnels) tunnel.sink.child.kill("SIGKILL"), tunnel.echo.child.kill("SIGKILL")
+  await sleep(500)
+}
+
+// Memory per idle connection: fresh processes each run, RSS before and after IDLE connections;
+// in the first run, then HELD connections at once (how many could be held).
 if (ONLY.has("memory")) {
   const KiB = 1024
-  const perServer: Array<number> = []
-  const perClient: Array<number> = []
-  const perDirect: Array<number> = []
-  for (let i = 0; i < RUNS; i++) {
-    const tunnel = await startTunnel(services.echo)
-    await holdIdle(tunnel.port, 50).then((held) => held.close()) // warm up the code paths
-    await sleep(1000)
-    const before = { server: rss(tunnel.server), client: rss(tunnel.client) }
-    const held = await holdIdle(tunnel.port, IDLE)
-    await sleep(2000)
-    perServer.push((rss(tunnel.server) - before.server) / IDLE / KiB)
-    perClient.push((rss(tunnel.client) - before.client) / IDLE / KiB)
-    held.close()
-    tunnel.server.kill("SIGKILL"), tunnel.client.kill("SIGKILL")
-
-    // Direct: a fresh echo process holding the same number of plain connections.
-    const fresh = await startServices()
-    await holdIdle(fresh.echo, 50).then((held) => held.close())
-    await sleep(1000)
-    const directBefore = rss(fresh.child)
-    const direct = await holdIdle(fresh.echo, IDLE)
-    await sleep(2000)
-    perDirect.push((rss(fresh.child) - directBefore) / IDLE / KiB)
-    direct.close()
-    fresh.child.kill("SIGKILL")
+  const perServer: Record<string, Array<number>> = {}
+  const perClient: Record<string, Array<number>> = {}
+  const held: Record<string, number> = {}
+  for (let i = 0; i < MEMORY_RUNS; i++) {
+    for (const pairing of PAIRINGS) {
+      const server = await startServerOf(pairing.server, BORE)
+      const client = await startClientOf(pairing.client, pairing.server, services.echo, BORE)
+      await holdIdle(client.port, 50).then((warm) => warm.close()) // warm up the code paths
+      await sleep(1000)
+      const before = { server: rss(server), client: rss(client.child) }
+      const idle = await holdIdle(client.port, IDLE)
+      await sleep(2000)
+      ;(perServer[pairing.name] ??= []).push((rss(server) - before.server) / IDLE / KiB)
+      ;(perClient[pairing.name] ??= []).push((rss(client.child) - before.client) / IDLE / KiB)
+      if (i === 0 && HELD > IDLE) {
+        const more = await holdIdle(client.port, HELD - IDLE).then((extra) => extra, () => undefined)
+        held[pairing.name] = more === undefined ? Number.NaN : HELD
+        more?.close()
+      }
+      idle.close()
+      server.kill("SIGKILL"), client.child.kill("SIGKILL")
+      await sleep(500)
+    }
   }
-  const server = median(perServer)
-  const client = median(perClient)
-  const direct = median(perDirect)
-  rows.push({ figure: `RSS per idle connection (${IDLE} open), server`, unit: "KiB", direct, spore: server, target: `< 30 KiB: ${server < 30 ? "met" : "missed"}` })
-  rows.push({ figure: `RSS per idle connection (${IDLE} open), client`, unit: "KiB", direct, spore: client, target: `< 30 KiB: ${client < 30 ? "met" : "missed"}` })
+  const medians = (table: Record<string, Array<number>>) => Object.fromEntries(Object.entries(table).map(([key, values]) => [key, median(values)]))
+  rows.push({ figure: `RSS per idle connection (${IDLE} open), server`, unit: "KiB", better: "lower", values: medians(perServer) })
+  rows.push({ figure: `RSS per idle connection (${IDLE} open), client`, unit: "KiB", better: "lower", values: medians(perClient) })
+  if (HELD > IDLE) rows.push({ figure: `connections held at once (of ${HELD})`, unit: "conns", better: "higher", values: held })
 }
 
+// Start-up: a client from spawn to "listening at", against bare `node` printing a line.
+if (ONLY.has("startup")) {
+  const startup = async (begin: () => ReturnType<typeof start>, pattern: RegExp) => {
+    const began = performance.now()
+    const started = begin()
+    await started.waitFor(pattern)
+    const elapsed = performance.now() - began
+    started.child.kill("SIGKILL")
+    return elapsed
+  }
+  const servers = { bore: await startServerOf("bore", BORE), spore: await startServerOf("spore", BORE) }
+  const values: Record<string, number> = {
+    direct: await runs(() => startup(() => start(process.execPath, ["-e", "console.error('ready')"]), /ready/))
+  }
+  for (const pairing of PAIRINGS) {
+    const to = pairing.server === "bore" ? "127.0.0.1" : "127.0.0.2"
+    values[pairing.name] = await runs(() =>
+      startup(() =>
+        pairing.client === "bore"
+          ? start(BORE, ["local", String(services.echo), "--local-host", "127.0.0.1", "--to", to])
+          : startSpore(["local", String(services.echo), "--local-host", "127.0.0.1", "--to", to, "--control-port", "7835"]), /listening at/))
+  }
+  rows.push({ figure: "start to \"listening at\" (direct: bare node start)", unit: "ms", better: "lower", values })
+  servers.bore.kill("SIGKILL"), servers.spore.kill("SIGKILL")
+}
+
+/** Spore's HTTP tunnels, against the web app directly (bore has none). */
+const httpRows: Array<{ readonly figure: string; readonly unit: string; readonly direct: number; readonly spore: number }> = []
 // HTTP tunnels: `spore http` through the server's front (path routing), against the web app.
 if (ONLY.has("http")) {
   const key = "bench-key-0123456789abcdef"
@@ -125,12 +201,12 @@ if (ONLY.has("http")) {
   const tunnel = await startHttpTunnel(services.web, keyFile, key)
   const direct = `http://127.0.0.1:${services.web}`
   const spore = `http://127.0.0.1:${tunnel.front}/t/bench`
-  const HTTP_BYTES = Math.min(TRANSFER, 256 * 1024 * 1024)
-  const MiB = HTTP_BYTES / (1024 * 1024)
+  const HTTP_BYTES = Math.min(TRANSFER, 256 * MiB)
+  const size = `${HTTP_BYTES / MiB} MiB`
   const up = { direct: await runs(() => upload(direct, HTTP_BYTES)), spore: await runs(() => upload(spore, HTTP_BYTES)) }
-  rows.push({ figure: `http POST of ${MiB} MiB`, unit: "MB/s", ...up, target: "" })
+  httpRows.push({ figure: `http POST of ${size}`, unit: "MB/s", ...up })
   const down = { direct: await runs(() => download(direct, HTTP_BYTES)), spore: await runs(() => download(spore, HTTP_BYTES)) }
-  rows.push({ figure: `http GET of ${MiB} MiB`, unit: "MB/s", ...down, target: "" })
+  httpRows.push({ figure: `http GET of ${size}`, unit: "MB/s", ...down })
   const kept = { direct: [] as Array<number>, spore: [] as Array<number> }
   const fresh = { direct: [] as Array<number>, spore: [] as Array<number> }
   for (let i = 0; i < RUNS; i++) {
@@ -139,8 +215,8 @@ if (ONLY.has("http")) {
     fresh.direct.push(await newConnectionLatency(direct, SEQUENTIAL / 4))
     fresh.spore.push(await newConnectionLatency(spore, SEQUENTIAL / 4))
   }
-  rows.push({ figure: "http GET on a kept-alive connection, p50", unit: "ms", direct: median(kept.direct), spore: median(kept.spore), target: "" })
-  rows.push({ figure: "http GET on a new connection, p50", unit: "ms", direct: median(fresh.direct), spore: median(fresh.spore), target: "" })
+  httpRows.push({ figure: "http GET on a kept-alive connection, p50", unit: "ms", direct: median(kept.direct), spore: median(kept.spore) })
+  httpRows.push({ figure: "http GET on a new connection, p50", unit: "ms", direct: median(fresh.direct), spore: median(fresh.spore) })
   tunnel.server.kill("SIGKILL"), tunnel.client.kill("SIGKILL")
 
   // Memory per idle kept-alive visitor (one request done, its data channel open): fresh
@@ -150,7 +226,7 @@ if (ONLY.has("http")) {
   const perServer: Array<number> = []
   const perClient: Array<number> = []
   const perDirect: Array<number> = []
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; i < MEMORY_RUNS; i++) {
     const fresh = await startServices()
     const idleTunnel = await startHttpTunnel(fresh.web, keyFile, key)
     const base = `http://127.0.0.1:${idleTunnel.front}/t/bench`
@@ -170,41 +246,52 @@ if (ONLY.has("http")) {
     direct.close()
     idleTunnel.server.kill("SIGKILL"), idleTunnel.client.kill("SIGKILL"), fresh.child.kill("SIGKILL")
   }
-  rows.push({ figure: `http: RSS per idle visitor (${HTTP_IDLE} open), server`, unit: "KiB", direct: median(perDirect), spore: median(perServer), target: "" })
-  rows.push({ figure: `http: RSS per idle visitor (${HTTP_IDLE} open), client`, unit: "KiB", direct: median(perDirect), spore: median(perClient), target: "" })
+  httpRows.push({ figure: `http: RSS per idle visitor (${HTTP_IDLE} open), server`, unit: "KiB", direct: median(perDirect), spore: median(perServer) })
+  httpRows.push({ figure: `http: RSS per idle visitor (${HTTP_IDLE} open), client`, unit: "KiB", direct: median(perDirect), spore: median(perClient) })
 }
 
-// Start-up: `spore local` from spawn to "listening at", against bare `node` printing a line.
-if (ONLY.has("startup")) {
-  const server = startSpore(["server", "--bind-addr", "127.0.0.1", "--control-port", "0", "--min-port", "30000", "--max-port", "32000"])
-  const control = (await server.waitFor(/server listening on 127\.0\.0\.1:(\d+)/))[1]!
-  const startup = async (begin: () => ReturnType<typeof start>, pattern: RegExp) => {
-    const began = performance.now()
-    const started = begin()
-    await started.waitFor(pattern)
-    const elapsed = performance.now() - began
-    started.child.kill("SIGKILL")
-    return elapsed
-  }
-  const direct = await runs(() => startup(() => start(process.execPath, ["-e", "console.error('ready')"]), /ready/))
-  const spore = await runs(() =>
-    startup(() => startSpore(["local", String(services.echo), "--to", "127.0.0.1", "--control-port", control]), /listening at/))
-  rows.push({ figure: "start to \"listening at\" (direct: bare node start)", unit: "ms", direct, spore, target: `< 500 ms: ${spore < 500 ? "met" : "missed"}` })
-  server.child.kill("SIGKILL")
-}
 killAll()
 
-// Report.
-const format = (value: number) => (value >= 100 ? value.toFixed(0) : value.toFixed(3))
-const header = ["figure", "unit", "direct", "spore", "spore/direct", "target"]
-const table = rows.map((row) => [row.figure, row.unit, format(row.direct), format(row.spore), (row.spore / row.direct).toFixed(2), row.target])
-const widths = header.map((title, column) => Math.max(title.length, ...table.map((line) => line[column]!.length)))
-const line = (cells: ReadonlyArray<string>) => `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(" | ")} |`
-const output = [line(header), line(widths.map((width) => "-".repeat(width))), ...table.map(line)].join("\n")
-process.stdout.write(`\nSpore vs direct on 127.0.0.1, median of ${RUNS} runs (${new Date().toISOString()}):\n\n${output}\n`)
+// Report: one table for the tunnels (ratios to bore↔bore), one for HTTP (ratio to direct).
+const format = (value: number | undefined) => value === undefined || Number.isNaN(value) ? "—" : value >= 100 ? value.toFixed(0) : value.toFixed(3)
+const markdown = (header: ReadonlyArray<string>, table: ReadonlyArray<ReadonlyArray<string>>) => {
+  const widths = header.map((title, column) => Math.max(title.length, ...table.map((line) => line[column]!.length)))
+  const line = (cells: ReadonlyArray<string>) => `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(" | ")} |`
+  return [line(header), line(widths.map((width) => "-".repeat(width))), ...table.map(line)].join("\n")
+}
+const ratio = (row: Row, name: string) => {
+  const bore = row.values["bore↔bore"]
+  const value = row.values[name]
+  return bore === undefined || value === undefined ? "—" : (value / bore).toFixed(2)
+}
+const tunnelTable = markdown(
+  ["figure", "unit", "direct", ...PAIRINGS.map((p) => p.name), "spore↔spore / bore", "bore srv+spore cli / bore", "spore srv+bore cli / bore"],
+  rows.map((row) => [
+    row.figure,
+    row.unit,
+    format(row.values.direct),
+    ...PAIRINGS.map((p) => format(row.values[p.name])),
+    ...PAIRINGS.slice(1).map((p) => ratio(row, p.name))
+  ])
+)
+const httpTable = markdown(
+  ["figure", "unit", "direct", "spore", "spore/direct"],
+  httpRows.map((row) => [row.figure, row.unit, format(row.direct), format(row.spore), (row.spore / row.direct).toFixed(2)])
+)
+const stamp = new Date().toISOString()
+process.stdout.write(`\nbore 0.6.0 and Spore on loopback, median of ${RUNS} runs (memory: ${MEMORY_RUNS}), ${stamp}:\n\n${tunnelTable}\n`)
+if (httpRows.length > 0) process.stdout.write(`\nSpore's HTTP tunnels against the web app directly:\n\n${httpTable}\n`)
 
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
-const report = { date: new Date().toISOString(), runs: RUNS, node: process.version, rows: rows.map((row) => ({ ...row, ratio: row.spore / row.direct })) }
+const report = {
+  date: stamp,
+  runs: RUNS,
+  memoryRuns: MEMORY_RUNS,
+  node: process.version,
+  bore: "0.6.0",
+  tunnels: rows.map((row) => ({ ...row, ratioToBore: Object.fromEntries(PAIRINGS.map((p) => [p.name, ratio(row, p.name)])) })),
+  http: httpRows
+}
 writeFileSync(new URL("./results/latest.json", import.meta.url), `${JSON.stringify(report, null, 2)}\n`)
 process.stdout.write("\nwritten to bench/results/latest.json\n")
 process.exit(0)

@@ -30,6 +30,8 @@ export const start = (command: string, args: ReadonlyArray<string>): Started => 
   let output = ""
   const listeners = new Set<() => void>()
   const collect = (chunk: Buffer) => {
+    // bore logs every connection: keep the start (where the lines waited for are) and the tail.
+    output = output.length > 1 << 20 ? output.slice(0, 1 << 16) + output.slice(-(1 << 16)) : output
     output += chunk.toString()
     for (const listener of listeners) listener()
   }
@@ -78,6 +80,45 @@ export const startTunnel = async (localPort: number) => {
   const client = startSpore(["local", String(localPort), "--local-host", "127.0.0.1", "--to", "127.0.0.1", "--control-port", control])
   const port = Number((await client.waitFor(/listening at 127\.0\.0\.1:(\d+)/))[1])
   return { server: server.child, client: client.child, port, control: Number(control) }
+}
+
+/** Which program plays a side of a tunnel. */
+export type Side = "bore" | "spore"
+
+/**
+ * Where each program's server listens in the bench's private namespace: both on port 7835 (bore's
+ * is fixed), on two addresses; every public tunnel port is on 127.0.0.1, in ranges of their own.
+ */
+const CONTROL_ADDRESS: Record<Side, string> = { bore: "127.0.0.1", spore: "127.0.0.2" }
+
+/** A bore or Spore server on port 7835, limits raised for 10,000 connections through one tunnel. */
+export const startServerOf = async (side: Side, bore: string) => {
+  if (side === "bore") {
+    const server = start(bore, ["server", "--bind-addr", CONTROL_ADDRESS.bore, "--bind-tunnels", "127.0.0.1", "--min-port", "30000", "--max-port", "30999"])
+    await server.waitFor(/server listening/)
+    return server.child
+  }
+  const server = startSpore(["server", "--bind-addr", CONTROL_ADDRESS.spore, "--bind-tunnels", "127.0.0.1", "--control-port", "7835",
+    "--min-port", "31000", "--max-port", "31999", "--max-pending", "20000", "--max-conns-per-tunnel", "20000"])
+  await server.waitFor(/server listening on/)
+  return server.child
+}
+
+/** A bore or Spore client tunnelling `localPort` through the `server` side's server; its public port. */
+export const startClientOf = async (side: Side, server: Side, localPort: number, bore: string) => {
+  const to = CONTROL_ADDRESS[server]
+  const client = side === "bore"
+    ? start(bore, ["local", String(localPort), "--local-host", "127.0.0.1", "--to", to])
+    : startSpore(["local", String(localPort), "--local-host", "127.0.0.1", "--to", to, "--control-port", "7835"])
+  const port = Number((await client.waitFor(/listening at [\d.]+:(\d+)/))[1])
+  return { child: client.child, port }
+}
+
+/** CPU time a process has used so far, in ms (user + system, from /proc; Linux). */
+export const cpuMs = (child: ChildProcess): number => {
+  const fields = readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+  // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command; in clock ticks (100/s).
+  return (Number(fields[11]) + Number(fields[12])) * 10
 }
 
 /** Resident memory of a process, in bytes (Linux). */
