@@ -10,6 +10,7 @@ import { MessageParseError } from "../../src/errors.js"
 import { makeFramedSocket } from "../../src/net/framed-socket.js"
 import { encodeFrame, FrameBuffer, MAX_FRAME_LENGTH } from "../../src/protocol/framing.js"
 import {
+  BySchema,
   type ClientMessage,
   ClientMessages,
   decodeClientMessage,
@@ -137,6 +138,38 @@ describe("frame decoder and message parsers, under arbitrary input", () => {
     },
     { fastCheck: { numRuns: 5000 } }
   )
+
+  it.prop("the fast encoders write what the schemas write, for every message", [clientMessage, serverMessage], ([client, server]) => {
+    expect(encodeClientMessage(client)).toBe(BySchema.encodeClientMessage(client))
+    expect(encodeServerMessage(server)).toBe(BySchema.encodeServerMessage(server))
+  }, { fastCheck: { numRuns: 2000 } })
+
+  /** Frames near the fast paths: their tags with well-formed, malformed and odd values. */
+  const nearFastPath = fc.oneof(
+    fc.constantFrom("\"Heartbeat\"", "{\"Heartbeat\":null}", "\"heartbeat\"", "{\"Heartbeat\":\"x\"}"),
+    fc.tuple(
+      fc.constantFrom("Accept", "Connection", "Challenge", "Visitor", "Hello", "Error"),
+      fc.oneof(
+        uuid.map((id) => id as string),
+        uuid.map((id) => id.toUpperCase()),
+        uuid.map((id) => `{${id}}`),
+        uuid.map((id) => id.replaceAll("-", "")),
+        fc.tuple(uuid, fc.oneof(fc.ipV4(), fc.ipV6()), fc.ipV4(), port, port).map((fields) => fields.join(" ")),
+        fc.string(),
+        fc.jsonValue({ maxDepth: 1 })
+      ),
+      fc.boolean()
+    ).map(([tag, value, extraKey]) => JSON.stringify(extraKey ? { [tag]: value, Hello: 1 } : { [tag]: value }))
+  )
+
+  it.prop("the fast decoders answer as the schemas do, for any frame", [fc.oneof(nearFastPath, fc.json({ maxDepth: 2 }))], ([text]) => {
+    const body = Buffer.from(text)
+    for (const [fast, slow] of [[decodeClientMessage, BySchema.decodeClientMessage], [decodeServerMessage, BySchema.decodeServerMessage]] as const) {
+      const [a, b] = [fast(body) as Either.Either<unknown, MessageParseError>, slow(body) as Either.Either<unknown, MessageParseError>]
+      expect(Either.isRight(a)).toBe(Either.isRight(b))
+      if (Either.isRight(a) && Either.isRight(b)) expect(a.right).toEqual(b.right)
+    }
+  }, { fastCheck: { numRuns: 5000 } })
 
   it.prop("every message Spore can send decodes to itself", [clientMessage, serverMessage], ([client, server]) => {
     expect(decodeClientMessage(Buffer.from(encodeClientMessage(client)))).toEqual(Either.right(client))
