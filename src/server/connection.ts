@@ -44,16 +44,19 @@ const tell = (stream: FramedSocket, text: string) =>
  * one byte of ours reaches that service. And an address already locked out is told that instead,
  * whether its answer was right or wrong, so that the lockout is no oracle for guessing.
  */
-const authenticate = (stream: FramedSocket, auth: Authenticator, address: string) =>
+const authenticate = (stream: FramedSocket, auth: Authenticator, address: string, peer: string) =>
   Effect.gen(function*() {
     const admission = yield* Admission
+    // Annotated line by line: a region over every handshake would cost each connection a
+    // FiberRef patch for lines that are rare.
+    const warn = (text: string) => Effect.annotateLogs(Effect.logWarning(text), { peer })
     const challenge = yield* randomUuid
     yield* stream.writeFrame(encodeServerMessage(ServerMessages.challenge(challenge)))
     const reply = yield* readFirstMessage(stream, decodeClientMessage).pipe(
       Effect.tapError((error) => error._tag === "SocketError" ? Effect.void : tell(stream, error.message))
     )
     if (Option.isNone(reply) || reply.value._tag !== "Authenticate") {
-      yield* Effect.logWarning(`handshake failed: ${NO_SECRET_GIVEN}`)
+      yield* warn(`handshake failed: ${NO_SECRET_GIVEN}`)
       yield* tell(stream, NO_SECRET_GIVEN)
       return yield* new AuthenticationError({ message: NO_SECRET_GIVEN })
     }
@@ -62,9 +65,9 @@ const authenticate = (stream: FramedSocket, auth: Authenticator, address: string
     yield* admission.authFailed(address)
     const next = Option.flatMap(stream.takeArrivedFrame(), (frame) => Either.getRight(decodeClientMessage(frame)))
     if (Option.isSome(next) && next.value._tag === "Accept") {
-      yield* Effect.logWarning("handshake failed: invalid secret (a data stream; closed without a reply)")
+      yield* warn("handshake failed: invalid secret (a data stream; closed without a reply)")
     } else {
-      yield* Effect.logWarning(`handshake failed: ${INVALID_SECRET}`)
+      yield* warn(`handshake failed: ${INVALID_SECRET}`)
       yield* tell(stream, wasLockedOut ? LimitTexts.authLockout : INVALID_SECRET)
     }
     return yield* new AuthenticationError({ message: INVALID_SECRET })
@@ -104,7 +107,7 @@ const forwardVisitor = (stream: FramedSocket, id: Uuid, peer: string) =>
     const tunnel = String(socket.localPort)
     metrics.claimSeconds.observe({}, Duration.toMillis(waited) / 1000)
     metrics.traffic.track({ port: tunnel }, socket, "bytesRead")
-    yield* Effect.logDebug(`forwarding visitor ${id}`).pipe(Effect.annotateLogs({ peer, conn: id, tunnel }))
+    yield* Effect.whenLogLevel(Effect.logDebug(`forwarding visitor ${id}`).pipe(Effect.annotateLogs({ peer, conn: id, tunnel })), "Debug")
     // Bytes the client sent right after its Accept frame go to the visitor first.
     yield* tracked(splice(stream.socket, visitor.value.visitor, stream.release()))
   })
@@ -164,9 +167,9 @@ const serveConnection = (auth: Option.Option<Authenticator>, stream: FramedSocke
     // pool needs the slot for a newer connection first, this one is closed without a word.
     const first = yield* Effect.scoped(Effect.gen(function*() {
       yield* admission.enterHandshake(address, () => stream.socket.destroy())
-      if (Option.isSome(auth)) yield* authenticate(stream, auth.value, address)
+      if (Option.isSome(auth)) yield* authenticate(stream, auth.value, address, peer)
       return yield* readFirstMessage(stream, decodeClientMessage)
-    })).pipe(Effect.annotateLogs({ peer }))
+    }))
     if (Option.isNone(first)) return
     // Data streams are the many: they annotate their own lines (see forwardVisitor).
     if (first.value._tag === "Accept") return yield* forwardVisitor(stream, first.value.id, peer)
