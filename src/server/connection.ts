@@ -56,7 +56,11 @@ const authenticate = (stream: FramedSocket, auth: Authenticator, address: string
       Effect.tapError((error) => error._tag === "SocketError" ? Effect.void : tell(stream, error.message))
     )
     if (Option.isNone(reply) || reply.value._tag !== "Authenticate") {
-      yield* warn(`handshake failed: ${NO_SECRET_GIVEN}`)
+      // A peer that closes during the challenge (a health check, a port scan, a flood) is no
+      // news, and a flood of them must not flood the log; one that speaks without the secret is
+      // a misconfigured client, worth a warning.
+      const line = `handshake failed: ${NO_SECRET_GIVEN}`
+      yield* Option.isNone(reply) ? Effect.annotateLogs(Effect.logDebug(line), { peer }) : warn(line)
       yield* tell(stream, NO_SECRET_GIVEN)
       return yield* new AuthenticationError({ message: NO_SECRET_GIVEN })
     }
