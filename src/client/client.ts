@@ -3,7 +3,7 @@
  * by itself (on the same public port) when the server or the network goes away.
  */
 import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Ref, Schedule, ScheduleDecision, type Scope } from "effect"
-import { ControlConnectionLost, type ServerRejected, VisitorAddressesUnavailable } from "../errors.js"
+import { ControlConnectionLost, ServerRejected, VisitorAddressesUnavailable } from "../errors.js"
 import { Drain } from "../net/drain.js"
 import { readMessage } from "../net/framed-socket.js"
 import { NETWORK_TIMEOUT } from "../net/socket.js"
@@ -27,8 +27,8 @@ export const HEARTBEAT_TIMEOUT = Duration.seconds(8)
  * Why an attempt failed, in plain words: a refusal is the server's own text ("server is busy, try
  * again later"), without the "server error:" of the fatal message.
  */
-const attemptFailure = (error: { readonly _tag: string; readonly message: string }) =>
-  error._tag === "ServerRejected" ? (error as ServerRejected).serverMessage : error.message
+const attemptFailure = (error: { readonly message: string }) =>
+  error instanceof ServerRejected ? error.serverMessage : error.message
 
 /** What the client reports as it goes, in plain words. */
 export type ClientStatus =

@@ -9,6 +9,7 @@
  * connection's own addresses, as the spec asks.
  */
 import * as net from "node:net"
+import { unmappedAddress } from "../net/address.js"
 
 export type ProxyProtocolVersion = "v1" | "v2"
 
@@ -27,13 +28,11 @@ export interface VisitorAddresses {
 /** The 12-byte signature that starts every version 2 header. */
 export const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a])
 
-const unmapped = (address: string) =>
-  address.startsWith("::ffff:") && net.isIPv4(address.slice(7)) ? address.slice(7) : address
 
 /** Both addresses in one family (4 or 6), or undefined if they cannot be written as one. */
 const inOneFamily = (addresses: VisitorAddresses) => {
-  const source = unmapped(addresses.source.address)
-  const destination = unmapped(addresses.destination.address)
+  const source = unmappedAddress(addresses.source.address)
+  const destination = unmappedAddress(addresses.destination.address)
   const family = net.isIP(source)
   if (family === 0 || net.isIP(destination) !== family) return undefined
   return { family, source, destination }

@@ -11,6 +11,7 @@
  */
 import { Either } from "effect"
 import { HttpRequestError } from "../errors.js"
+import { unmappedAddress } from "../net/address.js"
 
 /** The longest request head accepted, blank line included; longer is answered 431. */
 export const MAX_HEAD_BYTES = 64 * 1024
@@ -186,11 +187,8 @@ export const rewriteHead = (
 }
 
 /** A socket's remote address for X-Forwarded-For: IPv4 without its IPv6-mapped prefix. */
-export const clientAddress = (remoteAddress: string | undefined): string => {
-  if (remoteAddress === undefined || remoteAddress === "") return "unknown"
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remoteAddress)
-  return mapped === null ? remoteAddress : mapped[1]!
-}
+export const clientAddress = (remoteAddress: string | undefined): string =>
+  remoteAddress === undefined || remoteAddress === "" ? "unknown" : unmappedAddress(remoteAddress)
 
 /** Which tunnel a request is for, or the front itself (its API and pages). */
 export type Route =

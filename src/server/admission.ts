@@ -18,7 +18,8 @@
  */
 import { Clock, Context, Effect, Layer, type Scope } from "effect"
 import { LimitReached } from "../errors.js"
-import { makeAuthLockout, normalizeAddress } from "./auth-lockout.js"
+import { unmappedAddress } from "../net/address.js"
+import { makeAuthLockout } from "./auth-lockout.js"
 import { type Handshake, makeHandshakePool } from "./handshake-pool.js"
 import { LimitTexts, type ServerLimits } from "./limits.js"
 import { makeRefusalLog } from "./refusal-log.js"
@@ -38,8 +39,6 @@ export class Admission extends Context.Tag("spore/Admission")<Admission, {
   readonly holdControl: (address: string) => Effect.Effect<void, LimitReached, Scope.Scope>
   /** Counts a wrong answer to the challenge from `address` (enough of them lock it out for a while). */
   readonly authFailed: (address: string) => Effect.Effect<void>
-  /** Handshakes in progress (for tests and the bench). */
-  readonly handshakes: Effect.Effect<number>
 }>() {}
 
 type Limits = Pick<ServerLimits, "maxHandshakes" | "maxConnsPerIp">
@@ -68,7 +67,7 @@ export const make = (limits: Limits, events: AdmissionEvents = NO_EVENTS) =>
 
     const enterHandshake = (address: string, close: () => void) =>
       Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const handshake: Handshake = { address: normalizeAddress(address), since: now, evict: close }
+        const handshake: Handshake = { address: unmappedAddress(address), since: now, evict: close }
         const evicted = pool.add(handshake)
         events.handshakesChanged(1)
         const admitted = Effect.addFinalizer(() =>
@@ -100,7 +99,7 @@ export const make = (limits: Limits, events: AdmissionEvents = NO_EVENTS) =>
 
     const holdControl = (address: string) =>
       Effect.gen(function*() {
-        const key = normalizeAddress(address)
+        const key = unmappedAddress(address)
         const taken = yield* Effect.uninterruptible(Effect.suspend(() => {
           const open = controlsByAddress.get(key) ?? 0
           if (open >= limits.maxConnsPerIp) return Effect.succeed(false)
@@ -127,14 +126,7 @@ export const make = (limits: Limits, events: AdmissionEvents = NO_EVENTS) =>
           ? Effect.logWarning(`${address} locked out for a minute after repeated authentication failures`)
           : Effect.void)
 
-    return Admission.of({
-      enterHandshake,
-      checkLockout,
-      isLockedOut,
-      holdControl,
-      authFailed,
-      handshakes: Effect.sync(() => pool.size())
-    })
+    return Admission.of({ enterHandshake, checkLockout, isLockedOut, holdControl, authFailed })
   })
 
 export const layer = (limits: Limits, events?: AdmissionEvents) => Layer.effect(Admission, make(limits, events))

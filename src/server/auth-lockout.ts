@@ -8,6 +8,7 @@
  * never refuse an honest address. IPv4-mapped IPv6 addresses count as their IPv4 address.
  */
 import { Clock, Duration, Effect } from "effect"
+import { unmappedAddress } from "../net/address.js"
 
 export const MAX_FAILURES = 5
 export const WINDOW = Duration.minutes(1)
@@ -30,9 +31,6 @@ export interface AuthLockout {
   readonly tracked: Effect.Effect<number>
 }
 
-/** An IPv4-mapped IPv6 address as its IPv4 address; any other address as it is. */
-export const normalizeAddress = (address: string) =>
-  address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address
 
 export const makeAuthLockout = (): AuthLockout => {
   const records = new Map<string, Record>()
@@ -56,7 +54,7 @@ export const makeAuthLockout = (): AuthLockout => {
 
   const recordFailure = (address: string) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
-      const key = normalizeAddress(address)
+      const key = unmappedAddress(address)
       let record = records.get(key)
       if (record === undefined) {
         makeRoom(now)
@@ -75,7 +73,7 @@ export const makeAuthLockout = (): AuthLockout => {
 
   const isLocked = (address: string) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
-      const key = normalizeAddress(address)
+      const key = unmappedAddress(address)
       const record = records.get(key)
       if (record === undefined) return false
       if (isStale(record, now)) records.delete(key)
