@@ -9,12 +9,13 @@
  * (namespace.ts). Everything is on loopback and stops by itself: every step is bounded
  * (STEP_LIMIT_MS) and every process is killed at the end.
  */
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { connectionLatency, connectionRate, holdIdle, throughputBothWays, throughputOneWay } from "./measure.js"
 import { download, holdIdleVisitors, newConnectionLatency, requestLatency, upload } from "./http.js"
+import { openFileLimits } from "../src/net/descriptor-watch.js"
 import { BORE, inPrivateNamespace } from "./namespace.js"
 import { cpuMs, killAll, rss, type Side, start, startClientOf, startHttpTunnel, startServerOf, startServices, startSpore } from "./processes.js"
 
@@ -33,15 +34,10 @@ const IDLE = Number(process.env.BENCH_IDLE ?? 5000)
  * Connections held at once: 10,000, or as many as the hard descriptor limit allows a tunnel's
  * server and client, which hold two descriptors for each.
  */
-const HELD = Number(process.env.BENCH_HELD ?? Math.min(10_000, Math.floor((hardDescriptorLimit() - 500) / 2)))
+const HELD = Number(process.env.BENCH_HELD ?? Math.min(10_000, Math.floor(((openFileLimits()?.hard ?? 20_000) - 500) / 2)))
 
 /** BENCH_ONLY=throughput,latency,memory,startup,http runs only those sections. */
 const ONLY = new Set((process.env.BENCH_ONLY ?? "throughput,latency,memory,startup,http").split(","))
-
-function hardDescriptorLimit() {
-  const line = /^Max open files\s+\S+\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"))
-  return line === null || line[1] === "unlimited" ? Number.POSITIVE_INFINITY : Number(line[1])
-}
 
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 

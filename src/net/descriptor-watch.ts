@@ -14,6 +14,21 @@
 import * as fs from "node:fs"
 import { Clock, Context, Duration, Effect, Layer, Schedule } from "effect"
 
+/**
+ * This process's limits on open files, soft and hard (Node raises the soft one to the hard one at
+ * start), from /proc; undefined where that cannot be read (not Linux).
+ */
+export const openFileLimits = (): { readonly soft: number; readonly hard: number } | undefined => {
+  try {
+    const line = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(fs.readFileSync("/proc/self/limits", "utf8"))
+    if (line === null) return undefined
+    const count = (text: string) => text === "unlimited" ? Number.POSITIVE_INFINITY : Number(text)
+    return { soft: count(line[1]!), hard: count(line[2]!) }
+  } catch {
+    return undefined
+  }
+}
+
 /** How often the watch probes for a free descriptor. */
 export const PROBE_INTERVAL = Duration.seconds(1)
 

@@ -103,6 +103,24 @@ const refusalReason = (status: number, body: string) => {
   return `refused with ${status}`
 }
 
+/** The first 4 KiB of a response's body, once it has ended (or failed, or closed). */
+const readBody = (response: NodeJS.ReadableStream) =>
+  Effect.async<string>((resume) => {
+    let body = ""
+    let ended = false
+    const done = () => {
+      if (!ended) resume(Effect.succeed(body))
+      ended = true
+    }
+    response.setEncoding("utf8")
+    response.on("data", (chunk: string) => {
+      if (body.length < 4096) body += chunk
+    })
+    response.once("end", done)
+    response.once("error", done)
+    response.once("close", done)
+  })
+
 /** Opens a WebSocket; an HTTP refusal fails with its status (404: the server forgot the tunnel). */
 const openWebSocket = (url: URL, config: HttpClientConfig) =>
   Effect.async<HeldWebSocket, HttpApiError>((resume) => {
@@ -116,23 +134,14 @@ const openWebSocket = (url: URL, config: HttpClientConfig) =>
     })
     ws.once("unexpected-response", (_request, response) => {
       ws.on("error", () => {})
-      // The refusal's JSON error is the server's own words for the status line.
+      // The refusal's JSON error is the server's own words for the status line; a body that
+      // does not come within a second is done without.
       const status = response.statusCode ?? 0
-      let body = ""
-      let settled = false
-      const settle = () => {
-        if (settled) return
-        settled = true
-        ws.terminate()
-        resume(Effect.fail(new HttpApiError({ status, reason: refusalReason(status, body) })))
-      }
-      response.setEncoding("utf8")
-      response.on("data", (chunk: string) => {
-        if (body.length < 4096) body += chunk
-      })
-      response.once("end", settle)
-      response.once("error", settle)
-      response.once("close", settle)
+      resume(readBody(response).pipe(
+        Effect.timeoutTo({ duration: "1 second", onSuccess: (body) => body, onTimeout: () => "" }),
+        Effect.flatMap((body) => Effect.fail(new HttpApiError({ status, reason: refusalReason(status, body) }))),
+        Effect.ensuring(Effect.sync(() => ws.terminate()))
+      ))
     })
     ws.once("error", (error) => resume(Effect.fail(new HttpApiError({ status: 0, reason: `cannot reach ${url.host}: ${causeOf(error)}` }))))
     return Effect.sync(() => ws.terminate())

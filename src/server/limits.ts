@@ -3,7 +3,7 @@
  * flag of `spore server`; the defaults are generous for honest use and keep a flood from
  * exhausting descriptors or memory.
  */
-import { readFileSync } from "node:fs"
+import { openFileLimits } from "../net/descriptor-watch.js"
 import type { VisitorFilter } from "./visitor-filter.js"
 
 export interface ServerLimits {
@@ -27,22 +27,11 @@ export interface ServerLimits {
   readonly visitors: VisitorFilter
 }
 
-/** The soft limit on open files of this process (Node raises it to the hard limit at start). */
-const openFileLimit = (): number | undefined => {
-  try {
-    const line = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"))
-    if (line === null) return undefined
-    return line[1] === "unlimited" ? Number.POSITIVE_INFINITY : Number(line[1])
-  } catch {
-    return undefined
-  }
-}
-
 /**
  * The handshake pool's default: a quarter of the descriptor limit, so that handshakes alone can
  * never take the descriptors that tunnels and visitors need, between 256 and 16,384.
  */
-export const defaultMaxHandshakes = (descriptors = openFileLimit()) =>
+export const defaultMaxHandshakes = (descriptors = openFileLimits()?.soft) =>
   Math.max(256, Math.min(16_384, Math.floor((descriptors ?? 1024) / 4)))
 
 export const DEFAULT_LIMITS = {

@@ -65,7 +65,7 @@ export const serveControl = (
     // Visitors announced on an earlier control connection and still waiting are announced again:
     // that connection may have died silently (a black hole) with the announcements unread.
     for (const entry of tunnel.waiting.values()) {
-      if (entry.announced) yield* announce(entry.arrival)
+      if (entry.announced && (yield* registry.isWaiting(entry.arrival.id))) yield* announce(entry.arrival)
     }
 
     const announceVisitors = Effect.gen(function*() {
