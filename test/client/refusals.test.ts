@@ -21,6 +21,7 @@ import { makeAuthenticator } from "../../src/protocol/auth.js"
 import { encodeServerMessage, ServerMessages } from "../../src/protocol/messages.js"
 import { randomUuid } from "../../src/protocol/uuid.js"
 import { LimitTexts } from "../../src/server/limits.js"
+import { letIoHappen } from "../support/io.js"
 import { clientConfig, LOOPBACK } from "../support/net.js"
 import { type WirePeer, wirePeer } from "../support/wire.js"
 
@@ -33,8 +34,6 @@ const watchdog = <A, E, R>(what: string, effect: Effect.Effect<A, E, R>) =>
   TestServices.provideWithLive(effect, (waiting) =>
     Effect.timeoutFail(waiting, { duration: Duration.seconds(5), onTimeout: () => new Error(`not within 5 s: ${what}`) }))
 
-/** A short real-time pause, so that I/O on loopback can happen while the clock stands still. */
-const letIoHappen = TestServices.provideLive(Effect.sleep("5 millis"))
 
 /** Repeats `check` in real time until it holds. */
 const until = (what: string, check: Effect.Effect<boolean>) =>

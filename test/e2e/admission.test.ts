@@ -122,6 +122,17 @@ const startClient = (controlPort: number, localPort: number) =>
     return { client, port }
   })
 
+/** A server (with `extra` flags) and a client tunnelling an echo service; the visitors' port. */
+const echoTunnel = (extra: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const echo = yield* echoService
+    const controlPort = yield* freePort
+    const metricsPort = yield* freePort
+    const server = yield* startServer(controlPort, metricsPort, extra)
+    const { client, port } = yield* startClient(controlPort, echo)
+    return { echo, controlPort, metricsPort, server, client, port }
+  })
+
 /** Waits (at most 15 s) until `check` holds for the server, polling; returns whether it did. */
 const settlesTo = (check: () => Effect.Effect<boolean>) =>
   Effect.gen(function*() {
@@ -140,12 +151,8 @@ describe("admission under a flood", () => {
     const named = pool === undefined ? "the default pool" : `a pool of ${pool}`
     it.live(`half-open handshakes from ${ATTACK_ADDRESSES} addresses (${INITIAL_FLOOD}, then ${REFILL_PER_SECOND}/s), ${named}: honest visitors and a new tunnel are served`, () =>
       Effect.gen(function*() {
-        const echo = yield* echoService
-        const controlPort = yield* freePort
-        const metricsPort = yield* freePort
-        const server = yield* startServer(controlPort, metricsPort, pool === undefined ? [] : ["--max-handshakes", String(pool)])
+        const { client, controlPort, echo, metricsPort, port, server } = yield* echoTunnel(pool === undefined ? [] : ["--max-handshakes", String(pool)])
         const pid = server.child.pid!
-        const { client, port } = yield* startClient(controlPort, echo)
         // Warm the path, then take the baseline.
         for (let n = 0; n < 20; n++) expect(yield* visit(port)).toBeDefined()
         const baseline = openDescriptors(pid)
@@ -187,11 +194,7 @@ describe("admission under a flood", () => {
 
   it.live("a burst of 300 visitors while idle sockets from 50 addresses keep a pool of 1,000 full: 90% are served (not 10%)", () =>
     Effect.gen(function*() {
-      const echo = yield* echoService
-      const controlPort = yield* freePort
-      const metricsPort = yield* freePort
-      const server = yield* startServer(controlPort, metricsPort, ["--max-handshakes", "1000"])
-      const { client, port } = yield* startClient(controlPort, echo)
+      const { client, controlPort, metricsPort, port, server } = yield* echoTunnel(["--max-handshakes", "1000"])
       const flood = makeFlood(controlPort)
       yield* Effect.addFinalizer(() => flood.stop)
       yield* flood.burst(1500)
@@ -213,11 +216,7 @@ describe("admission under a flood", () => {
 
   it.live("a burst of 1,000 visitors at once at one tunnel, with default flags: every one is served", () =>
     Effect.gen(function*() {
-      const echo = yield* echoService
-      const controlPort = yield* freePort
-      const metricsPort = yield* freePort
-      const server = yield* startServer(controlPort, metricsPort, [])
-      const { client, port } = yield* startClient(controlPort, echo)
+      const { client, port, server } = yield* echoTunnel([])
       const times = yield* Effect.all(Array.from({ length: 1000 }, () => visit(port, 15_000)), { concurrency: "unbounded" })
       const served = times.filter((time) => time !== undefined).length
       expect(served, logsOf({ server, client })).toBe(1000)
