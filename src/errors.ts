@@ -93,6 +93,15 @@ export class ClosedBeforeChallenge extends Data.TaggedError("ClosedBeforeChallen
   }
 }
 
+/** A warm pool stream ended, or could not be opened, before it carried a visitor; its slot opens another. */
+export class PoolStreamLost extends Data.TaggedError("PoolStreamLost")<{
+  readonly reason: string
+}> {
+  override get message() {
+    return `pool stream lost: ${this.reason}`
+  }
+}
+
 /** The server broke the protocol (bore's client texts: "unexpected EOF", ...). */
 export class ProtocolViolation extends Data.TaggedError("ProtocolViolation")<{
   readonly message: string

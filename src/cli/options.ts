@@ -166,7 +166,7 @@ export const checkSeconds = (name: string, value: number, options: { min: number
     : Effect.fail(new UsageError({ message: `--${name} must be a whole number of seconds from ${options.min} to 86400, not ${value}` }))
 
 /** A limit: a whole number from 1 to a million. */
-export const checkCount = (name: string, value: number) =>
-  Number.isInteger(value) && value >= 1 && value <= 1_000_000
+export const checkCount = (name: string, value: number, range: { readonly min: number; readonly max: number } = { min: 1, max: 1_000_000 }) =>
+  Number.isInteger(value) && value >= range.min && value <= range.max
     ? Effect.succeed(value)
-    : Effect.fail(new UsageError({ message: `--${name} must be a whole number from 1 to 1000000, not ${value}` }))
+    : Effect.fail(new UsageError({ message: `--${name} must be a whole number from ${range.min} to ${range.max}, not ${value}` }))

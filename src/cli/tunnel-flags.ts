@@ -7,9 +7,12 @@ import { Options } from "@effect/cli"
 import { Duration, Effect, Option } from "effect"
 import type { ClientStatus } from "../client/client.js"
 import type { ClientConfig } from "../client/config.js"
+import { DEFAULT_POOL_SIZE } from "../client/warm-pool.js"
+import { MAX_POOL_STREAMS } from "../protocol/messages.js"
 import {
   bufferOptions,
   checkBuffers,
+  checkCount,
   checkPort,
   checkSeconds,
   checkSecret,
@@ -39,6 +42,11 @@ export const tunnelOptions = {
     default: 64,
     env: ["SPORE_MAX_RECONNECT_DELAY"]
   }),
+  pool: integerOption(
+    "pool",
+    `Data streams kept open and ready for visitors (0 to ${MAX_POOL_STREAMS}; 0 turns the warm pool off). Spore servers only; a bore server is never asked.`,
+    { default: DEFAULT_POOL_SIZE, env: ["SPORE_POOL"] }
+  ),
   drainSeconds: drainOption,
   logFormat: logFormatOption,
   ...bufferOptions
@@ -50,6 +58,7 @@ interface TunnelFlags {
   readonly controlPort: Option.Option<number>
   readonly noReconnect: boolean
   readonly maxReconnectDelay: number
+  readonly pool: number
   readonly drainSeconds: number
   readonly sndbuf: Option.Option<number>
   readonly recbuf: Option.Option<number>
@@ -76,6 +85,7 @@ export const checkTunnelFlags = (
       reconnect: !flags.noReconnect,
       maxReconnectDelay: Duration.seconds(yield* checkSeconds("max-reconnect-delay", flags.maxReconnectDelay, { min: 1 })),
       buffers: yield* checkBuffers(flags),
+      pool: yield* checkCount("pool", flags.pool, { min: 0, max: MAX_POOL_STREAMS }),
       drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 }))
     }
   })

@@ -17,6 +17,7 @@ export const makeClientMetrics = (registry: Registry = makeRegistry()) => ({
   attemptsFailed: registry.counter("spore_connect_attempts_failed_total", "Attempts to reach the server that failed.", ["tunnel"]),
   visitors: registry.counter("spore_visitors_total", "Visitors forwarded to the local service.", ["tunnel"]),
   visitorsActive: registry.gauge("spore_visitors_active", "Visitors forwarded to the local service right now.", ["tunnel"]),
+  poolIdle: registry.gauge("spore_pool_idle", "Warm pool streams open to the server and idle, ready for a visitor.", ["tunnel"]),
   visitorsFailed: registry.counter("spore_visitors_failed_total", "Visitors that could not be forwarded (local service or server unreachable).", ["tunnel"]),
   traffic: makeTraffic(registry, "spore_tunnel_bytes_total", "Bytes between the client and the local service; in is toward the local service.")
 })
@@ -39,6 +40,7 @@ export const registerTunnel = (config: ClientConfig) =>
     }
     metrics.up.set(labels, 0)
     metrics.visitorsActive.set(labels, 0)
+    metrics.poolIdle.set(labels, 0)
   }))
 
 /** Counts what a status report says, if the program keeps metrics. */

@@ -16,6 +16,7 @@ import { forwardVisitor } from "./data-connection.js"
 import { requestTunnel, type TunnelHandshake, type TunnelRequest } from "./handshake.js"
 import type { VisitorAddresses } from "./proxy-header.js"
 import { isRetryable, reconnectSchedule } from "./reconnect.js"
+import { runWarmPool } from "./warm-pool.js"
 
 /**
  * The server sends a heartbeat every 500 ms; this long without any frame means the control
@@ -132,11 +133,20 @@ export const run = (config: ClientConfig, reportTo: Report): Effect.Effect<never
           leaseToken: handshake.resumed ? previous.leaseToken : Option.none()
         }))
         const extensions = yield* Deferred.make<number>()
+        const lease = yield* Deferred.make<string>()
         const serving = yield* Effect.forkScoped(Effect.flip(serveControl(handshake, {
           visitor: onVisitor,
-          lease: onLease,
+          lease: (token) => Effect.zipRight(onLease(token), Deferred.succeed(lease, token)),
           extensions: (version) => Deferred.succeed(extensions, version)
         })))
+        // The warm pool lives as long as this control connection, and only a Spore server that
+        // speaks version 3 is asked for one (a bore server never answers the offer).
+        if (config.pool > 0) {
+          yield* Effect.forkScoped(Effect.flatMap(Deferred.await(extensions), (version) =>
+            version >= 3
+              ? Effect.flatMap(Deferred.await(lease), (token) => runWarmPool(config, auth, token, config.pool, visitors))
+              : Effect.void))
+        }
         // --proxy-protocol needs the visitors' addresses: only a Spore server (version 2) sends
         // them, and it answers the offer at once; a bore server never does.
         if (Option.isSome(config.proxyProtocol)) {

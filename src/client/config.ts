@@ -24,6 +24,8 @@ export interface ClientConfig {
   readonly buffers: SocketBuffers
   /** On shutdown, how long forwarded connections may take to finish. */
   readonly drain: Duration.Duration
+  /** Warm pool streams to keep open to a Spore server (0: none); bore servers are not asked. */
+  readonly pool: number
   /** Send the local service a PROXY protocol header with each visitor's address. */
   readonly proxyProtocol: Option.Option<ProxyProtocolVersion>
 }

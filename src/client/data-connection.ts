@@ -1,8 +1,11 @@
 /**
- * One visitor on the client side: a new stream to the server that claims the visitor with
- * `Accept`, and a connection to the local service, spliced together.
+ * One visitor on the client side: a stream to the server that carries it, and a connection to
+ * the local service, spliced together. The stream is either opened for the visitor (bore's way:
+ * `Accept` after the server's `Connection`) or was waiting in the warm pool (see WarmPool).
  */
-import { Effect, Option } from "effect"
+import type * as net from "node:net"
+import { Effect, Option, type Scope } from "effect"
+import type { FramedSocket } from "../net/framed-socket.js"
 import { connect } from "../net/socket.js"
 import { tracked } from "../net/drain.js"
 import { splice } from "../net/splice.js"
@@ -34,28 +37,50 @@ export const forwardVisitor = (
       Effect.either(connect(config.localHost, config.localPort, config.buffers))
     ], { concurrency: 2 })
     if (local._tag === "Left") return yield* local.left
+    yield* joinLocal(config, stream, local.right, addresses)
+  }).pipe(dropOnFailure(config, id), Effect.scoped)
+
+/**
+ * Serves visitor `id`, announced on the warm pool stream `stream` (which the scope owns), until
+ * both directions are done.
+ */
+export const forwardPooledVisitor = (
+  config: ClientConfig,
+  stream: FramedSocket,
+  id: Uuid,
+  addresses: Option.Option<VisitorAddresses>
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.flatMap(connect(config.localHost, config.localPort, config.buffers), (local) => joinLocal(config, stream, local, addresses)).pipe(
+    dropOnFailure(config, id)
+  )
+
+/** Splices the server's stream to the local service, counted, after the PROXY header if asked for. */
+const joinLocal = (config: ClientConfig, stream: FramedSocket, local: net.Socket, addresses: Option.Option<VisitorAddresses>) =>
+  Effect.gen(function*() {
     const metrics = yield* Effect.serviceOption(ClientMetrics)
     if (Option.isSome(metrics)) {
       const labels = tunnelLabel(config)
       metrics.value.visitors.inc(labels)
       metrics.value.visitorsActive.inc(labels)
-      metrics.value.traffic.track(labels, local.right, "bytesWritten")
+      metrics.value.traffic.track(labels, local, "bytesWritten")
       yield* Effect.addFinalizer(() => Effect.sync(() => metrics.value.visitorsActive.dec(labels)))
     }
-    // The PROXY header goes first, then visitor bytes that arrived with the server's challenge.
+    // The PROXY header goes first, then visitor bytes that arrived with the server's frames.
     if (Option.isSome(config.proxyProtocol)) {
-      local.right.write(encodeProxyHeader(config.proxyProtocol.value, Option.getOrUndefined(addresses)))
+      local.write(encodeProxyHeader(config.proxyProtocol.value, Option.getOrUndefined(addresses)))
     }
     const relay = yield* Effect.serviceOption(LocalRelay)
     const join = Option.isSome(relay) ? relay.value.join : splice
-    yield* tracked(join(stream.socket, local.right, stream.release()))
-  }).pipe(
-    Effect.catchAll((error) =>
-      Effect.zipRight(
-        Effect.map(Effect.serviceOption(ClientMetrics), Option.map((metrics) => metrics.visitorsFailed.inc(tunnelLabel(config)))),
-        // Annotated line by line, not as a region, which would hold a copy of the fiber's refs
-        // for the life of every connection.
-        Effect.annotateLogs(Effect.logWarning(`visitor ${id} dropped: ${error.message}`), { conn: id })
-      )),
-    Effect.scoped
-  )
+    yield* tracked(join(stream.socket, local, stream.release()))
+  })
+
+/** A visitor that cannot be served is counted and logged; the tunnel carries on. */
+const dropOnFailure = (config: ClientConfig, id: Uuid) =>
+<R>(effect: Effect.Effect<void, { readonly message: string }, R>): Effect.Effect<void, never, R> =>
+  Effect.catchAll(effect, (error) =>
+    Effect.zipRight(
+      Effect.map(Effect.serviceOption(ClientMetrics), Option.map((metrics) => metrics.visitorsFailed.inc(tunnelLabel(config)))),
+      // Annotated line by line, not as a region, which would hold a copy of the fiber's refs
+      // for the life of every connection.
+      Effect.annotateLogs(Effect.logWarning(`visitor ${id} dropped: ${error.message}`), { conn: id })
+    ))

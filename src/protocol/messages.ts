@@ -63,11 +63,11 @@ const unitVariant = <const Tag extends string>(tag: Tag) =>
 
 /**
  * Spore's extensions, within DESIGN.md's compatibility rules:
- * - `{"Spore":2}`: a client offers extensions on its control stream after the Hello reply. A bore
- *   server never reads there, so only a Spore server sees it. (Version 1 clients offer 1.)
- * - `{"Spore":2}` from the server: its answer to an offer of 2 or more, saying that it speaks
- *   version 2 (it announces visitors with `Visitor`). Never sent to a version 1 client, which
- *   would not know it.
+ * - `{"Spore":3}`: a client offers extensions on its control stream after the Hello reply. A bore
+ *   server never reads there, so only a Spore server sees it. (Older clients offer 1 or 2.)
+ * - `{"Spore":n}` from the server: its answer to an offer of 2 or more, saying which version it
+ *   speaks, the lower of the offer and its own: from 2 it announces visitors with `Visitor`, from
+ *   3 it takes warm pool streams. Never sent to a version 1 client, which would not know it.
  * - `{"Lease":"<token>"}`: a Spore server's answer to any offer: the tunnel's port stays reserved
  *   for a while if the control connection is lost, and the token resumes it. Only clients that
  *   made the offer ever receive it.
@@ -76,8 +76,14 @@ const unitVariant = <const Tag extends string>(tag: Tag) =>
  * - `{"Visitor":"<uuid> <source ip> <destination ip> <source port> <destination port>"}`: in
  *   place of `Connection`, to version 2 clients: the visitor's address and the public address it
  *   reached, in the order of a PROXY protocol v1 line, for `--proxy-protocol`.
+ * - `{"Pool":"<token>"}`: instead of Hello, a version 3 client opens a warm data stream of the
+ *   tunnel the lease token names. It stays idle until the server hands it a visitor, announced
+ *   on that stream itself with a `Visitor` frame, and the bytes follow as after an `Accept`.
  */
-export const EXTENSIONS_VERSION = 2
+export const EXTENSIONS_VERSION = 3
+
+/** The most warm pool streams a server keeps for one tunnel, and so the most a client opens. */
+export const MAX_POOL_STREAMS = 64
 
 /** The visitor announced by a `Visitor` frame: who, from where, to which public address. */
 export interface VisitorAnnouncement {
@@ -117,7 +123,8 @@ const VisitorLine = Schema.transformOrFail(Schema.String, Schema.Struct({
 })
 
 /** A lease token: 128 random bits in hex. */
-const LeaseToken = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{32}$/))
+const TOKEN = /^[0-9a-f]{32}$/
+const LeaseToken = Schema.String.pipe(Schema.pattern(TOKEN))
 
 /** What a client sends to a server. */
 export const ClientMessage = Schema.Union(
@@ -125,7 +132,8 @@ export const ClientMessage = Schema.Union(
   variant("Hello", "port", Port),
   variant("Accept", "id", UuidText),
   variant("Spore", "version", Port),
-  variant("Resume", "token", LeaseToken)
+  variant("Resume", "token", LeaseToken),
+  variant("Pool", "token", LeaseToken)
 )
 export type ClientMessage = typeof ClientMessage.Type
 
@@ -147,7 +155,8 @@ export const ClientMessages = {
   hello: (port: number): ClientMessage => ({ _tag: "Hello", port }),
   accept: (id: Uuid): ClientMessage => ({ _tag: "Accept", id }),
   offerExtensions: { _tag: "Spore", version: EXTENSIONS_VERSION } as ClientMessage,
-  resume: (token: string): ClientMessage => ({ _tag: "Resume", token })
+  resume: (token: string): ClientMessage => ({ _tag: "Resume", token }),
+  pool: (token: string): ClientMessage => ({ _tag: "Pool", token })
 }
 
 export const ServerMessages = {
@@ -157,7 +166,8 @@ export const ServerMessages = {
   connection: (id: Uuid): ServerMessage => ({ _tag: "Connection", id }),
   error: (message: string): ServerMessage => ({ _tag: "Error", message }),
   lease: (token: string): ServerMessage => ({ _tag: "Lease", token }),
-  extensions: { _tag: "Spore", version: EXTENSIONS_VERSION } as ServerMessage,
+  /** The answer to an offer of `offered`: the version both sides speak. */
+  extensions: (offered: number): ServerMessage => ({ _tag: "Spore", version: Math.min(offered, EXTENSIONS_VERSION) }),
   visitor: (visitor: VisitorAnnouncement): ServerMessage => ({ _tag: "Visitor", visitor })
 }
 
@@ -206,6 +216,7 @@ const fastDecode = (json: unknown, tags: ReadonlySet<string>): { readonly _tag: 
     const visitor = parseVisitorLine(value)
     return visitor === undefined ? undefined : { _tag: tag, visitor }
   }
+  if (tag === "Pool") return TOKEN.test(value) ? { _tag: tag, token: value } : undefined
   const id = parseUuid(value)
   return id === undefined ? undefined : { _tag: tag, id }
 }
@@ -229,7 +240,7 @@ const decoder = <A, I>(schema: Schema.Schema<A, I>, fastTags: ReadonlySet<string
   }
 }
 
-const clientDecoder = decoder(ClientMessage, new Set(["Accept"]))
+const clientDecoder = decoder(ClientMessage, new Set(["Accept", "Pool"]))
 const serverDecoder = decoder(ServerMessage, new Set(["Heartbeat", "Connection", "Visitor", "Challenge"]))
 
 /** The field of each variant that holds its payload (`Heartbeat` has none). */
@@ -239,6 +250,7 @@ const PAYLOAD: Record<string, string> = {
   Accept: "id",
   Spore: "version",
   Resume: "token",
+  Pool: "token",
   Challenge: "id",
   Connection: "id",
   Error: "message",

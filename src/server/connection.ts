@@ -1,7 +1,7 @@
 /**
  * One TCP connection to the server's control port: a new tunnel (`Hello`), a returning Spore
- * client (`Resume`), or a data stream for a waiting visitor (`Accept`), after the challenge when
- * the server has a secret.
+ * client (`Resume`), a data stream for a waiting visitor (`Accept`), or a Spore client's warm
+ * data stream for visitors to come (`Pool`), after the challenge when the server has a secret.
  *
  * Reactions follow bore exactly: a failed handshake gets an Error frame with bore's text and a
  * close; anything wrong after it (bad frame, unknown id, a second Authenticate) a silent close.
@@ -116,6 +116,17 @@ const forwardVisitor = (stream: FramedSocket, id: Uuid, peer: string) =>
     yield* tracked(splice(stream.socket, visitor.value.visitor, stream.release()))
   })
 
+/**
+ * A warm pool stream: idle until a visitor is handed to it. One that is not taken is closed
+ * without a word, like any stream that might be a data stream.
+ */
+const poolStream = (stream: FramedSocket, token: string) =>
+  Effect.gen(function*() {
+    const tunnels = yield* Tunnels
+    if (yield* tunnels.pool(token, stream)) return
+    yield* Effect.map(ServerMetrics, (metrics) => metrics.handshakeFailures.inc({ reason: "pool-refused" }))
+  })
+
 const rejectPort = (stream: FramedSocket) => (error: PortUnavailable) =>
   Effect.zipRight(
     Effect.logWarning(`tunnel refused: ${error.message}`),
@@ -177,11 +188,12 @@ const serveConnection = (auth: Option.Option<Authenticator>, stream: FramedSocke
     if (Option.isNone(first)) return
     // Data streams are the many: they annotate their own lines (see forwardVisitor).
     if (first.value._tag === "Accept") return yield* forwardVisitor(stream, first.value.id, peer)
+    if (first.value._tag === "Pool") return yield* poolStream(stream, first.value.token)
     return yield* serveControlMessage(first.value, stream, address).pipe(Effect.annotateLogs({ peer }))
   })
 
-/** A first message that is not an Accept: a new tunnel, a resumed one, or a mistake. */
-const serveControlMessage = (message: Exclude<ClientMessage, { _tag: "Accept" }>, stream: FramedSocket, address: string) =>
+/** A first message that is not an Accept or Pool: a new tunnel, a resumed one, or a mistake. */
+const serveControlMessage = (message: Exclude<ClientMessage, { _tag: "Accept" | "Pool" }>, stream: FramedSocket, address: string) =>
   Effect.gen(function*() {
     const admission = yield* Admission
     const tunnels = yield* Tunnels

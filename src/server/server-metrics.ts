@@ -13,7 +13,7 @@ const CLAIM_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 export const VISITOR_REFUSALS = ["visitor-filter", "max-pending", "max-conns-per-tunnel"] as const
 export const HANDSHAKE_FAILURES = [
   "timeout", "invalid-secret", "no-secret", "frame-too-long", "malformed", "unknown-id", "unexpected-message",
-  "port-unavailable", "no-tunnel-to-resume", "max-handshakes", "auth-lockout", "max-conns-per-ip", "max-tunnels", "socket-error"
+  "port-unavailable", "no-tunnel-to-resume", "pool-refused", "max-handshakes", "auth-lockout", "max-conns-per-ip", "max-tunnels", "socket-error"
 ] as const
 
 export const makeServerMetrics = (registry: Registry = makeRegistry()) => {
@@ -33,6 +33,8 @@ const instruments = (registry: Registry) => ({
   visitorsExpired: registry.counter("spore_visitors_expired_total", "Visitors closed because their client did not claim them within 10 s."),
   visitorsPending: registry.gauge("spore_visitors_pending", "Visitors waiting for their client to claim them."),
   visitorsActive: registry.gauge("spore_visitors_active", "Visitors forwarded to their client right now."),
+  visitorsPooled: registry.counter("spore_visitors_pooled_total", "Visitors handed at once to a stream of their client's warm pool (no Accept)."),
+  poolIdle: registry.gauge("spore_pool_idle", "Warm pool streams idle, ready for a visitor, over all tunnels."),
   claimSeconds: registry.histogram("spore_visitor_claim_seconds", "Time from a visitor's arrival to its client's Accept.", CLAIM_BUCKETS),
   handshakesInProgress: registry.gauge("spore_handshakes_in_progress", "Connections to the control port that have not sent their first message yet."),
   handshakeFailures: registry.counter("spore_handshake_failures_total", "Connections to the control port that failed or were refused, by reason.", ["reason"]),

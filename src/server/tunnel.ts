@@ -5,8 +5,9 @@
  *
  * Unlike bore, the control stream is read: its end is noticed at once, and a Spore client's offer
  * of extensions (`{"Spore":n}`) is answered with the tunnel's lease token, and for n >= 2 first
- * with `{"Spore":2}`: from then on visitors are announced with `Visitor` frames that carry their
- * addresses. Anything else the client sends there is ignored, as bore ignores it.
+ * with `{"Spore":min(n, 3)}`: from then on visitors are announced with `Visitor` frames that
+ * carry their addresses, and from 3 the client's warm pool streams are taken (see WarmPool).
+ * Anything else the client sends there is ignored, as bore ignores it.
  */
 import { Duration, Effect, Option, Queue, Ref } from "effect"
 import type { SocketError } from "../errors.js"
@@ -17,6 +18,7 @@ import { decodeClientMessage, encodeServerMessage, type ServerMessage, ServerMes
 import type { VisitorAnnouncement } from "../protocol/messages.js"
 import type { Uuid } from "../protocol/uuid.js"
 import { PendingRegistry } from "./pending-registry.js"
+import type { WarmPool } from "./warm-pool.js"
 
 /** How often an idle control stream gets a heartbeat (bore: 500 ms). */
 export const HEARTBEAT_INTERVAL = Duration.millis(500)
@@ -44,6 +46,8 @@ export interface TunnelState {
   readonly leased: Ref.Ref<boolean>
   /** Whether the client speaks version 2 and so is told visitors' addresses. */
   readonly announcesAddresses: Ref.Ref<boolean>
+  /** Streams the client keeps ready for visitors (version 3); closed when the control ends. */
+  readonly pool: WarmPool
 }
 
 /** Serves one control connection of a tunnel until it ends (which is not an error). */
@@ -88,8 +92,10 @@ export const serveControl = (
         )
         if (Option.isNone(message)) return
         if (message.value?._tag === "Spore") {
+          // Open before the lease goes out: the client's pool streams name the tunnel by it.
+          if (message.value.version >= 3) tunnel.pool.open()
           if (message.value.version >= 2) {
-            yield* send(ServerMessages.extensions)
+            yield* send(ServerMessages.extensions(message.value.version))
             yield* Ref.set(tunnel.announcesAddresses, true)
           }
           yield* Ref.set(tunnel.leased, true)
@@ -102,4 +108,7 @@ export const serveControl = (
     )
 
     yield* Effect.raceFirst(announceVisitors, readOffers)
-  })
+  }).pipe(
+    // The pool belongs to this control connection: its client closes its own when it ends.
+    Effect.ensuring(Effect.sync(() => tunnel.pool.close()))
+  )

@@ -15,13 +15,17 @@ import { Context, Deferred, Duration, Effect, ExecutionStrategy, Exit, FiberSet,
 import type * as net from "node:net"
 import { LimitReached, type PortUnavailable } from "../errors.js"
 import type { FramedSocket } from "../net/framed-socket.js"
+import { tracked } from "../net/drain.js"
+import { splice } from "../net/splice.js"
+import { encodeServerMessage, MAX_POOL_STREAMS, ServerMessages } from "../protocol/messages.js"
 import { LimitTexts, type ServerLimits } from "./limits.js"
 import { makeVisitorCounts, PendingRegistry, type VisitorCounts } from "./pending-registry.js"
 import { openPublicListener, type PortRange } from "./ports.js"
 import { makeRefusalLog } from "./refusal-log.js"
 import { ServerMetrics } from "./server-metrics.js"
-import type { Uuid } from "../protocol/uuid.js"
+import { randomUuid, type Uuid } from "../protocol/uuid.js"
 import { type Arrival, serveControl, type TunnelState, type WaitingArrival } from "./tunnel.js"
+import { type Handover, makeWarmPool } from "./warm-pool.js"
 
 export interface TunnelsConfig extends PortRange {
   /** How long a Spore client's tunnel waits for it after its control connection is lost. */
@@ -46,6 +50,12 @@ export class Tunnels extends Context.Tag("spore/Tunnels")<Tunnels, {
    * sent) if there is no such tunnel; otherwise returns when the tunnel is done with `control`.
    */
   readonly resume: (token: string, control: FramedSocket) => Effect.Effect<boolean>
+  /**
+   * Keeps `stream` in the warm pool of the tunnel `token` names until it carries a visitor (then
+   * forwards it, and returns when both directions are done) or is let go. False (and nothing
+   * sent) if it was not taken: no such tunnel, its pool not open, or full.
+   */
+  readonly pool: (token: string, stream: FramedSocket) => Effect.Effect<boolean, never, Scope.Scope>
 }>() {}
 
 export const make = (config: TunnelsConfig) =>
@@ -54,7 +64,8 @@ export const make = (config: TunnelsConfig) =>
     const metrics = yield* ServerMetrics
     const serverScope = yield* Effect.scope
     const tunnelFibers = yield* FiberSet.make<void, never>()
-    const byToken = new Map<string, Queue.Enqueue<Handoff>>()
+    /** What a token reaches: the tunnel's handoffs (Resume) and its state (Pool). */
+    const byToken = new Map<string, { readonly handoffs: Queue.Enqueue<Handoff>; readonly tunnel: TunnelState; readonly counts: VisitorCounts }>()
     const { limits } = config
     const refusalLog = makeRefusalLog()
     let openTunnels = 0
@@ -142,6 +153,41 @@ export const make = (config: TunnelsConfig) =>
         const arrivals = yield* Queue.unbounded<Arrival>()
         const waiting = new Map<Uuid, WaitingArrival>()
         const counts = makeVisitorCounts()
+        const pool = makeWarmPool({ idleChanged: (delta) => metrics.poolIdle.inc({}, delta) })
+        // The plain path: the visitor waits in the registry until its client's Accept claims it.
+        const holdVisitor = (visitor: net.Socket) => {
+          const source = { address: visitor.remoteAddress ?? "", port: visitor.remotePort ?? 0 }
+          const destination = { address: visitor.localAddress ?? "", port: visitor.localPort ?? 0 }
+          return registry.hold(visitor, counts, (id) => waiting.delete(id)).pipe(
+            Effect.flatMap((id) => {
+              const arrival = { id, source, destination }
+              waiting.set(id, { arrival, announced: false })
+              return Queue.offer(arrivals, arrival)
+            }),
+            // Waiting visitors belong to the tunnel, not to the fiber that accepted them.
+            Effect.provideService(Scope.Scope, scope)
+          )
+        }
+        // The warm path: the visitor is counted active from the moment a pooled stream takes it.
+        const handover = (visitor: net.Socket): Handover => {
+          let owned = true
+          counts.active++
+          metrics.visitorsActive.inc()
+          const letGo = () => {
+            if (!owned) return false
+            owned = false
+            counts.active--
+            metrics.visitorsActive.dec()
+            return true
+          }
+          return {
+            visitor,
+            release: () => {
+              if (letGo()) visitor.destroy()
+            },
+            reroute: Effect.suspend(() => letGo() ? holdVisitor(visitor) : Effect.void)
+          }
+        }
         const onVisitor = (visitor: net.Socket) =>
           Effect.suspend(() => {
             const refusal = visitorRefusal(visitor, counts)
@@ -155,17 +201,12 @@ export const make = (config: TunnelsConfig) =>
               return refusalLog(kind, line)
             }
             metrics.visitorsAccepted.inc()
-            const source = { address: visitor.remoteAddress ?? "", port: visitor.remotePort ?? 0 }
-            const destination = { address: visitor.localAddress ?? "", port: visitor.localPort ?? 0 }
-            return registry.hold(visitor, counts, (id) => waiting.delete(id)).pipe(
-              Effect.flatMap((id) => {
-                const arrival = { id, source, destination }
-                waiting.set(id, { arrival, announced: false })
-                return Queue.offer(arrivals, arrival)
-              }),
-              // Waiting visitors belong to the tunnel, not to the fiber that accepted them.
-              Effect.provideService(Scope.Scope, scope)
-            )
+            if (pool.size() > 0) {
+              const offered = handover(visitor)
+              if (pool.hand(offered)) return Effect.void
+              offered.release()
+            }
+            return holdVisitor(visitor)
           }).pipe(Effect.annotateLogs({ tunnel: String(visitor.localPort), visitor: `${visitor.remoteAddress}:${visitor.remotePort}` }))
         const listener = yield* openPublicListener(config, requested, onVisitor).pipe(
           Scope.extend(scope),
@@ -178,11 +219,15 @@ export const make = (config: TunnelsConfig) =>
           waiting,
           token: randomBytes(16).toString("hex"),
           leased: yield* Ref.make(false),
-          announcesAddresses: yield* Ref.make(false)
+          announcesAddresses: yield* Ref.make(false),
+          pool
         }
         const handoffs = yield* Queue.unbounded<Handoff>()
-        byToken.set(tunnel.token, handoffs)
-        yield* Scope.addFinalizer(scope, Effect.sync(() => byToken.delete(tunnel.token)))
+        byToken.set(tunnel.token, { handoffs, tunnel, counts })
+        yield* Scope.addFinalizer(scope, Effect.sync(() => {
+          byToken.delete(tunnel.token)
+          pool.close()
+        }))
         metrics.tunnelsOpened.inc()
         yield* Effect.logInfo(`tunnel open on port ${tunnel.port}`).pipe(Effect.annotateLogs({ tunnel: String(tunnel.port) }))
 
@@ -210,13 +255,39 @@ export const make = (config: TunnelsConfig) =>
 
     const resume = (token: string, control: FramedSocket) =>
       Effect.suspend(() => {
-        const handoffs = byToken.get(token)
-        if (handoffs === undefined) return Effect.succeed(false)
+        const target = byToken.get(token)
+        if (target === undefined) return Effect.succeed(false)
         metrics.resumes.inc()
-        return Effect.as(handOff(handoffs, control), true)
+        return Effect.as(handOff(target.handoffs, control), true)
       })
 
-    return Tunnels.of({ open, resume })
+    const poolStream = (token: string, stream: FramedSocket) =>
+      Effect.gen(function*() {
+        const target = byToken.get(token)
+        if (target === undefined || !target.tunnel.pool.isOpen()) return false
+        const { counts, tunnel } = target
+        // Idle streams count against the tunnel's connections like its visitors.
+        if (tunnel.pool.size() >= MAX_POOL_STREAMS || counts.waiting + counts.active + tunnel.pool.size() >= limits.maxConnsPerTunnel) {
+          return false
+        }
+        const handed = yield* tunnel.pool.wait(stream)
+        if (Option.isNone(handed)) return true
+        const { visitor } = handed.value
+        const arrival: Arrival = {
+          id: yield* randomUuid,
+          source: { address: visitor.remoteAddress ?? "", port: visitor.remotePort ?? 0 },
+          destination: { address: visitor.localAddress ?? "", port: visitor.localPort ?? 0 }
+        }
+        const announced = yield* Effect.either(stream.writeFrame(encodeServerMessage(ServerMessages.visitor(arrival))))
+        // A stream that fails before the visitor's first byte has moved leaves it the plain path.
+        if (announced._tag === "Left") return yield* Effect.as(handed.value.reroute, true)
+        metrics.visitorsPooled.inc()
+        metrics.traffic.track({ port: String(tunnel.port) }, visitor, "bytesRead")
+        yield* tracked(splice(stream.socket, visitor))
+        return true
+      })
+
+    return Tunnels.of({ open, resume, pool: poolStream })
   })
 
 export const layer = (config: TunnelsConfig) => Layer.scoped(Tunnels, make(config))

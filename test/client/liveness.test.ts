@@ -2,6 +2,7 @@
  * Liveness of the control connection: the client's 8 s heartbeat timeout, and the TCP options
  * (keepalive, TCP_USER_TIMEOUT) read back with getsockopt from live control sockets on both sides.
  */
+import { makeWarmPool } from "../../src/server/warm-pool.js"
 import { describe, expect, it } from "@effect/vitest"
 import type * as net from "node:net"
 import { Duration, Effect, Either, Fiber, Option, Queue, Ref, TestClock } from "effect"
@@ -63,7 +64,8 @@ describe("control connection liveness", () => {
         waiting: new Map(),
         token: "0".repeat(32),
         leased: yield* Ref.make(false),
-        announcesAddresses: yield* Ref.make(false)
+        announcesAddresses: yield* Ref.make(false),
+        pool: makeWarmPool({ idleChanged: () => {} })
       }
       yield* Effect.fork(serveControl(tunnel, makeFramedSocket(serverSide)).pipe(Effect.provide(PendingRegistry.layer())))
       // The Hello reply arrives once serving has begun, and tuning comes before it.

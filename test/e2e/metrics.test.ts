@@ -26,16 +26,20 @@ describe("metrics through the CLI", () => {
       const clientMetrics = yield* metricsPortOf(client)
       const port = Number((yield* within("tunnel", 15, client.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
 
+      // The client's warm pool (four streams by default) is ready: every visitor is handed to one.
+      const tunnel = { tunnel: `${LOOPBACK}:${echo}` }
+      yield* scrapeUntil(clientMetrics, (text) => sampleOf(text, "spore_pool_idle", tunnel) === 4)
+      yield* scrapeUntil(serverMetrics, (text) => sampleOf(text, "spore_pool_idle") === 4)
       for (let visit = 0; visit < 3; visit++) {
         const payload = randomPayload(10_000)
         expect(sha256(yield* roundTrip(port, payload))).toBe(sha256(payload))
       }
-      const tunnel = { tunnel: `${LOOPBACK}:${echo}` }
       const onServer = yield* scrapeUntil(serverMetrics, (text) =>
         sampleOf(text, "spore_tunnel_bytes_total", { port: String(port), direction: "out" }) === 30_000)
       expect(sampleOf(onServer, "spore_tunnels_active")).toBe(1)
       expect(sampleOf(onServer, "spore_visitors_accepted_total")).toBe(3)
-      expect(sampleOf(onServer, "spore_visitor_claim_seconds_count")).toBe(3)
+      expect(sampleOf(onServer, "spore_visitors_pooled_total")).toBe(3)
+      expect(sampleOf(onServer, "spore_visitor_claim_seconds_count")).toBe(0)
       expect(sampleOf(onServer, "spore_tunnel_bytes_total", { port: String(port), direction: "in" })).toBe(30_000)
       const onClient = yield* scrapeUntil(clientMetrics, (text) =>
         sampleOf(text, "spore_tunnel_bytes_total", { ...tunnel, direction: "out" }) === 30_000)

@@ -132,6 +132,11 @@ const sporeClientCase = (version: BoreVersion, secret: string | undefined) =>
     const port = yield* publicPort(processes, "spore local")
     yield* waitFor(processes, `bore ${version} server`, new RegExp(`new client .*port=${port}\\b`))
     yield* echoThrough(host, port, processes)
+    // The warm pool, on by default, is never asked of a bore server: it saw the control
+    // connection and one data stream per visitor, and nothing it did not know.
+    const seen = server.stderr()
+    expect((seen.match(/incoming connection/g) ?? []).length, seen).toBe(1 + VISITORS)
+    expect(seen).not.toMatch(/exited with error|unexpected/)
   })
 
 const stillRunning = (running: Running) => running.child.exitCode === null && running.child.signalCode === null

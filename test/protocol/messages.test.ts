@@ -128,8 +128,19 @@ describe("Spore's Visitor frame", () => {
     }
   })
 
-  it("the server's answer to an offer of version 2 is {\"Spore\":2}", () => {
-    expect(encodeServerMessage(ServerMessages.extensions)).toBe("{\"Spore\":2}")
-    expect(encodeClientMessage(ClientMessages.offerExtensions)).toBe("{\"Spore\":2}")
+  it("the server answers an offer with the lower of the two versions; a client offers 3", () => {
+    expect(encodeServerMessage(ServerMessages.extensions(2))).toBe("{\"Spore\":2}")
+    expect(encodeServerMessage(ServerMessages.extensions(3))).toBe("{\"Spore\":3}")
+    expect(encodeServerMessage(ServerMessages.extensions(9))).toBe("{\"Spore\":3}")
+    expect(encodeClientMessage(ClientMessages.offerExtensions)).toBe("{\"Spore\":3}")
+  })
+
+  it("a warm pool stream names its tunnel by the lease token, and nothing else passes for one", () => {
+    const token = "0123456789abcdef0123456789abcdef"
+    expect(encodeClientMessage(ClientMessages.pool(token))).toBe(`{"Pool":"${token}"}`)
+    expect(decodeClientMessage(Buffer.from(`{"Pool":"${token}"}`))).toEqual(Either.right(ClientMessages.pool(token)))
+    for (const bad of ["0123", token.toUpperCase(), `${token}0`, 7]) {
+      expect(Either.isLeft(decodeClientMessage(Buffer.from(JSON.stringify({ Pool: bad })))), String(bad)).toBe(true)
+    }
   })
 })

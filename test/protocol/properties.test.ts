@@ -47,7 +47,8 @@ const clientMessage: fc.Arbitrary<ClientMessage> = fc.oneof(
   port.map(ClientMessages.hello),
   uuid.map(ClientMessages.accept),
   fc.constant(ClientMessages.offerExtensions),
-  token.map(ClientMessages.resume)
+  token.map(ClientMessages.resume),
+  token.map(ClientMessages.pool)
 )
 const serverMessage: fc.Arbitrary<ServerMessage> = fc.oneof(
   uuid.map(ServerMessages.challenge),
@@ -56,7 +57,7 @@ const serverMessage: fc.Arbitrary<ServerMessage> = fc.oneof(
   uuid.map(ServerMessages.connection),
   fc.string().map(ServerMessages.error),
   token.map(ServerMessages.lease),
-  fc.constant(ServerMessages.extensions),
+  fc.integer({ min: 2, max: 65535 }).map(ServerMessages.extensions),
   fc.record({
     id: uuid,
     source: fc.record({ address: fc.oneof(fc.ipV4(), fc.ipV6()), port }),

@@ -90,7 +90,15 @@ export const startServer = (options: TestServerOptions = {}) =>
 export const clientConfig = (
   controlPort: number,
   localPort: number,
-  options: { secret?: string; port?: number; maxReconnectDelay?: number; buffers?: SocketBuffers; proxyProtocol?: ProxyProtocolVersion } = {}
+  options: {
+    secret?: string
+    port?: number
+    maxReconnectDelay?: number
+    buffers?: SocketBuffers
+    proxyProtocol?: ProxyProtocolVersion
+    /** Warm pool streams; 0 unless asked, so that the plain (bore's) path is what is tested. */
+    pool?: number
+  } = {}
 ): ClientConfig => ({
   localHost: LOOPBACK,
   localPort,
@@ -102,6 +110,7 @@ export const clientConfig = (
   maxReconnectDelay: Duration.seconds(options.maxReconnectDelay ?? 64),
   buffers: options.buffers ?? {},
   drain: Duration.zero,
+  pool: options.pool ?? 0,
   proxyProtocol: Option.fromNullable(options.proxyProtocol)
 })
 

@@ -142,7 +142,7 @@ export const HEARTBEAT = Buffer.from("\"Heartbeat\"\0", "latin1")
  * A Spore client's offer of extensions, sent after the Hello reply where a bore server never reads
  * (DESIGN.md's compatibility rules). It is the one frame a Spore client adds to bore's sequence.
  */
-export const SPORE_OFFER = Buffer.from("{\"Spore\":2}\0", "latin1")
+export const SPORE_OFFER = Buffer.from("{\"Spore\":3}\0", "latin1")
 export const frameText = (bytes: Uint8Array): string => Buffer.from(bytes).toString("latin1")
 export const textBytes = (text: string): Buffer => Buffer.from(text, "latin1")
 
