@@ -2,7 +2,8 @@
  * `npm run bench`: the connection path of bore and Spore side by side, in one run: a direct
  * loopback connection, the real bore 0.6.0 (server and client), Spore (server and client), and
  * the two mixed pairings, each figure the median of RUNS runs. Then Spore's HTTP tunnels against
- * a direct connection to the web app. Prints the tables (ratios to bore↔bore) and writes
+ * a direct connection to the web app, and a visitor's first byte over a slow link between tunnel
+ * client and server (delayed.ts). Prints the tables (ratios to bore↔bore) and writes
  * bench/results/latest.json.
  *
  * bore's control port is fixed at 7835, so the whole bench runs in a private network namespace
@@ -17,6 +18,7 @@ import { connectionLatency, connectionRate, holdIdle, throughputBothWays, throug
 import { download, holdIdleVisitors, newConnectionLatency, requestLatency, upload } from "./http.js"
 import { openFileLimits } from "../src/net/descriptor-watch.js"
 import { BORE, inPrivateNamespace } from "./namespace.js"
+import { PAUSE_MS, RTT_MS, slowLinkFirstByte, VISITORS } from "./delayed.js"
 import { cpuMs, killAll, rss, type Side, start, startClientOf, startHttpTunnel, startServerOf, startServices, startSpore } from "./processes.js"
 
 inPrivateNamespace(import.meta.url, 15)
@@ -24,6 +26,8 @@ inPrivateNamespace(import.meta.url, 15)
 const RUNS = Number(process.env.BENCH_RUNS ?? 5)
 /** Memory runs start fresh processes and hold thousands of connections: fewer of them. */
 const MEMORY_RUNS = Number(process.env.BENCH_MEMORY_RUNS ?? 3)
+/** A delayed run paces its visitors over a slow link, about 30 s: fewer of them too. */
+const DELAYED_RUNS = Number(process.env.BENCH_DELAYED_RUNS ?? 3)
 const MiB = 1 << 20
 const TRANSFER = Number(process.env.BENCH_BYTES ?? 512 * MiB)
 const SEQUENTIAL = 1000
@@ -36,8 +40,8 @@ const IDLE = Number(process.env.BENCH_IDLE ?? 5000)
  */
 const HELD = Number(process.env.BENCH_HELD ?? Math.min(10_000, Math.floor(((openFileLimits()?.hard ?? 20_000) - 500) / 2)))
 
-/** BENCH_ONLY=throughput,latency,memory,startup,http runs only those sections. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? "throughput,latency,memory,startup,http").split(","))
+/** BENCH_ONLY=throughput,latency,memory,startup,http,delayed runs only those sections. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? "throughput,latency,memory,startup,http,delayed").split(","))
 
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
@@ -246,6 +250,14 @@ if (ONLY.has("http")) {
   httpRows.push({ figure: `http: RSS per idle visitor (${HTTP_IDLE} open), client`, unit: "KiB", direct: median(perDirect), spore: median(perClient) })
 }
 
+/** A visitor's first byte over a slow link (delayed.ts), by row: direct, bore↔bore, Spore's. */
+const delayedRows: Array<{ readonly row: string; readonly p50: number; readonly p99: number }> = []
+if (ONLY.has("delayed")) {
+  for (const [row, byRun] of Object.entries(await slowLinkFirstByte(services.echo, DELAYED_RUNS))) {
+    delayedRows.push({ row, p50: median(byRun.map((run) => run.p50)), p99: median(byRun.map((run) => run.p99)) })
+  }
+}
+
 killAll()
 
 // Report: one table for the tunnels (ratios to bore↔bore), one for HTTP (ratio to direct).
@@ -277,6 +289,18 @@ const httpTable = markdown(
 const stamp = new Date().toISOString()
 process.stdout.write(`\nbore 0.6.0 and Spore on loopback, median of ${RUNS} runs (memory: ${MEMORY_RUNS}), ${stamp}:\n\n${tunnelTable}\n`)
 if (httpRows.length > 0) process.stdout.write(`\nSpore's HTTP tunnels against the web app directly:\n\n${httpTable}\n`)
+const delayedBore = delayedRows.find((row) => row.row === "bore↔bore")
+const delayed = delayedRows.map((row) => ({
+  ...row,
+  ratioToBore: delayedBore === undefined ? undefined : { p50: (row.p50 / delayedBore.p50).toFixed(2), p99: (row.p99 / delayedBore.p99).toFixed(2) }
+}))
+const delayedTable = markdown(
+  ["row", "p50 ms", "p99 ms", "p50 / bore↔bore", "p99 / bore↔bore"],
+  delayed.map((row) => [row.row, format(row.p50), format(row.p99), row.ratioToBore?.p50 ?? "—", row.ratioToBore?.p99 ?? "—"])
+)
+if (delayedRows.length > 0) {
+  process.stdout.write(`\nConnect to first echoed byte, ${RTT_MS} ms RTT between tunnel client and server, ${VISITORS} visitors one by one ${PAUSE_MS} ms apart, median of ${DELAYED_RUNS} runs:\n\n${delayedTable}\n`)
+}
 
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
 const report = {
@@ -286,7 +310,8 @@ const report = {
   node: process.version,
   bore: "0.6.0",
   tunnels: rows.map((row) => ({ ...row, ratioToBore: Object.fromEntries(PAIRINGS.map((p) => [p.name, ratio(row, p.name)])) })),
-  http: httpRows
+  http: httpRows,
+  delayed: { runs: DELAYED_RUNS, rttMs: RTT_MS, visitors: VISITORS, pauseMs: PAUSE_MS, rows: delayed }
 }
 writeFileSync(new URL("./results/latest.json", import.meta.url), `${JSON.stringify(report, null, 2)}\n`)
 process.stdout.write("\nwritten to bench/results/latest.json\n")
