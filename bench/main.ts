@@ -45,10 +45,14 @@ const ONLY = new Set((process.env.BENCH_ONLY ?? "throughput,latency,memory,start
 
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
-/** The four ways round, named server side first. */
-const PAIRINGS: ReadonlyArray<{ readonly name: string; readonly server: Side; readonly client: Side }> = [
+/**
+ * The four ways round, named server side first, and Spore↔Spore once more without its warm pool
+ * (on by default), so that the plain path (bore's) is measured between two Spores too.
+ */
+const PAIRINGS: ReadonlyArray<{ readonly name: string; readonly server: Side; readonly client: Side; readonly clientArgs?: ReadonlyArray<string> }> = [
   { name: "bore↔bore", server: "bore", client: "bore" },
   { name: "spore↔spore", server: "spore", client: "spore" },
+  { name: "spore↔spore --pool 0", server: "spore", client: "spore", clientArgs: ["--pool", "0"] },
   { name: "bore server, spore client", server: "bore", client: "spore" },
   { name: "spore server, bore client", server: "spore", client: "bore" }
 ]
@@ -81,8 +85,8 @@ if (ONLY.has("throughput") || ONLY.has("latency")) {
   for (const pairing of PAIRINGS) {
     tunnels.push({
       ...pairing,
-      sink: await startClientOf(pairing.client, pairing.server, services.sink, BORE),
-      echo: await startClientOf(pairing.client, pairing.server, services.echo, BORE)
+      sink: await startClientOf(pairing.client, pairing.server, services.sink, BORE, pairing.clientArgs),
+      echo: await startClientOf(pairing.client, pairing.server, services.echo, BORE, pairing.clientArgs)
     })
   }
   const each = async (measure: (port: number) => Promise<number>, port: (tunnel: (typeof tunnels)[number]) => number, direct: number) => {
@@ -141,7 +145,7 @@ if (ONLY.has("memory")) {
   for (let i = 0; i < MEMORY_RUNS; i++) {
     for (const pairing of PAIRINGS) {
       const server = await startServerOf(pairing.server, BORE)
-      const client = await startClientOf(pairing.client, pairing.server, services.echo, BORE)
+      const client = await startClientOf(pairing.client, pairing.server, services.echo, BORE, pairing.clientArgs)
       await holdIdle(client.port, 50).then((warm) => warm.close()) // warm up the code paths
       await sleep(1000)
       const before = { server: rss(server), client: rss(client.child) }
@@ -185,7 +189,7 @@ if (ONLY.has("startup")) {
       startup(() =>
         pairing.client === "bore"
           ? start(BORE, ["local", String(services.echo), "--local-host", "127.0.0.1", "--to", to])
-          : startSpore(["local", String(services.echo), "--local-host", "127.0.0.1", "--to", to, "--control-port", "7835"]), /listening at/))
+          : startSpore(["local", String(services.echo), "--local-host", "127.0.0.1", "--to", to, "--control-port", "7835", ...(pairing.clientArgs ?? [])]), /listening at/))
   }
   rows.push({ figure: "start to \"listening at\" (direct: bare node start)", unit: "ms", better: "lower", values })
   servers.bore.kill("SIGKILL"), servers.spore.kill("SIGKILL")
@@ -273,7 +277,7 @@ const ratio = (row: Row, name: string) => {
   return bore === undefined || value === undefined ? "—" : (value / bore).toFixed(2)
 }
 const tunnelTable = markdown(
-  ["figure", "unit", "direct", ...PAIRINGS.map((p) => p.name), "spore↔spore / bore", "bore srv+spore cli / bore", "spore srv+bore cli / bore"],
+  ["figure", "unit", "direct", ...PAIRINGS.map((p) => p.name), ...PAIRINGS.slice(1).map((p) => `${p.name} / bore`)],
   rows.map((row) => [
     row.figure,
     row.unit,

@@ -105,11 +105,11 @@ export const startServerOf = async (side: Side, bore: string) => {
 }
 
 /** A bore or Spore client tunnelling `localPort` through the `server` side's server; its public port. */
-export const startClientOf = async (side: Side, server: Side, localPort: number, bore: string) => {
+export const startClientOf = async (side: Side, server: Side, localPort: number, bore: string, extra: ReadonlyArray<string> = []) => {
   const to = CONTROL_ADDRESS[server]
   const client = side === "bore"
-    ? start(bore, ["local", String(localPort), "--local-host", "127.0.0.1", "--to", to])
-    : startSpore(["local", String(localPort), "--local-host", "127.0.0.1", "--to", to, "--control-port", "7835"])
+    ? start(bore, ["local", String(localPort), "--local-host", "127.0.0.1", "--to", to, ...extra])
+    : startSpore(["local", String(localPort), "--local-host", "127.0.0.1", "--to", to, "--control-port", "7835", ...extra])
   const port = Number((await client.waitFor(/listening at [\d.]+:(\d+)/))[1])
   return { child: client.child, port }
 }
