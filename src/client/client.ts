@@ -2,7 +2,7 @@
  * `spore local`: keeps a tunnel open and serves every visitor the server announces, coming back
  * by itself (on the same public port) when the server or the network goes away.
  */
-import { Deferred, Duration, Effect, Fiber, FiberSet, Option, Ref, Schedule, ScheduleDecision, type Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Fiber, FiberSet, Option, Ref, Schedule, ScheduleDecision, type Scope } from "effect"
 import { ControlConnectionLost, ServerRejected, VisitorAddressesUnavailable } from "../errors.js"
 import { Drain } from "../net/drain.js"
 import { readMessage } from "../net/framed-socket.js"
@@ -23,6 +23,9 @@ import { runWarmPool } from "./warm-pool.js"
  * connection is dead even if TCP has not noticed.
  */
 export const HEARTBEAT_TIMEOUT = Duration.seconds(8)
+
+/** How often the heartbeat watchdog looks: a dead connection is noticed 8 to 9 s after its last frame. */
+const WATCHDOG_TICK = Duration.seconds(1)
 
 /**
  * Why an attempt failed, in plain words: a refusal is the server's own text ("server is busy, try
@@ -187,42 +190,52 @@ const serveControl = (
   on: ControlEvents
 ): Effect.Effect<never, ControlConnectionLost> =>
   Effect.gen(function*() {
-    while (true) {
-      const next = yield* readMessage(control, decodeServerMessage).pipe(
-        Effect.timeoutFail({
-          duration: HEARTBEAT_TIMEOUT,
-          onTimeout: () =>
-            new ControlConnectionLost({ reason: `no heartbeat from the server for ${Duration.format(HEARTBEAT_TIMEOUT)}` })
-        })
-      )
-      if (Option.isNone(next)) return yield* new ControlConnectionLost({ reason: "the server closed it" })
-      const message = next.value
-      switch (message._tag) {
-        case "Heartbeat":
-          break
-        case "Connection":
-          yield* Effect.logDebug(`new visitor ${message.id}`)
-          yield* on.visitor(message.id, Option.none())
-          break
-        case "Visitor": {
-          const { destination, id, source } = message.visitor
-          yield* Effect.logDebug(`new visitor ${id} from ${source.address}:${source.port}`)
-          yield* on.visitor(id, Option.some({ source, destination }))
-          break
+    // One watchdog for the whole connection rather than a timeout raced against every read (two
+    // fibers per frame): each frame is a heartbeat, and the watchdog checks how long ago the last
+    // one came, waking only every second.
+    let lastFrameAt = yield* Clock.currentTimeMillis
+    const watchdog = Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep(WATCHDOG_TICK)
+        if ((yield* Clock.currentTimeMillis) - lastFrameAt >= Duration.toMillis(HEARTBEAT_TIMEOUT)) {
+          return yield* new ControlConnectionLost({ reason: `no heartbeat from the server for ${Duration.format(HEARTBEAT_TIMEOUT)}` })
         }
-        case "Lease":
-          yield* on.lease(message.token)
-          break
-        case "Spore":
-          yield* on.extensions(message.version)
-          break
-        case "Error":
-          yield* Effect.logError(`server error: ${message.message}`)
-          break
-        default:
-          yield* Effect.logWarning(`unexpected ${message._tag} on the control connection; ignored`)
       }
-    }
+    })
+    const readLoop = Effect.gen(function*() {
+      while (true) {
+        const next = yield* readMessage(control, decodeServerMessage)
+        lastFrameAt = yield* Clock.currentTimeMillis
+        if (Option.isNone(next)) return yield* new ControlConnectionLost({ reason: "the server closed it" })
+        const message = next.value
+        switch (message._tag) {
+          case "Heartbeat":
+            break
+          case "Connection":
+            yield* Effect.logDebug(`new visitor ${message.id}`)
+            yield* on.visitor(message.id, Option.none())
+            break
+          case "Visitor": {
+            const { destination, id, source } = message.visitor
+            yield* Effect.logDebug(`new visitor ${id} from ${source.address}:${source.port}`)
+            yield* on.visitor(id, Option.some({ source, destination }))
+            break
+          }
+          case "Lease":
+            yield* on.lease(message.token)
+            break
+          case "Spore":
+            yield* on.extensions(message.version)
+            break
+          case "Error":
+            yield* Effect.logError(`server error: ${message.message}`)
+            break
+          default:
+            yield* Effect.logWarning(`unexpected ${message._tag} on the control connection; ignored`)
+        }
+      }
+    })
+    return yield* Effect.raceFirst(readLoop, watchdog)
   }).pipe(
     Effect.catchTags({
       FrameTooLong: (error) => new ControlConnectionLost({ reason: error.message }),

@@ -9,7 +9,7 @@
  * carry their addresses, and from 3 the client's warm pool streams are taken (see WarmPool).
  * Anything else the client sends there is ignored, as bore ignores it.
  */
-import { Duration, Effect, Option, Queue, Ref } from "effect"
+import { Clock, Duration, Effect, Option, Queue, Ref } from "effect"
 import type { SocketError } from "../errors.js"
 import { type FramedSocket, readMessage } from "../net/framed-socket.js"
 import { untilClosed } from "../net/socket.js"
@@ -72,16 +72,31 @@ export const serveControl = (
       if (entry.announced && (yield* registry.isWaiting(entry.arrival.id))) yield* announce(entry.arrival)
     }
 
-    const announceVisitors = Effect.gen(function*() {
-      while (true) {
-        yield* send(ServerMessages.heartbeat)
-        const visitor = yield* Queue.take(tunnel.arrivals).pipe(Effect.timeout(HEARTBEAT_INTERVAL), Effect.option)
+    // bore's loop, frame for frame: a heartbeat, then up to 500 ms waiting for a visitor, who is
+    // announced (and the loop goes round, so a heartbeat follows at once). Here the announcement
+    // and the heartbeat after it go in one write, and the 500 ms are a deadline that a second
+    // fiber keeps, rather than a timeout raced against every wait (two fibers per visitor).
+    let lastBeat = 0
+    const beatAfter = (frames: ReadonlyArray<ServerMessage>) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        lastBeat = now
+        return control.writeFrames([...frames, ServerMessages.heartbeat].map(encodeServerMessage))
+      })
+    const announceVisitors = Effect.forever(Effect.flatMap(Queue.take(tunnel.arrivals), (visitor) =>
+      Effect.suspend(() => {
         // A visitor that expired while no control was attached is not announced.
-        if (Option.isSome(visitor) && (yield* registry.isWaiting(visitor.value.id))) {
-          const entry = tunnel.waiting.get(visitor.value.id)
-          if (entry !== undefined) entry.announced = true
-          yield* announce(visitor.value)
-        }
+        const entry = tunnel.waiting.get(visitor.id)
+        if (entry === undefined) return Effect.void
+        entry.announced = true
+        return Effect.flatMap(Ref.get(tunnel.announcesAddresses), (withAddresses) =>
+          beatAfter([withAddresses ? ServerMessages.visitor(visitor) : ServerMessages.connection(visitor.id)]))
+      })))
+    const heartbeats = Effect.gen(function*() {
+      yield* beatAfter([])
+      while (true) {
+        const wait = lastBeat + Duration.toMillis(HEARTBEAT_INTERVAL) - (yield* Clock.currentTimeMillis)
+        if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
+        else yield* beatAfter([])
       }
     })
 
@@ -107,7 +122,7 @@ export const serveControl = (
       Effect.catchTag("FrameTooLong", () => untilClosed(control.socket))
     )
 
-    yield* Effect.raceFirst(announceVisitors, readOffers)
+    yield* Effect.raceAll([announceVisitors, heartbeats, readOffers])
   }).pipe(
     // The pool belongs to this control connection: its client closes its own when it ends.
     Effect.ensuring(Effect.sync(() => tunnel.pool.close()))
