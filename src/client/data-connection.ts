@@ -6,7 +6,7 @@
 import type * as net from "node:net"
 import { Effect, Option, type Scope } from "effect"
 import type { FramedSocket } from "../net/framed-socket.js"
-import { connect } from "../net/socket.js"
+import { beginConnect, connect } from "../net/socket.js"
 import { tracked } from "../net/drain.js"
 import { splice } from "../net/splice.js"
 import type { Authenticator } from "../protocol/auth.js"
@@ -32,12 +32,9 @@ export const forwardVisitor = (
     // The local connection is made while the data stream is opened, not after (bore's order):
     // a new visitor waits for one round trip less. If it fails, Accept has still been sent, so
     // the visitor sees a close at once rather than waiting out the 10 s expiry.
-    const [stream, local] = yield* Effect.all([
-      openStream(config, auth, encodeClientMessage(ClientMessages.accept(id))),
-      Effect.either(connect(config.localHost, config.localPort, config.buffers))
-    ], { concurrency: 2 })
-    if (local._tag === "Left") return yield* local.left
-    yield* joinLocal(config, stream, local.right, addresses)
+    const local = yield* beginConnect(config.localHost, config.localPort, config.buffers)
+    const stream = yield* openStream(config, auth, encodeClientMessage(ClientMessages.accept(id)))
+    yield* joinLocal(config, stream, yield* local.connected, addresses)
   }).pipe(dropOnFailure(config, id), Effect.scoped)
 
 /**
