@@ -7,7 +7,7 @@
  * tunnel closes (bore leaves such visitors dangling until they expire).
  */
 import type * as net from "node:net"
-import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, type Scope } from "effect"
+import { Clock, Context, Duration, Effect, type Fiber, FiberId, Layer, Option, type Scope } from "effect"
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
 
 /** How long a visitor waits to be claimed (bore: 10 s). */
@@ -36,7 +36,8 @@ export interface ClaimedVisitor<A = net.Socket> {
 interface Entry<A> {
   readonly visitor: A
   readonly counts: VisitorCounts
-  readonly claimed: Deferred.Deferred<void>
+  /** The fiber holding the visitor: it sleeps out the timeout, and a claim interrupts it. */
+  holder: Fiber.RuntimeFiber<void> | undefined
   readonly heldAt: number
   wasClaimed: boolean
 }
@@ -90,20 +91,19 @@ export const makeTable = <A>(release: (visitor: A, reason: ReleaseReason) => voi
     Effect.gen(function*() {
       const id = yield* randomUuid
       const heldAt = yield* Clock.currentTimeMillis
-      const entry: Entry<A> = { visitor, counts, claimed: yield* Deferred.make<void>(), heldAt, wasClaimed: false }
+      const entry: Entry<A> = { visitor, counts, holder: undefined, heldAt, wasClaimed: false }
       entries.set(id, entry)
       counts.waiting++
       events.waitingChanged(1)
-      yield* Deferred.await(entry.claimed).pipe(
-        Effect.timeout(PENDING_TIMEOUT),
-        Effect.catchTag("TimeoutException", () =>
-          Effect.zipRight(
-            Effect.sync(() => {
-              expiredIds.add(id)
-              events.expired()
-            }),
-            Effect.annotateLogs(Effect.logInfo(`visitor ${id} was not claimed in time; closed`), { conn: id })
-          )),
+      // The holder's body is the timeout itself: it sleeps for PENDING_TIMEOUT, and a claim (or
+      // closeAll) interrupts the sleep. One fiber and one timer per visitor, where a wait raced
+      // against a timeout would take three fibers.
+      entry.holder = yield* Effect.sleep(PENDING_TIMEOUT).pipe(
+        Effect.zipRight(Effect.sync(() => {
+          expiredIds.add(id)
+          events.expired()
+        })),
+        Effect.zipRight(Effect.annotateLogs(Effect.logInfo(`visitor ${id} was not claimed in time; closed`), { conn: id })),
         Effect.interruptible,
         Effect.ensuring(Effect.sync(() => {
           entries.delete(id)
@@ -121,6 +121,8 @@ export const makeTable = <A>(release: (visitor: A, reason: ReleaseReason) => voi
         // skip its `ensuring`, leaking the socket and the entry).
         Effect.uninterruptible
       )
+      // Claimed before the holder was there to interrupt (the fiber yielded in between).
+      if (entry.wasClaimed) entry.holder.unsafeInterruptAsFork(FiberId.none)
       return id
     })
 
@@ -133,7 +135,7 @@ export const makeTable = <A>(release: (visitor: A, reason: ReleaseReason) => voi
       entry.counts.waiting--
       entry.counts.active++
       events.waitingChanged(-1)
-      Deferred.unsafeDone(entry.claimed, Exit.void)
+      entry.holder?.unsafeInterruptAsFork(FiberId.none)
       return Option.some<ClaimedVisitor<A>>({ visitor: entry.visitor, counts: entry.counts, waited: Duration.millis(now - entry.heldAt) })
     })
 
@@ -142,9 +144,9 @@ export const makeTable = <A>(release: (visitor: A, reason: ReleaseReason) => voi
     claim,
     isWaiting: (id) => Effect.sync(() => entries.has(id)),
     size: Effect.sync(() => entries.size),
-    // Waking each holder unclaimed ends its wait; its finalizer closes the socket.
+    // Interrupting each holder unclaimed ends its wait; its finalizer closes the socket.
     closeAll: Effect.sync(() => {
-      for (const entry of entries.values()) Deferred.unsafeDone(entry.claimed, Exit.void)
+      for (const entry of entries.values()) entry.holder?.unsafeInterruptAsFork(FiberId.none)
     })
   }
 })
