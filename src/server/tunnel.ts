@@ -122,7 +122,9 @@ export const serveControl = (
       Effect.catchTag("FrameTooLong", () => untilClosed(control.socket))
     )
 
-    yield* Effect.raceAll([announceVisitors, heartbeats, readOffers])
+    // Whichever ends first, by success or failure, ends the connection (raceAll would wait for a
+    // success, and a failed heartbeat write is how a silent client is noticed).
+    yield* Effect.raceFirst(announceVisitors, Effect.raceFirst(heartbeats, readOffers))
   }).pipe(
     // The pool belongs to this control connection: its client closes its own when it ends.
     Effect.ensuring(Effect.sync(() => tunnel.pool.close()))
