@@ -6,6 +6,9 @@ export default defineConfig({
     globalSetup: ["test/global-setup.ts"],
     // End-to-end tests start real processes and move real bytes over loopback.
     testTimeout: 60_000,
-    hookTimeout: 30_000
+    hookTimeout: 30_000,
+    // A test's logs are printed only when it fails, so that a CI log shows the failures;
+    // SPORE_TEST_LOGS=1 prints every test's logs.
+    silent: process.env.SPORE_TEST_LOGS === "1" ? false : "passed-only"
   }
 })
