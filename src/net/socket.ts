@@ -35,26 +35,40 @@ export const connect = (
     )
   )
 
+/**
+ * Calls `settle` once, with the socket prepared when it has connected, or with the connect's
+ * error (the socket then destroyed).
+ */
+const whenConnected = (
+  socket: net.Socket,
+  target: { readonly host: string; readonly port: number; readonly buffers: SocketBuffers },
+  settle: (outcome: net.Socket | ConnectError) => void
+) => {
+  const onConnect = () => {
+    socket.off("error", onError)
+    settle(prepareSocket(socket, target.buffers))
+  }
+  const onError = (error: NodeJS.ErrnoException) => {
+    socket.off("connect", onConnect)
+    socket.destroy()
+    settle(new ConnectError({ host: target.host, port: target.port, reason: error.code ?? error.message }))
+  }
+  socket.once("connect", onConnect)
+  socket.once("error", onError)
+}
+
+const timedOut = (host: string, port: number) => new ConnectError({ host, port, reason: "timed out" })
+
+const asEffect = (outcome: net.Socket | ConnectError) =>
+  outcome instanceof ConnectError ? Effect.fail(outcome) : Effect.succeed(outcome)
+
 const dial = (host: string, port: number, buffers: SocketBuffers): Effect.Effect<net.Socket, ConnectError> =>
   Effect.async<net.Socket, ConnectError>((resume) => {
     const socket = net.connect({ host, port, allowHalfOpen: true })
-    const onConnect = () => {
-      socket.off("error", onError)
-      resume(Effect.succeed(prepareSocket(socket, buffers)))
-    }
-    const onError = (error: NodeJS.ErrnoException) => {
-      socket.off("connect", onConnect)
-      socket.destroy()
-      resume(Effect.fail(new ConnectError({ host, port, reason: error.code ?? error.message })))
-    }
-    socket.once("connect", onConnect)
-    socket.once("error", onError)
+    whenConnected(socket, { host, port, buffers }, (outcome) => resume(asEffect(outcome)))
     return Effect.sync(() => socket.destroy())
   }).pipe(
-    Effect.timeoutFail({
-      duration: NETWORK_TIMEOUT,
-      onTimeout: () => new ConnectError({ host, port, reason: "timed out" })
-    })
+    Effect.timeoutFail({ duration: NETWORK_TIMEOUT, onTimeout: () => timedOut(host, port) })
   )
 
 /** A connect begun in the background; see `beginConnect`. */
@@ -81,35 +95,23 @@ export const beginConnect = (
     Effect.acquireRelease(Effect.sync(() => net.connect({ host, port, allowHalfOpen: true })), (socket) => Effect.sync(() => socket.destroy())),
     (socket) => {
       let outcome: net.Socket | ConnectError | undefined
-      const settled: Array<() => void> = []
-      const settle = (result: net.Socket | ConnectError) => {
-        outcome = result
-        for (const wake of settled.splice(0)) wake()
-      }
-      const onError = (error: NodeJS.ErrnoException) => {
-        socket.off("connect", onConnect)
-        socket.destroy()
-        settle(new ConnectError({ host, port, reason: error.code ?? error.message }))
-      }
-      const onConnect = () => {
-        socket.off("error", onError)
-        settle(prepareSocket(socket, buffers))
-      }
-      socket.once("connect", onConnect)
-      socket.once("error", onError)
-      const finished = (result: net.Socket | ConnectError) => result instanceof ConnectError ? Effect.fail(result) : Effect.succeed(result)
+      const waiting: Array<() => void> = []
+      whenConnected(socket, { host, port, buffers }, (settled) => {
+        outcome = settled
+        for (const wake of waiting.splice(0)) wake()
+      })
       const connected = Effect.suspend(() => {
-        if (outcome !== undefined) return finished(outcome)
+        if (outcome !== undefined) return asEffect(outcome)
         return Effect.async<void>((resume) => {
           const wake = () => resume(Effect.void)
-          settled.push(wake)
+          waiting.push(wake)
           return Effect.sync(() => {
-            const index = settled.indexOf(wake)
-            if (index >= 0) settled.splice(index, 1)
+            const index = waiting.indexOf(wake)
+            if (index >= 0) waiting.splice(index, 1)
           })
         }).pipe(
-          Effect.timeoutFail({ duration: NETWORK_TIMEOUT, onTimeout: () => new ConnectError({ host, port, reason: "timed out" }) }),
-          Effect.flatMap(() => finished(outcome!))
+          Effect.timeoutFail({ duration: NETWORK_TIMEOUT, onTimeout: () => timedOut(host, port) }),
+          Effect.flatMap(() => asEffect(outcome!))
         )
       })
       return { connected }

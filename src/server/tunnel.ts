@@ -17,7 +17,6 @@ import { tuneControlSocket } from "../net/tuning.js"
 import { decodeClientMessage, encodeServerMessage, type ServerMessage, ServerMessages } from "../protocol/messages.js"
 import type { VisitorAnnouncement } from "../protocol/messages.js"
 import type { Uuid } from "../protocol/uuid.js"
-import { PendingRegistry } from "./pending-registry.js"
 import type { WarmPool } from "./warm-pool.js"
 
 /** How often an idle control stream gets a heartbeat (bore: 500 ms). */
@@ -54,22 +53,23 @@ export interface TunnelState {
 export const serveControl = (
   tunnel: TunnelState,
   control: FramedSocket
-): Effect.Effect<void, SocketError, PendingRegistry> =>
+): Effect.Effect<void, SocketError> =>
   Effect.gen(function*() {
-    const registry = yield* PendingRegistry
     const send = (message: ServerMessage) => control.writeFrame(encodeServerMessage(message))
     tuneControlSocket(control.socket)
 
-    const announce = (arrival: Arrival) =>
-      Effect.flatMap(Ref.get(tunnel.announcesAddresses), (withAddresses) =>
-        send(withAddresses ? ServerMessages.visitor(arrival) : ServerMessages.connection(arrival.id)))
+    /** A visitor's announcement: with its addresses to a client that speaks version 2. */
+    const announcementOf = (arrival: Arrival) =>
+      Effect.map(Ref.get(tunnel.announcesAddresses), (withAddresses) =>
+        withAddresses ? ServerMessages.visitor(arrival) : ServerMessages.connection(arrival.id))
 
     yield* send(ServerMessages.hello(tunnel.port))
 
     // Visitors announced on an earlier control connection and still waiting are announced again:
     // that connection may have died silently (a black hole) with the announcements unread.
+    // (`waiting` holds only visitors still waiting to be claimed.)
     for (const entry of tunnel.waiting.values()) {
-      if (entry.announced && (yield* registry.isWaiting(entry.arrival.id))) yield* announce(entry.arrival)
+      if (entry.announced) yield* send(yield* announcementOf(entry.arrival))
     }
 
     // bore's loop, frame for frame: a heartbeat, then up to 500 ms waiting for a visitor, who is
@@ -88,8 +88,7 @@ export const serveControl = (
         const entry = tunnel.waiting.get(visitor.id)
         if (entry === undefined) return Effect.void
         entry.announced = true
-        return Effect.flatMap(Ref.get(tunnel.announcesAddresses), (withAddresses) =>
-          beatAfter([withAddresses ? ServerMessages.visitor(visitor) : ServerMessages.connection(visitor.id)]))
+        return Effect.flatMap(announcementOf(visitor), (announcement) => beatAfter([announcement]))
       })))
     const heartbeats = Effect.gen(function*() {
       yield* beatAfter([])

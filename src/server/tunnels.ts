@@ -111,7 +111,6 @@ export const make = (config: TunnelsConfig) =>
         while (true) {
           const next = yield* Effect.raceFirst(
             serveControl(tunnel, current.control).pipe(
-              Effect.provideService(PendingRegistry, registry),
               Effect.ignore,
               Effect.as(Option.none<Handoff>())
             ),

@@ -250,6 +250,11 @@ describe("the warm pool on the wire", () => {
       expect(taken.every((peer) => !peer.socket.destroyed)).toBe(true)
       const { body } = yield* Effect.promise(() => scrape(metricsPort))
       expect(sampleOf(body, "spore_handshake_failures_total", { reason: "pool-refused" })).toBe(3)
+      // The refusals cost the tunnel nothing: its next visitor is handed to the newest stream taken.
+      const newest = taken[1]!.framed()
+      const visitor = yield* dial(current.port)
+      expect((yield* newest.next) ?? "").toMatch(/^\{"Visitor":"[0-9a-f-]{36} 127\.0\.0\.1 /)
+      visitor.destroy()
     }))
 
   it.scoped("closing the tunnel closes its idle streams", () =>
