@@ -56,7 +56,7 @@ describe("spore CLI", () => {
       const local = (yield* runSpore(["local", "--help"], { BORE_SECRET: "do-not-print-me" })).stdout
       for (const text of ["LOCAL_PORT", "--local-port", "--local-host", "Default: localhost", "--to",
         "SPORE_SERVER, BORE_SERVER", "--port", "Default: 0", "--secret", "--control-port", "--no-reconnect", "--drain-seconds",
-        "--max-reconnect-delay", "Default: 64", "SPORE_MAX_RECONNECT_DELAY", "--sndbuf", "--recbuf"]) {
+        "--max-reconnect-delay", "Default: 64", "SPORE_MAX_RECONNECT_DELAY", "--sndbuf", "--recbuf", "--pool", "Default: 4", "SPORE_POOL"]) {
         expect(local).toContain(text)
       }
       expect(local).not.toContain("do-not-print-me")
@@ -83,6 +83,8 @@ describe("spore CLI", () => {
         [["local", "0", "--to", "x"], /--local-port must be a port number/],
         [["local", "8080", "--to", "x", "--secret", ""], /--secret is empty/],
         [["local", "8080", "--to", "x", "--max-reconnect-delay", "0"], /--max-reconnect-delay must be a whole number/],
+        [["local", "8080", "--to", "x", "--pool", "65"], /--pool must be a whole number from 0 to 64, not 65/],
+        [["local", "8080", "--to", "x", "--pool", "-1"], /--pool must be a whole number from 0 to 64, not -1/],
         [["server", "--lease-seconds", "-1"], /--lease-seconds must be a whole number/],
         [["server", "--sndbuf", "10"], /--sndbuf must be a number of bytes from 1024/],
         [["local", "8080", "--to", "x", "--recbuf", "9999999999999"], /--recbuf must be a number of bytes/],
