@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian's Chromium, which the browser tests (test/relay/dashboard.test.ts) drive through
+# Debian's Chromium, which the browser tests (test/front/dashboard.test.ts) drive through
 # playwright-core. Debian's package rather than `npx playwright install`: it comes from the same
 # apt mirror as everything else, and a browser download is not reachable from CI's network.
 # Idempotent: does nothing when /usr/bin/chromium is already there.

@@ -1,7 +1,7 @@
 /** `spore server`: flags, their validation, and the running server. */
 import { Command, Options } from "@effect/cli"
 import { Duration, Effect, Either, Option } from "effect"
-import { loadApiKeys } from "../relay/api-keys.js"
+import { loadApiKeys } from "../front/api-keys.js"
 import { makeVisitorFilter, parseCidr } from "../server/visitor-filter.js"
 import type { ServerConfig } from "../server/config.js"
 import { DEFAULT_LIMITS, type ServerLimits } from "../server/limits.js"

@@ -1,6 +1,6 @@
 import type { Duration, Option, Redacted } from "effect"
 import type { SocketBuffers } from "../net/tuning.js"
-import type { HttpFrontConfig } from "../relay/front.js"
+import type { HttpFrontConfig } from "../front/front.js"
 import type { ServerLimits } from "./limits.js"
 
 /** What `spore server` was asked to do. */

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as net from "node:net"
 import { Effect, Either, Option } from "effect"
-import { parseApiKeys } from "../../src/relay/api-keys.js"
+import { parseApiKeys } from "../../src/front/api-keys.js"
 import { getSocketOption, getTcpOption, SocketOption, type SocketBuffers } from "../../src/net/tuning.js"
 import { clientConfig, dial, echoService, startRunningServer, startServer, startTunnel } from "../support/net.js"
 

@@ -1,8 +1,8 @@
 /**
  * Helpers for tests that move real bytes over 127.0.0.1.
  */
-import type { ApiKeys } from "../../src/relay/api-keys.js"
-import type { HttpFrontConfig } from "../../src/relay/front.js"
+import type { ApiKeys } from "../../src/front/api-keys.js"
+import type { HttpFrontConfig } from "../../src/front/front.js"
 import { createHash, randomBytes } from "node:crypto"
 import * as net from "node:net"
 import { Duration, Effect, Option, Redacted, type Scope } from "effect"

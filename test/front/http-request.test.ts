@@ -5,8 +5,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { HttpRequestError } from "../../src/errors.js"
-import { makeBodyScanner } from "../../src/relay/body-scanner.js"
-import { errorResponse } from "../../src/relay/error-page.js"
+import { makeBodyScanner } from "../../src/front/body-scanner.js"
+import { errorResponse } from "../../src/front/error-page.js"
 import {
   type BodyFraming,
   clientAddress,
@@ -16,7 +16,7 @@ import {
   type RequestHead,
   rewriteHead,
   routeOf
-} from "../../src/relay/http-request.js"
+} from "../../src/front/http-request.js"
 
 const bytes = (text: string) => Buffer.from(text, "latin1")
 const text = (data: Uint8Array) => Buffer.from(data).toString("latin1")

@@ -7,7 +7,7 @@ import { expect } from "@effect/vitest"
 import type * as net from "node:net"
 import { Deferred, Effect, Either, Option } from "effect"
 import { WebSocket } from "ws"
-import { parseApiKeys } from "../../src/relay/api-keys.js"
+import { parseApiKeys } from "../../src/front/api-keys.js"
 import { callApi, type TunnelView } from "../support/http.js"
 import { dial, LOOPBACK, readAll, startRunningServer, type TestServerOptions } from "../support/net.js"
 

@@ -19,14 +19,14 @@ import type * as net from "node:net"
 import { Deferred, Effect, Either, Option, Scope } from "effect"
 import type { WebSocket } from "ws"
 import type { HttpRequestError } from "../errors.js"
-import { type ChannelState, type HeldWebSocket, onClosed, openChannel, untilClosed } from "./channel.js"
+import { type ChannelState, type HeldWebSocket, onClosed, openChannel, untilClosed } from "../relay/channel.js"
 import { errorResponse } from "./error-page.js"
 import type { RequestClient } from "./client-address.js"
 import { rewriteHead, routeOf, type RequestHead } from "./http-request.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
 import { validateName } from "./names.js"
 import type { RequestReader } from "./request-reader.js"
-import { WaitingVisitors } from "./waiting-visitors.js"
+import { WaitingVisitors } from "../relay/waiting-visitors.js"
 
 /** Longest wait for a request head, the first one or the next on a keep-alive connection. */
 export const REQUEST_HEAD_TIMEOUT_SECONDS = 30

@@ -23,7 +23,7 @@ import { LimitTexts } from "../server/limits.js"
 import { type ApiKeys, type Owner, presentedKey } from "./api-keys.js"
 import { dashboardPage } from "./dashboard.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
-import type { RateLimit } from "./rate-limit.js"
+import type { RateLimit } from "../relay/rate-limit.js"
 
 /** The largest request body the API reads. */
 export const MAX_API_BODY_BYTES = 4096

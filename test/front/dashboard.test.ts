@@ -1,14 +1,14 @@
 /**
  * The HTTP tunnels' status page in a real headless Chromium: a plain node:http server serves
  * `dashboardPage` at `/` and a scripted `/v1/status` whose answers each test changes; the tests
- * assert on the DOM the page builds (the contract in src/relay/dashboard.ts), never on pixels.
+ * assert on the DOM the page builds (the contract in src/front/dashboard.ts), never on pixels.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Page } from "playwright-core"
-import { dashboardPage } from "../../src/relay/dashboard.js"
+import { dashboardPage } from "../../src/front/dashboard.js"
 import { hasChromium, withPage } from "../support/browser.js"
 
 const KEY = "k3y-for-the-dashboard"

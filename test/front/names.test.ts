@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Random } from "effect"
-import { randomName, validateName } from "../../src/relay/names.js"
+import { randomName, validateName } from "../../src/front/names.js"
 
 describe("validateName", () => {
   it("accepts DNS labels and lowercases them", () => {

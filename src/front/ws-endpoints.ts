@@ -21,12 +21,12 @@ import { STATUS_CODES } from "node:http"
 import type * as stream from "node:stream"
 import { Deferred, Duration, Effect, Option } from "effect"
 import type { WebSocketServer } from "ws"
-import { type HeldWebSocket, holdMessages } from "./channel.js"
+import { type HeldWebSocket, holdMessages } from "../relay/channel.js"
 import { HttpApiError } from "../errors.js"
 import { parseUuid } from "../protocol/uuid.js"
 import { type ApiContext, authenticate } from "./api.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
-import { WaitingVisitors } from "./waiting-visitors.js"
+import { WaitingVisitors } from "../relay/waiting-visitors.js"
 
 /** How often the server pings a control connection. */
 export const PING_INTERVAL = Duration.seconds(30)
