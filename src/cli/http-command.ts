@@ -5,7 +5,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Config, Console, Duration, Effect, Option, Redacted } from "effect"
 import * as Drain from "../net/drain.js"
-import * as HttpClient from "../relay/http-client.js"
+import * as HttpClient from "../client/http-client.js"
 import * as Logging from "./logger.js"
 import { checkPort, checkSeconds, optionalTextOption, textOption, UsageError } from "./options.js"
 import { reconnectLine, tunnelOptions } from "./tunnel-flags.js"

@@ -13,8 +13,8 @@ import { ControlConnectionLost, HttpApiError } from "../errors.js"
 import { Drain, tracked } from "../net/drain.js"
 import { connect } from "../net/socket.js"
 import { parseUuid, type Uuid } from "../protocol/uuid.js"
-import { reconnectSchedule } from "../client/reconnect.js"
-import { type HeldWebSocket, holdMessages, MAX_MESSAGE_BYTES, spliceChannel } from "./channel.js"
+import { reconnectSchedule } from "./reconnect.js"
+import { type HeldWebSocket, holdMessages, MAX_MESSAGE_BYTES, spliceChannel } from "../relay/channel.js"
 
 /**
  * The server pings every 30 s; this long without a ping (or any message) means the control

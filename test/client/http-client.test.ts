@@ -8,7 +8,7 @@ import * as http from "node:http"
 import type * as net from "node:net"
 import { Duration, Effect, Fiber, Option, Redacted, TestClock } from "effect"
 import { type WebSocket, WebSocketServer } from "ws"
-import * as HttpClient from "../../src/relay/http-client.js"
+import * as HttpClient from "../../src/client/http-client.js"
 import { LOOPBACK } from "../support/net.js"
 
 const TOKEN = "client-key-0123456789"
