@@ -14,7 +14,7 @@ import { Drain, tracked } from "../net/drain.js"
 import { connect } from "../net/socket.js"
 import { parseUuid, type Uuid } from "../protocol/uuid.js"
 import { reconnectSchedule } from "./reconnect.js"
-import { type HeldWebSocket, holdMessages, MAX_MESSAGE_BYTES, spliceChannel } from "../relay/channel.js"
+import { type HeldWebSocket, holdMessages, MAX_MESSAGE_BYTES, spliceChannel } from "../net/ws-channel.js"
 
 /**
  * The server pings every 30 s; this long without a ping (or any message) means the control

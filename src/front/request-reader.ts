@@ -10,7 +10,7 @@
 import type * as net from "node:net"
 import { Effect, Either, Option } from "effect"
 import { HttpRequestError } from "../errors.js"
-import type { ChannelSender } from "../relay/channel.js"
+import type { ChannelSender } from "../net/ws-channel.js"
 import { makeBodyScanner } from "./body-scanner.js"
 import { findHeadEnd, MAX_HEAD_BYTES, parseHead, type RequestHead } from "./http-request.js"
 import { decodeProxyHeader } from "./proxy-header.js"

@@ -5,7 +5,7 @@
  * tunnel's control connection closed (502).
  */
 import { Context, Deferred, Exit, Layer } from "effect"
-import type { HeldWebSocket } from "./channel.js"
+import type { HeldWebSocket } from "../net/ws-channel.js"
 import { makeTable, type PendingEvents, type PendingTable, type ReleaseReason } from "../server/pending-registry.js"
 
 export interface WaitingVisitor {
