@@ -2,7 +2,7 @@
 import { Command, Options } from "@effect/cli"
 import { Duration, Effect, Either, Option } from "effect"
 import { loadApiKeys } from "../front/api-keys.js"
-import { makeVisitorFilter, parseCidr } from "../server/visitor-filter.js"
+import { makeVisitorFilter, parseCidr } from "../visitors/visitor-filter.js"
 import type { ServerConfig } from "../server/config.js"
 import { DEFAULT_LIMITS, type ServerLimits } from "../server/limits.js"
 import * as Server from "../server/server.js"

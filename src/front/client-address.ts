@@ -11,7 +11,7 @@
  * is a bad request, their X-Forwarded-For just a header passed on.
  */
 import * as net from "node:net"
-import { type Cidr, makeVisitorFilter } from "../server/visitor-filter.js"
+import { type Cidr, makeVisitorFilter } from "../visitors/visitor-filter.js"
 import { clientAddress, type RequestHead } from "./http-request.js"
 
 export interface TrustedProxies {

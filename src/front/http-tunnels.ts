@@ -13,7 +13,7 @@ import { Context, Duration, Effect, Either, Exit, FiberMap, Layer, Option, Scope
 import type { WebSocket } from "ws"
 import { HttpApiError } from "../errors.js"
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
-import { makeVisitorCounts, type VisitorCounts } from "../server/pending-registry.js"
+import { makeVisitorCounts, type VisitorCounts } from "../visitors/pending-registry.js"
 import type { Owner } from "./api-keys.js"
 import { randomName, validateName } from "./names.js"
 

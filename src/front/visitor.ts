@@ -26,7 +26,7 @@ import { rewriteHead, routeOf, type RequestHead } from "./http-request.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
 import { validateName } from "./names.js"
 import type { RequestReader } from "./request-reader.js"
-import { WaitingVisitors } from "../relay/waiting-visitors.js"
+import { WaitingVisitors } from "../visitors/waiting-visitors.js"
 
 /** Longest wait for a request head, the first one or the next on a keep-alive connection. */
 export const REQUEST_HEAD_TIMEOUT_SECONDS = 30

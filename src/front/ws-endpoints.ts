@@ -26,7 +26,7 @@ import { HttpApiError } from "../errors.js"
 import { parseUuid } from "../protocol/uuid.js"
 import { type ApiContext, authenticate } from "./api.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
-import { WaitingVisitors } from "../relay/waiting-visitors.js"
+import { WaitingVisitors } from "../visitors/waiting-visitors.js"
 
 /** How often the server pings a control connection. */
 export const PING_INTERVAL = Duration.seconds(30)

@@ -21,7 +21,7 @@ import { type ClientMessage, decodeClientMessage, encodeServerMessage, ServerMes
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
 import { Admission } from "./admission.js"
 import { LimitTexts } from "./limits.js"
-import { PendingRegistry } from "./pending-registry.js"
+import { PendingRegistry } from "../visitors/pending-registry.js"
 import { ServerMetrics } from "./server-metrics.js"
 import { Tunnels } from "./tunnels.js"
 

@@ -4,7 +4,7 @@
  * exhausting descriptors or memory.
  */
 import { openFileLimits } from "../net/descriptor-watch.js"
-import type { VisitorFilter } from "./visitor-filter.js"
+import type { VisitorFilter } from "../visitors/visitor-filter.js"
 
 export interface ServerLimits {
   /**

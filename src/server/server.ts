@@ -12,7 +12,7 @@ import { makeAuthenticator } from "../protocol/auth.js"
 import * as Admission from "./admission.js"
 import type { ServerConfig } from "./config.js"
 import { handleConnection } from "./connection.js"
-import * as PendingRegistry from "./pending-registry.js"
+import * as PendingRegistry from "../visitors/pending-registry.js"
 import { makeServerMetrics, ServerMetrics } from "./server-metrics.js"
 import * as Tunnels from "./tunnels.js"
 

@@ -11,7 +11,7 @@ import { requestTunnel } from "../../src/client/handshake.js"
 import { listen } from "../../src/net/listener.js"
 import { makeFramedSocket } from "../../src/net/framed-socket.js"
 import { getTcpOption, TcpOption } from "../../src/net/tuning.js"
-import * as PendingRegistry from "../../src/server/pending-registry.js"
+import * as PendingRegistry from "../../src/visitors/pending-registry.js"
 import { type Arrival, serveControl } from "../../src/server/tunnel.js"
 import { clientConfig, LOOPBACK, socketPair } from "../support/net.js"
 

@@ -10,7 +10,7 @@ import { type ConnectionOrigin, makeTrustedProxies, requestClient } from "../../
 import { parseHead, rewriteHead } from "../../src/front/http-request.js"
 import { decodeProxyHeader } from "../../src/front/proxy-header.js"
 import { makeRequestReader } from "../../src/front/request-reader.js"
-import { parseCidr } from "../../src/server/visitor-filter.js"
+import { parseCidr } from "../../src/visitors/visitor-filter.js"
 import { socketPair } from "../support/net.js"
 
 const header = (version: "v1" | "v2", source: string, destination: string) =>

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Fiber } from "effect"
 import { encodeProxyHeader } from "../../src/client/proxy-header.js"
-import { makeVisitorFilter, parseCidr } from "../../src/server/visitor-filter.js"
+import { makeVisitorFilter, parseCidr } from "../../src/visitors/visitor-filter.js"
 import { dial } from "../support/net.js"
 import { apiFrom, create, fakeClient, KEY, openWs, settle, startFront, visit } from "./front-driver.js"
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
-import { type Cidr, makeVisitorFilter, parseCidr } from "../../src/server/visitor-filter.js"
+import { type Cidr, makeVisitorFilter, parseCidr } from "../../src/visitors/visitor-filter.js"
 
 const cidr = (text: string): Cidr => Either.getOrThrowWith(parseCidr(text), (problem) => new Error(problem))
 

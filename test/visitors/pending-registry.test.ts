@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Option, Scope, TestClock } from "effect"
-import { make, makeVisitorCounts, PENDING_TIMEOUT } from "../../src/server/pending-registry.js"
+import { make, makeVisitorCounts, PENDING_TIMEOUT } from "../../src/visitors/pending-registry.js"
 import { closed, socketPair } from "../support/net.js"
 
 /** Lets woken fibers run their finalizers after a clock adjustment. */

@@ -6,7 +6,7 @@
  */
 import { Context, Deferred, Exit, Layer } from "effect"
 import type { HeldWebSocket } from "../net/ws-channel.js"
-import { makeTable, type PendingEvents, type PendingTable, type ReleaseReason } from "../server/pending-registry.js"
+import { makeTable, type PendingEvents, type PendingTable, type ReleaseReason } from "./pending-registry.js"
 
 export interface WaitingVisitor {
   readonly channel: Deferred.Deferred<HeldWebSocket, ReleaseReason>
