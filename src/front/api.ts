@@ -18,12 +18,12 @@
 import type * as http from "node:http"
 import { Effect, Option } from "effect"
 import { HttpApiError } from "../errors.js"
-import type { AuthLockout } from "../server/auth-lockout.js"
-import { LimitTexts } from "../server/limits.js"
+import type { AuthLockout } from "../limits/auth-lockout.js"
+import { LimitTexts } from "../limits/limits.js"
 import { type ApiKeys, type Owner, presentedKey } from "./api-keys.js"
 import { dashboardPage } from "./dashboard.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
-import type { RateLimit } from "../relay/rate-limit.js"
+import type { RateLimit } from "../limits/rate-limit.js"
 
 /** The largest request body the API reads. */
 export const MAX_API_BODY_BYTES = 4096

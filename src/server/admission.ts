@@ -19,10 +19,10 @@
 import { Clock, Context, Effect, Layer, type Scope } from "effect"
 import { LimitReached } from "../errors.js"
 import { unmappedAddress } from "../net/address.js"
-import { makeAuthLockout } from "./auth-lockout.js"
+import { makeAuthLockout } from "../limits/auth-lockout.js"
 import { type Handshake, makeHandshakePool } from "./handshake-pool.js"
-import { LimitTexts, type ServerLimits } from "./limits.js"
-import { makeRefusalLog } from "./refusal-log.js"
+import { LimitTexts, type ServerLimits } from "../limits/limits.js"
+import { makeRefusalLog } from "../limits/refusal-log.js"
 
 export class Admission extends Context.Tag("spore/Admission")<Admission, {
   /**

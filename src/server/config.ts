@@ -1,7 +1,7 @@
 import type { Duration, Option, Redacted } from "effect"
 import type { SocketBuffers } from "../net/tuning.js"
 import type { HttpFrontConfig } from "../front/front.js"
-import type { ServerLimits } from "./limits.js"
+import type { ServerLimits } from "../limits/limits.js"
 
 /** What `spore server` was asked to do. */
 export interface ServerConfig {

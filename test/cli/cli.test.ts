@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net"
 import { Effect } from "effect"
 import { KEY_A, writeKeys } from "../support/http.js"
 import { dial, freePort, readAll } from "../support/net.js"
-import { DEFAULT_LIMITS } from "../../src/server/limits.js"
+import { DEFAULT_LIMITS } from "../../src/limits/limits.js"
 import { runSpore, startSpore } from "../support/process.js"
 
 const version = (await import("../../package.json", { with: { type: "json" } })).default.version

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Random, Schedule } from "effect"
 import { AuthenticationError, ClosedBeforeChallenge, ConnectError, ControlConnectionLost, HandshakeTimeout, ServerRejected } from "../../src/errors.js"
 import { isRetryable, reconnectSchedule } from "../../src/client/reconnect.js"
-import { LimitTexts } from "../../src/server/limits.js"
+import { LimitTexts } from "../../src/limits/limits.js"
 
 /** The first `n` delays the schedule chooses. */
 const delays = (schedule: Schedule.Schedule<Duration.Duration, unknown>, n: number) =>

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Fiber, Option, TestClock } from "effect"
 import { WebSocket } from "ws"
-import { BURST } from "../../src/relay/rate-limit.js"
+import { BURST } from "../../src/limits/rate-limit.js"
 import { makeVisitorFilter, parseCidr } from "../../src/visitors/visitor-filter.js"
 import { dial, LOOPBACK, readAll, startRunningServer } from "../support/net.js"
 import { api, create, fakeClient, keys, OTHER_KEY, openWs, readUntil, settle, startFront, status, visit } from "./front-driver.js"

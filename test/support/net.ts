@@ -13,7 +13,7 @@ import { listen } from "../../src/net/listener.js"
 import type { SocketBuffers } from "../../src/net/tuning.js"
 import { makeVisitorFilter } from "../../src/visitors/visitor-filter.js"
 import type { ServerConfig } from "../../src/server/config.js"
-import { DEFAULT_LIMITS, type ServerLimits } from "../../src/server/limits.js"
+import { DEFAULT_LIMITS, type ServerLimits } from "../../src/limits/limits.js"
 import * as Server from "../../src/server/server.js"
 
 export const LOOPBACK = "127.0.0.1"

@@ -9,7 +9,7 @@ import { Effect, Either, Logger, Redacted, TestClock } from "effect"
 import { makeAuthenticator } from "../../src/protocol/auth.js"
 import type { Uuid } from "../../src/protocol/uuid.js"
 import { makeVisitorFilter, parseCidr } from "../../src/visitors/visitor-filter.js"
-import { LimitTexts, type ServerLimits } from "../../src/server/limits.js"
+import { LimitTexts, type ServerLimits } from "../../src/limits/limits.js"
 import { closed, dial, readExactly, startServer } from "../support/net.js"
 import { type WirePeer, wirePeer } from "../support/wire.js"
 

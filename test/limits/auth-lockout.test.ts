@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
-import { makeAuthLockout, MAX_FAILURES, MAX_TRACKED } from "../../src/server/auth-lockout.js"
+import { makeAuthLockout, MAX_FAILURES, MAX_TRACKED } from "../../src/limits/auth-lockout.js"
 
 const failTimes = (lockout: ReturnType<typeof makeAuthLockout>, address: string, times: number) =>
   Effect.forEach(Array.from({ length: times }), () => lockout.recordFailure(address))
