@@ -24,7 +24,7 @@ import { openPublicListener, type PortRange } from "./ports.js"
 import { makeRefusalLog } from "../limits/refusal-log.js"
 import { ServerMetrics } from "./server-metrics.js"
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
-import { type Arrival, serveControl, type TunnelState, type WaitingArrival } from "./tunnel.js"
+import { type Arrival, serveControl, type TunnelState, type WaitingArrival } from "./control-session.js"
 import { type Handover, makeWarmPool } from "./warm-pool.js"
 
 export interface TunnelsConfig extends PortRange {

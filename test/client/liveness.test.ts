@@ -12,7 +12,7 @@ import { listen } from "../../src/net/listener.js"
 import { makeFramedSocket } from "../../src/net/framed-socket.js"
 import { getTcpOption, TcpOption } from "../../src/net/tuning.js"
 import * as PendingRegistry from "../../src/visitors/pending-registry.js"
-import { type Arrival, serveControl } from "../../src/server/tunnel.js"
+import { type Arrival, serveControl } from "../../src/server/control-session.js"
 import { clientConfig, LOOPBACK, socketPair } from "../support/net.js"
 
 /** A fake server that answers every Hello and then says nothing at all. */
