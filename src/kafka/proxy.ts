@@ -10,7 +10,7 @@ import * as Client from "../client/client.js"
 import type { ClientStatus } from "../client/client.js"
 import type { ClientConfig } from "../client/config.js"
 import { LocalRelay } from "../client/local-relay.js"
-import { relayKafka } from "./relay.js"
+import { relayKafka } from "./frame-relay.js"
 import type { BrokerAddress } from "./rewrite.js"
 
 /** How long a response waits for the tunnel of a broker it names before the connection is closed. */

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { createHash, randomBytes } from "node:crypto"
 import { Deferred, Effect, Fiber } from "effect"
-import { relayKafka } from "../../src/kafka/relay.js"
+import { relayKafka } from "../../src/kafka/frame-relay.js"
 import type { BrokerAddress } from "../../src/kafka/rewrite.js"
 import { readExactly, socketPair } from "../support/net.js"
 import { encodeMetadata, i16, i32 } from "./encode.js"
