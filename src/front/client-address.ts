@@ -12,7 +12,8 @@
  */
 import * as net from "node:net"
 import { type Cidr, makeVisitorFilter } from "../visitors/visitor-filter.js"
-import { clientAddress, type RequestHead } from "./http-request.js"
+import { canonicalAddress, peerAddress } from "../net/address.js"
+import type { RequestHead } from "./http-request.js"
 
 export interface TrustedProxies {
   /** Whether `address` (an IP address) is a trusted proxy. */
@@ -43,17 +44,6 @@ export interface RequestClient {
   readonly before: ReadonlyArray<string> | undefined
 }
 
-/**
- * One address the way the front keys it: IPv4 without an IPv6-mapped prefix, IPv6 in its
- * canonical short form. Undefined for anything that is not an address.
- */
-export const canonicalAddress = (text: string): string | undefined => {
-  const version = net.isIP(text)
-  if (version === 4) return text
-  if (version !== 6 || text.includes("%")) return undefined
-  return clientAddress(new net.SocketAddress({ address: text, family: "ipv6" }).address)
-}
-
 /** An X-Forwarded-For entry's address: `IP`, `IPv4:PORT`, `[IPv6]` or `[IPv6]:PORT`. */
 const entryAddress = (entry: string): string | undefined => {
   const bracketed = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(entry)
@@ -64,7 +54,7 @@ const entryAddress = (entry: string): string | undefined => {
 
 /** The connection's origin, before any header has been read. */
 export const originOfPeer = (remoteAddress: string | undefined, proxies: TrustedProxies): ConnectionOrigin => {
-  const peer = clientAddress(remoteAddress)
+  const peer = peerAddress(remoteAddress)
   return { peer, trusted: proxies.trusts(peer), proxied: undefined }
 }
 

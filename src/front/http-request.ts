@@ -11,7 +11,6 @@
  */
 import { Either } from "effect"
 import { HttpRequestError } from "../errors.js"
-import { unmappedAddress } from "../net/address.js"
 
 /** The longest request head accepted, blank line included; longer is answered 431. */
 export const MAX_HEAD_BYTES = 64 * 1024
@@ -185,10 +184,6 @@ export const rewriteHead = (
   if (head.host !== undefined) text += `X-Forwarded-Host: ${head.host}\r\n`
   return Buffer.from(`${text}\r\n`, "latin1")
 }
-
-/** A socket's remote address for X-Forwarded-For: IPv4 without its IPv6-mapped prefix. */
-export const clientAddress = (remoteAddress: string | undefined): string =>
-  remoteAddress === undefined || remoteAddress === "" ? "unknown" : unmappedAddress(remoteAddress)
 
 /** Which tunnel a request is for, or the front itself (its API and pages). */
 export type Route =

@@ -7,7 +7,7 @@
  * that goes first, while every socket is still open. Listeners register how to stop accepting
  * (`onStart`); the byte path wraps each splice in `track`, so the drain knows what it waits for.
  */
-import { Context, Deferred, Duration, Effect, Layer, Option, type Scope } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, type Scope } from "effect"
 
 export class Drain extends Context.Tag("spore/Drain")<Drain, {
   /**
@@ -80,6 +80,6 @@ export const make = Effect.gen(function*() {
 
 export const layer = Layer.effect(Drain, make)
 
-/** Runs `effect` as an active connection of the drain, if the program has one. */
-export const tracked = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(Effect.serviceOption(Drain), (drain) => Option.isSome(drain) ? drain.value.track(effect) : effect)
+/** Runs `effect` as an active connection of the program's drain. */
+export const tracked = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Drain> =>
+  Effect.flatMap(Drain, (drain) => drain.track(effect))

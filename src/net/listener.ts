@@ -8,7 +8,7 @@
  * register the socket somewhere) always happens, even if the listener closes at that instant.
  */
 import * as net from "node:net"
-import { Effect, ExecutionStrategy, Exit, FiberSet, Option, Scope } from "effect"
+import { Effect, ExecutionStrategy, Exit, FiberSet, Scope } from "effect"
 import { BindError } from "../errors.js"
 import { DescriptorWatch, exhaustionOf } from "./descriptor-watch.js"
 import { Drain } from "./drain.js"
@@ -32,11 +32,15 @@ export interface ListenOptions {
   readonly socketOwner?: "listener" | "handler"
   /** SO_SNDBUF / SO_RCVBUF for the listening socket and every socket it accepts. */
   readonly buffers?: SocketBuffers
+  /** What an accept error, once bound, becomes (default: a warning); it is never fatal. */
+  readonly onAcceptError?: (error: Error) => Effect.Effect<void>
 }
 
 export interface Listener {
   /** The port actually bound (differs from the requested one when that was 0). */
   readonly port: number
+  /** Stops accepting; connections already accepted are left to their handlers. */
+  readonly stopAccepting: () => void
 }
 
 /**
@@ -103,20 +107,35 @@ const bind = <R>(
       // for them here would deadlock, since the handlers are interrupted after this runs).
       () => Effect.sync(() => server.close())
     )
-    // A drain (graceful shutdown) stops accepting at once; the connections already accepted are
-    // left to their handlers, which the drain waits for.
-    const drain = yield* Effect.serviceOption(Drain)
-    if (Option.isSome(drain)) yield* drain.value.onStart(() => server.close())
-    // Once bound, accept errors are logged, not fatal. Running out of descriptors goes to the
-    // descriptor watch, if there is one, which says so once per episode instead of per error.
-    const watch = yield* Effect.serviceOption(DescriptorWatch)
-    server.on("error", (error) => {
-      const exhaustion = exhaustionOf(error)
-      run(
-        exhaustion !== undefined && Option.isSome(watch)
-          ? watch.value.report(exhaustion)
+    // Once bound, accept errors are reported, not fatal.
+    const onAcceptError = options.onAcceptError ??
+      ((error: Error) => Effect.logWarning(`accept failed on port ${options.port}: ${error.message}`))
+    server.on("error", (error) => run(onAcceptError(error)))
+    return { port: (server.address() as net.AddressInfo).port, stopAccepting: () => server.close() }
+  })
+
+/**
+ * `listen` for the listeners of a server program, which has a drain and a descriptor watch:
+ * the drain (graceful shutdown) stops it accepting at once, leaving the connections already
+ * accepted to their handlers, which the drain waits for; running out of descriptors goes to the
+ * watch, which says so once per episode instead of once per failed accept.
+ */
+export const listenManaged = <R>(
+  options: Omit<ListenOptions, "onAcceptError">,
+  handle: (socket: net.Socket) => Effect.Effect<void, never, R>
+): Effect.Effect<Listener, BindError, R | Drain | DescriptorWatch | Scope.Scope> =>
+  Effect.gen(function*() {
+    const drain = yield* Drain
+    const watch = yield* DescriptorWatch
+    const listener = yield* listen({
+      ...options,
+      onAcceptError: (error) => {
+        const exhaustion = exhaustionOf(error)
+        return exhaustion !== undefined
+          ? watch.report(exhaustion)
           : Effect.logWarning(`accept failed on port ${options.port}: ${error.message}`)
-      )
-    })
-    return { port: (server.address() as net.AddressInfo).port }
+      }
+    }, handle)
+    yield* drain.onStart(listener.stopAccepting)
+    return listener
   })

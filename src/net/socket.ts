@@ -129,7 +129,7 @@ export const write = (socket: net.Socket, bytes: Uint8Array): Effect.Effect<void
  * sends meanwhile. A server watches a tunnel's control stream this way: bore never reads it after
  * the Hello, so its content does not matter, but its end frees the tunnel at once.
  */
-export const untilClosed = (socket: net.Socket): Effect.Effect<void> =>
+export const untilPeerEnded = (socket: net.Socket): Effect.Effect<void> =>
   Effect.async<void>((resume) => {
     if (socket.destroyed || socket.readableEnded) return resume(Effect.void)
     const ignore = () => {}
@@ -149,4 +149,15 @@ export const untilClosed = (socket: net.Socket): Effect.Effect<void> =>
     socket.once("error", done)
     socket.resume()
     return Effect.sync(stop)
+  })
+
+/**
+ * Resolves when the socket has closed (at once if it has been destroyed), adding no reader: for
+ * a socket whose bytes another reader consumes (the front hands API connections to Node's HTTP
+ * server and waits for them here).
+ */
+export const untilSocketClosed = (socket: net.Socket): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (socket.destroyed) return resume(Effect.void)
+    socket.once("close", () => resume(Effect.void))
   })

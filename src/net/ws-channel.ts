@@ -154,7 +154,7 @@ export const pipeSocketInto = (socket: net.Socket, sender: ChannelSender): void 
 }
 
 /** Resolves when the WebSocket has closed (at once if it has). */
-export const untilClosed = (ws: WebSocket): Effect.Effect<void> =>
+export const untilWebSocketClosed = (ws: WebSocket): Effect.Effect<void> =>
   Effect.async<void>((resume) => {
     if (ws.readyState === ws.CLOSED) return resume(Effect.void)
     ws.once("close", () => resume(Effect.void))

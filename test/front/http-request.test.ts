@@ -9,7 +9,6 @@ import { makeBodyScanner } from "../../src/front/body-scanner.js"
 import { errorResponse } from "../../src/front/error-page.js"
 import {
   type BodyFraming,
-  clientAddress,
   findHeadEnd,
   MAX_HEAD_BYTES,
   parseHead,
@@ -399,17 +398,6 @@ describe("rewriteHead", () => {
   it("gives back header bytes as they came, obs-text included", () => {
     const head = parsed("GET / HTTP/1.1\r\nHost: h\r\nX-Latin: caf\xe9\t!\r\n\r\n")
     expect(text(rewriteHead(head, options))).toContain("\r\nX-Latin: caf\xe9\t!\r\n")
-  })
-})
-
-describe("clientAddress", () => {
-  it("unmaps IPv4 and names a missing address", () => {
-    expect(clientAddress("::ffff:192.0.2.1")).toBe("192.0.2.1")
-    expect(clientAddress("::FFFF:192.0.2.1")).toBe("192.0.2.1")
-    expect(clientAddress("192.0.2.1")).toBe("192.0.2.1")
-    expect(clientAddress("2001:db8::1")).toBe("2001:db8::1")
-    expect(clientAddress("::ffff:abcd")).toBe("::ffff:abcd")
-    expect(clientAddress(undefined)).toBe("unknown")
   })
 })
 
