@@ -3,9 +3,8 @@ import { Command, Options } from "@effect/cli"
 import { Duration, Effect, Either, Option } from "effect"
 import { loadApiKeys } from "../front/api-keys.js"
 import { makeVisitorFilter, parseCidr } from "../visitors/visitor-filter.js"
-import type { ServerConfig } from "../server/config.js"
 import { DEFAULT_LIMITS, type ServerLimits } from "../limits/limits.js"
-import * as Server from "../server/server.js"
+import { type ServerProgramConfig, startServer } from "./layers.js"
 import * as Logging from "./logger.js"
 import { bufferOptions, checkHostPort, drainOption, logFormatOption, metricsAddrOption, checkBuffers, checkCount, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
 
@@ -115,7 +114,7 @@ const checkLimits = (flags: Flags): Effect.Effect<ServerLimits, UsageError> =>
     }
   })
 
-const toConfig = (flags: Flags): Effect.Effect<ServerConfig, UsageError> =>
+const toConfig = (flags: Flags): Effect.Effect<ServerProgramConfig, UsageError> =>
   Effect.gen(function*() {
     const minPort = yield* checkPort("min-port", flags.minPort, { allowZero: false })
     const maxPort = yield* checkPort("max-port", flags.maxPort, { allowZero: false })
@@ -148,7 +147,7 @@ const checkDomain = (text: string) => {
     : Effect.fail(new UsageError({ message: `--domain must be a DNS name such as tunnel.example.com, not ${text}` }))
 }
 
-const checkHttpFront = (flags: Flags, limits: ServerLimits): Effect.Effect<ServerConfig["http"], UsageError> =>
+const checkHttpFront = (flags: Flags, limits: ServerLimits): Effect.Effect<ServerProgramConfig["http"], UsageError> =>
   Effect.gen(function*() {
     const trustedProxies = yield* checkCidrs("trusted-proxy", flags.trustedProxy)
     if (Option.isNone(flags.httpAddr)) {
@@ -178,7 +177,7 @@ export const serverCommand = Command.make("server", options, (flags) =>
   Logging.withLogFormat(flags.logFormat, () =>
     Effect.gen(function*() {
       const config = yield* toConfig(flags)
-      yield* Server.start(config)
+      yield* startServer(config)
       return yield* Effect.never
     }).pipe(Effect.scoped))).pipe(
     Command.withDescription("Run the public server that clients open tunnels on.")

@@ -17,9 +17,8 @@
  */
 import type * as http from "node:http"
 import { Effect, Option } from "effect"
-import { HttpApiError } from "../errors.js"
+import { ApiRefusal } from "../errors.js"
 import type { AuthLockout } from "../limits/auth-lockout.js"
-import { LimitTexts } from "../limits/limits.js"
 import { type ApiKeys, type Owner, presentedKey } from "./api-keys.js"
 import { dashboardPage } from "./dashboard.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
@@ -83,7 +82,7 @@ const send = (response: http.ServerResponse, status: number, body: unknown, head
 }
 
 const readJson = (request: http.IncomingMessage) =>
-  Effect.async<unknown, HttpApiError>((resume) => {
+  Effect.async<unknown, ApiRefusal>((resume) => {
     const chunks: Array<Buffer> = []
     let size = 0
     request.on("data", (chunk: Buffer) => {
@@ -91,7 +90,7 @@ const readJson = (request: http.IncomingMessage) =>
       if (size > MAX_API_BODY_BYTES) {
         request.removeAllListeners("data")
         request.resume()
-        resume(Effect.fail(new HttpApiError({ status: 413, reason: `the body is over ${MAX_API_BODY_BYTES} bytes` })))
+        resume(Effect.fail(new ApiRefusal({ reason: "body-too-large", limit: MAX_API_BODY_BYTES })))
       } else chunks.push(chunk)
     })
     request.on("end", () => {
@@ -101,21 +100,21 @@ const readJson = (request: http.IncomingMessage) =>
       try {
         resume(Effect.succeed(JSON.parse(text)))
       } catch {
-        resume(Effect.fail(new HttpApiError({ status: 400, reason: "the body is not JSON" })))
+        resume(Effect.fail(new ApiRefusal({ reason: "bad-body", detail: "the body is not JSON" })))
       }
     })
-    request.on("error", () => resume(Effect.fail(new HttpApiError({ status: 400, reason: "the request failed" }))))
+    request.on("error", () => resume(Effect.fail(new ApiRefusal({ reason: "bad-body", detail: "the request failed" }))))
   })
 
-const requestedName = (body: unknown): Effect.Effect<Option.Option<string>, HttpApiError> => {
+const requestedName = (body: unknown): Effect.Effect<Option.Option<string>, ApiRefusal> => {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    return Effect.fail(new HttpApiError({ status: 400, reason: "the body must be a JSON object" }))
+    return Effect.fail(new ApiRefusal({ reason: "bad-body", detail: "the body must be a JSON object" }))
   }
   const unknown = Object.keys(body).filter((key) => key !== "name")
-  if (unknown.length > 0) return Effect.fail(new HttpApiError({ status: 400, reason: `unknown field ${unknown[0]}` }))
+  if (unknown.length > 0) return Effect.fail(new ApiRefusal({ reason: "bad-body", detail: `unknown field ${unknown[0]}` }))
   const name = (body as { name?: unknown }).name
   if (name === undefined || name === null) return Effect.succeedNone
-  if (typeof name !== "string") return Effect.fail(new HttpApiError({ status: 400, reason: "name must be a string" }))
+  if (typeof name !== "string") return Effect.fail(new ApiRefusal({ reason: "bad-body", detail: "name must be a string" }))
   return Effect.succeedSome(name)
 }
 
@@ -139,23 +138,23 @@ export const authenticate = (
     if (yield* context.lockout.isLocked(address)) {
       const { whileLockedOut } = options
       if (Option.isSome(owner) && whileLockedOut !== undefined && (yield* whileLockedOut(owner.value))) return owner.value
-      return yield* new HttpApiError({ status: 429, reason: LimitTexts.authLockout })
+      return yield* new ApiRefusal({ reason: "locked-out" })
     }
     if (Option.isSome(owner)) return owner.value
     if (presentedKey(authorization) === undefined) {
       yield* Effect.logDebug("http api: refused a request without an API key").pipe(Effect.annotateLogs({ peer: address }))
-      return yield* new HttpApiError({ status: 401, reason: "an API key is required (Authorization: Bearer KEY)" })
+      return yield* new ApiRefusal({ reason: "key-required" })
     }
     const locked = yield* context.lockout.recordFailure(address)
     yield* Effect.logWarning(`http api: refused a wrong API key${locked ? "; address locked out for a minute" : ""}`).pipe(
       Effect.annotateLogs({ peer: address })
     )
-    return yield* new HttpApiError({ status: 401, reason: "invalid API key" })
+    return yield* new ApiRefusal({ reason: "invalid-key" })
   })
 
 const limited = (context: ApiContext, owner: Owner) =>
   Effect.flatMap(context.rateLimit.take(owner), (wait) =>
-    wait === 0 ? Effect.void : Effect.fail(new HttpApiError({ status: 429, reason: `rate limited: retry in ${wait} s` })))
+    wait === 0 ? Effect.void : Effect.fail(new ApiRefusal({ reason: "rate-limited", retryAfterSeconds: wait })))
 
 const route = (context: ApiContext, request: http.IncomingMessage, response: http.ServerResponse) =>
   Effect.gen(function*() {
@@ -172,7 +171,7 @@ const route = (context: ApiContext, request: http.IncomingMessage, response: htt
       })
       return response.end(method === "HEAD" ? undefined : page)
     }
-    if (!path.startsWith("/v1/")) return yield* new HttpApiError({ status: 404, reason: `no such endpoint: ${path}` })
+    if (!path.startsWith("/v1/")) return yield* new ApiRefusal({ reason: "no-such-endpoint", detail: path })
     const owner = yield* authenticate(context, request)
     if (path === "/v1/status" && method === "GET") {
       const listed = tunnels.list(Option.some(owner)).map((tunnel) => describe(tunnel, originOf(request), context.domain))
@@ -192,24 +191,23 @@ const route = (context: ApiContext, request: http.IncomingMessage, response: htt
       const tunnel = tunnels.byId(decodeURIComponent(match[1]!))
       // Another owner's tunnel is as absent as a missing one: ids are not to be probed.
       if (Option.isNone(tunnel) || tunnel.value.owner !== owner) {
-        return yield* new HttpApiError({ status: 404, reason: "no such tunnel" })
+        return yield* new ApiRefusal({ reason: "no-such-tunnel" })
       }
       yield* tunnels.remove(tunnel.value)
       return send(response, 204, undefined)
     }
-    return yield* new HttpApiError({ status: 404, reason: `no such endpoint: ${method} ${path}` })
+    return yield* new ApiRefusal({ reason: "no-such-endpoint", detail: `${method} ${path}` })
   })
 
 /** Answers one API request; every failure becomes its JSON error. */
 export const handleApiRequest = (context: ApiContext, request: http.IncomingMessage, response: http.ServerResponse) =>
   route(context, request, response).pipe(
-    Effect.catchTag("HttpApiError", (error) =>
+    Effect.catchTag("ApiRefusal", (error) =>
       Effect.sync(() => {
         const headers: http.OutgoingHttpHeaders = {}
         if (error.status === 401) headers["WWW-Authenticate"] = "Bearer"
-        const retry = /retry in (\d+) s/.exec(error.reason)?.[1]
-        if (error.status === 429) headers["Retry-After"] = retry ?? "60"
-        send(response, error.status, { error: error.reason }, headers)
+        if (error.status === 429) headers["Retry-After"] = String(error.retryAfterSeconds ?? 60)
+        send(response, error.status, { error: error.message }, headers)
       }))
   )
 

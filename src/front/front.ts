@@ -16,28 +16,30 @@
  */
 import * as http from "node:http"
 import type * as net from "node:net"
-import { Effect, FiberSet, Layer, Option, type Scope } from "effect"
+import { Context, Effect, FiberSet, Layer, Option, type Scope } from "effect"
 import { WebSocketServer } from "ws"
 import type { BindError } from "../errors.js"
-import { formatHostPort } from "../metrics/http.js"
-import { tracked } from "../net/drain.js"
-import { bindServer, listen } from "../net/listener.js"
+import { canonicalAddress, formatHostPort } from "../net/address.js"
+import type { DescriptorWatch } from "../net/descriptor-watch.js"
+import { type Drain, tracked } from "../net/drain.js"
+import { bindServer, listenManaged } from "../net/listener.js"
+import { untilSocketClosed } from "../net/socket.js"
 import type { SocketBuffers } from "../net/tuning.js"
 import { makeAuthLockout } from "../limits/auth-lockout.js"
-import type { PendingEvents } from "../visitors/pending-registry.js"
 import type { Cidr, VisitorFilter } from "../visitors/visitor-filter.js"
 import type { ApiKeys } from "./api-keys.js"
 import { type ApiContext, handleApiRequest, handleDashboardRequest } from "./api.js"
 import { MAX_MESSAGE_BYTES } from "../net/ws-channel.js"
 import { handleUpgrade } from "./ws-endpoints.js"
-import { canonicalAddress, type ConnectionOrigin, forwardedForOf, makeTrustedProxies, originOfPeer, requestClient } from "./client-address.js"
+import { type ConnectionOrigin, forwardedForOf, makeTrustedProxies, originOfPeer, requestClient } from "./client-address.js"
 import { errorResponse } from "./error-page.js"
 import { type RequestHead, routeOf } from "./http-request.js"
-import * as HttpTunnels from "./http-tunnels.js"
+import { HttpTunnels } from "./http-tunnels.js"
+import { makeAddressSlots } from "../limits/address-slots.js"
 import { makeRateLimit } from "../limits/rate-limit.js"
 import { makeRequestReader } from "./request-reader.js"
 import { REQUEST_HEAD_TIMEOUT_SECONDS, requestRefusal, respondAndClose, serveVisitor, type VisitorLimits } from "./visitor.js"
-import * as WaitingVisitors from "../visitors/waiting-visitors.js"
+import { WaitingVisitors } from "../visitors/waiting-visitors.js"
 
 export interface HttpFrontConfig {
   readonly host: string
@@ -62,28 +64,18 @@ export interface HttpFrontConfig {
   }
 }
 
-export interface HttpFront {
+/** The HTTP front, serving: the ports it bound. */
+export class HttpFront extends Context.Tag("spore/HttpFront")<HttpFront, {
   readonly port: number
   readonly dashboardPort: Option.Option<number>
-}
+}>() {}
 
-/** Until the socket has closed. */
-const untilSocketClosed = (socket: net.Socket) =>
-  Effect.async<void>((resume) => {
-    if (socket.destroyed) return resume(Effect.void)
-    socket.once("close", () => resume(Effect.void))
-  })
+/** The services the front serves from: its tunnels and waiting visitors, the server's drain and descriptor watch. */
+type FrontServices = HttpTunnels | WaitingVisitors | Drain | DescriptorWatch
 
 /** Starts the front; it serves until the scope closes, which closes all its sockets. */
-export const start = (
-  config: HttpFrontConfig,
-  pendingEvents?: PendingEvents
-): Effect.Effect<HttpFront, BindError, Scope.Scope> =>
+export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], BindError, FrontServices | Scope.Scope> =>
   Effect.gen(function*() {
-    const services = yield* Layer.build(Layer.merge(
-      HttpTunnels.layer(config.limits.maxTunnels),
-      WaitingVisitors.layer(pendingEvents)
-    ))
     const proxies = makeTrustedProxies(config.trustedProxies ?? [])
     // What each connection handed to Node's HTTP server established about its origin.
     const origins = new WeakMap<net.Socket, ConnectionOrigin>()
@@ -100,9 +92,7 @@ export const start = (
     }
     const domain = Option.getOrUndefined(config.domain)
     // Callbacks from Node's servers run as fibers of the front, interrupted when it closes.
-    const run = yield* FiberSet.makeRuntime<HttpTunnels.HttpTunnels | WaitingVisitors.WaitingVisitors>().pipe(
-      Effect.provide(services)
-    )
+    const run = yield* FiberSet.makeRuntime<HttpTunnels | WaitingVisitors>()
 
     const api = http.createServer((request, response) => run(handleApiRequest(context, request, response)))
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES })
@@ -114,25 +104,8 @@ export const start = (
       })
     )
 
-    // Open connections per address: one address cannot take every descriptor, however slowly it
-    // sends (each connection is also closed after 30 s without a request head).
-    const openPerAddress = new Map<string, number>()
-    const admit = (address: string) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          const open = openPerAddress.get(address) ?? 0
-          if (open >= config.limits.maxHttpConnsPerIp) return undefined
-          openPerAddress.set(address, open + 1)
-          return address
-        }),
-        (address) =>
-          Effect.sync(() => {
-            if (address === undefined) return
-            const left = openPerAddress.get(address)! - 1
-            if (left === 0) openPerAddress.delete(address)
-            else openPerAddress.set(address, left)
-          })
-      )
+    // Open connections per address (each is also closed after 30 s without a request head).
+    const slots = makeAddressSlots(config.limits.maxHttpConnsPerIp)
 
     const tooMany = (socket: net.Socket) =>
       respondAndClose(socket, errorResponse(429, "Too many connections", "Too many connections from your address."))
@@ -141,7 +114,7 @@ export const start = (
     const serveConnection = (socket: net.Socket) =>
       Effect.gen(function*() {
         let origin = originOfPeer(socket.remoteAddress, proxies)
-        if (!origin.trusted && (yield* admit(origin.peer)) === undefined) return yield* tooMany(socket)
+        if (!origin.trusted && !(yield* slots.take(origin.peer))) return yield* tooMany(socket)
         const reader = makeRequestReader(socket)
         if (origin.trusted) {
           const header = yield* withinHeadTimeout(reader.readProxyHeader)
@@ -149,7 +122,7 @@ export const start = (
           if (Option.isSome(header.value)) {
             const proxied = canonicalAddress(header.value.value.source ?? "") ?? origin.peer
             origin = { ...origin, proxied }
-            if ((yield* admit(proxied)) === undefined) return yield* tooMany(socket)
+            if (!(yield* slots.take(proxied))) return yield* tooMany(socket)
           }
         }
         const first = yield* withinHeadTimeout(reader.readHead)
@@ -157,7 +130,7 @@ export const start = (
         const request = first.value.value
         const connection = origin
         const clientOf = (head: RequestHead) => requestClient(connection, forwardedForOf(head), proxies)
-        if (origin.trusted && origin.proxied === undefined && (yield* admit(clientOf(request.head).address)) === undefined) {
+        if (origin.trusted && origin.proxied === undefined && !(yield* slots.take(clientOf(request.head).address))) {
           return yield* tooMany(socket)
         }
         if (routeOf(request.head, domain)._tag === "Tunnel") {
@@ -172,11 +145,10 @@ export const start = (
         yield* untilSocketClosed(socket)
       }).pipe(
         Effect.catchTag("HttpRequestError", (error) => respondAndClose(socket, requestRefusal(error))),
-        Effect.scoped,
-        Effect.provide(services)
+        Effect.scoped
       )
 
-    const front = yield* listen({ host: config.host, port: config.port, buffers: config.buffers ?? {} }, serveConnection)
+    const front = yield* listenManaged({ host: config.host, port: config.port, buffers: config.buffers ?? {} }, serveConnection)
     yield* Effect.logInfo(`http front listening on ${config.host}:${front.port}` + (domain === undefined ? "" : `, tunnels at NAME.${domain}`))
 
     let dashboardPort = Option.none<number>()
@@ -201,3 +173,5 @@ export const start = (
     }
     return { port: front.port, dashboardPort }
   })
+
+export const layer = (config: HttpFrontConfig) => Layer.scoped(HttpFront, make(config))

@@ -11,7 +11,7 @@
  */
 import { Context, Duration, Effect, Either, Exit, FiberMap, Layer, Option, Scope } from "effect"
 import type { WebSocket } from "ws"
-import { HttpApiError } from "../errors.js"
+import { ApiRefusal } from "../errors.js"
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
 import { makeVisitorCounts, type VisitorCounts } from "../visitors/pending-registry.js"
 import type { Owner } from "./api-keys.js"
@@ -42,7 +42,7 @@ export class HttpTunnels extends Context.Tag("spore/HttpTunnels")<HttpTunnels, {
    * Creates a tunnel named `name` (a random name if none), or returns the owner's tunnel of that
    * name (`created` false). Fails with 400 (bad name), 409 (another owner's name) or 429 (too many).
    */
-  readonly create: (owner: Owner, name: Option.Option<string>) => Effect.Effect<{ tunnel: HttpTunnel; created: boolean }, HttpApiError>
+  readonly create: (owner: Owner, name: Option.Option<string>) => Effect.Effect<{ tunnel: HttpTunnel; created: boolean }, ApiRefusal>
   readonly byName: (name: string) => Option.Option<HttpTunnel>
   readonly byId: (id: string) => Option.Option<HttpTunnel>
   /** Every tunnel, or the owner's, sorted by name. */
@@ -79,11 +79,11 @@ export const make = (maxTunnels: number) =>
         let name: string
         if (Option.isSome(requested)) {
           const checked = validateName(requested.value)
-          if (Either.isLeft(checked)) return yield* new HttpApiError({ status: 400, reason: `invalid name: ${checked.left}` })
+          if (Either.isLeft(checked)) return yield* new ApiRefusal({ reason: "invalid-name", detail: checked.left })
           name = checked.right
           const existing = byName.get(name)
           if (existing !== undefined) {
-            if (existing.owner !== owner) return yield* new HttpApiError({ status: 409, reason: `the name ${name} is taken` })
+            if (existing.owner !== owner) return yield* new ApiRefusal({ reason: "name-taken", detail: name })
             return { tunnel: existing, created: false }
           }
         } else {
@@ -91,7 +91,7 @@ export const make = (maxTunnels: number) =>
           while (byName.has(name))
         }
         if (byId.size >= maxTunnels) {
-          return yield* new HttpApiError({ status: 429, reason: `the server has reached its limit of ${maxTunnels} http tunnels` })
+          return yield* new ApiRefusal({ reason: "max-tunnels", limit: maxTunnels })
         }
         const tunnel: HttpTunnel = {
           id: yield* randomUuid,

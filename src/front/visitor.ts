@@ -18,8 +18,8 @@
 import type * as net from "node:net"
 import { Deferred, Effect, Either, Option, Scope } from "effect"
 import type { WebSocket } from "ws"
-import type { HttpRequestError } from "../errors.js"
-import { type ChannelState, type HeldWebSocket, onClosed, openChannel, untilClosed } from "../net/ws-channel.js"
+import { type HttpRequestError, VisitorRefused } from "../errors.js"
+import { type ChannelState, type HeldWebSocket, onClosed, openChannel, untilWebSocketClosed } from "../net/ws-channel.js"
 import { errorResponse } from "./error-page.js"
 import type { RequestClient } from "./client-address.js"
 import { rewriteHead, routeOf, type RequestHead } from "./http-request.js"
@@ -36,11 +36,6 @@ export interface VisitorLimits {
   readonly maxPending: number
   /** Visitors of one tunnel allowed at once, waiting or connected. */
   readonly maxConnsPerTunnel: number
-}
-
-/** A page to answer with before closing. */
-class Refusal {
-  constructor(readonly status: number, readonly title: string, readonly detail: string) {}
 }
 
 /** A data channel carrying this visitor's requests to one tunnel. */
@@ -90,11 +85,11 @@ export const serveVisitor = (
         Effect.gen(function*() {
           const control = tunnel.control
           if (control === undefined) {
-            return yield* Effect.fail(new Refusal(502, "Tunnel offline", `The tunnel ${tunnel.name} has no client connected right now.`))
+            return yield* Effect.fail(new VisitorRefused({ reason: "offline", tunnel: tunnel.name }))
           }
           const { active, waiting: queued } = tunnel.counts
           if (queued >= options.limits.maxPending || queued + active >= options.limits.maxConnsPerTunnel) {
-            return yield* Effect.fail(new Refusal(503, "Tunnel busy", `The tunnel ${tunnel.name} has too many visitors right now.`))
+            return yield* Effect.fail(new VisitorRefused({ reason: "busy", tunnel: tunnel.name }))
           }
           const channel = yield* Deferred.make<HeldWebSocket, "expired" | "closed">()
           const id = yield* waiting.hold({ channel }, tunnel.counts).pipe(Effect.provideService(Scope.Scope, control.scope))
@@ -104,8 +99,8 @@ export const serveVisitor = (
             Effect.onInterrupt(() => Deferred.fail(channel, "closed")),
             Effect.mapError((reason) =>
               reason === "expired"
-                ? new Refusal(504, "Tunnel timeout", `The tunnel ${tunnel.name} did not answer in time.`)
-                : new Refusal(502, "Tunnel offline", `The tunnel ${tunnel.name} lost its client.`)
+                ? new VisitorRefused({ reason: "timeout", tunnel: tunnel.name })
+                : new VisitorRefused({ reason: "lost-client", tunnel: tunnel.name })
             )
           )
           const { ws } = held
@@ -140,7 +135,7 @@ export const serveVisitor = (
         Effect.suspend(() => {
           open.switching = switching
           open.state.sender.end()
-          return untilClosed(open.ws)
+          return untilWebSocketClosed(open.ws)
         })
 
       let request = first
@@ -170,8 +165,8 @@ export const serveVisitor = (
         if (current === undefined) {
           const opened = yield* Effect.either(openFor(tunnel.value))
           if (Either.isLeft(opened)) {
-            const { detail, status, title } = opened.left
-            return yield* respondAndClose(socket, errorResponse(status, title, detail))
+            const refused = opened.left
+            return yield* respondAndClose(socket, errorResponse(refused.status, refused.title, refused.message))
           }
           current = opened.right
         }
@@ -180,7 +175,7 @@ export const serveVisitor = (
         if (request.head.upgrade) {
           // From here on the connection belongs to whatever protocol the app switches to.
           reader.pipeRest(channel.state.sender)
-          return yield* untilClosed(channel.ws)
+          return yield* untilWebSocketClosed(channel.ws)
         }
         const body = yield* Effect.either(reader.pipeBody(request.head, channel.state.sender))
         if (Either.isLeft(body)) {

@@ -22,7 +22,7 @@ import type * as stream from "node:stream"
 import { Deferred, Duration, Effect, Option } from "effect"
 import type { WebSocketServer } from "ws"
 import { type HeldWebSocket, holdMessages } from "../net/ws-channel.js"
-import { HttpApiError } from "../errors.js"
+import { ApiRefusal } from "../errors.js"
 import { parseUuid } from "../protocol/uuid.js"
 import { type ApiContext, authenticate } from "./api.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
@@ -35,9 +35,9 @@ export const PING_INTERVAL = Duration.seconds(30)
 export const MAX_UNANSWERED_PINGS = 2
 
 /** Answers an upgrade request with an HTTP error instead, and closes. */
-const refuse = (socket: stream.Duplex, error: HttpApiError) =>
+const refuse = (socket: stream.Duplex, error: ApiRefusal) =>
   Effect.sync(() => {
-    const body = JSON.stringify({ error: error.reason })
+    const body = JSON.stringify({ error: error.message })
     socket.end(
       `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? "Error"}\r\n` +
         (error.status === 401 ? "WWW-Authenticate: Bearer\r\n" : "") +
@@ -47,8 +47,8 @@ const refuse = (socket: stream.Duplex, error: HttpApiError) =>
 
 /** Completes the WebSocket handshake; fails if the socket goes away first. */
 const upgrade = (wss: WebSocketServer, request: http.IncomingMessage, socket: stream.Duplex, head: Buffer) =>
-  Effect.async<HeldWebSocket, HttpApiError>((resume) => {
-    const onClose = () => resume(Effect.fail(new HttpApiError({ status: 400, reason: "closed during the WebSocket handshake" })))
+  Effect.async<HeldWebSocket, ApiRefusal>((resume) => {
+    const onClose = () => resume(Effect.fail(new ApiRefusal({ reason: "closed-in-handshake" })))
     socket.once("close", onClose)
     wss.handleUpgrade(request, socket, head, (ws) => {
       socket.off("close", onClose)
@@ -57,7 +57,7 @@ const upgrade = (wss: WebSocketServer, request: http.IncomingMessage, socket: st
   })
 
 /** A tunnel's control connection, from upgrade to close. */
-const serveControl = (tunnel: HttpTunnel, { ws }: HeldWebSocket) =>
+const serveControlSocket = (tunnel: HttpTunnel, { ws }: HeldWebSocket) =>
   Effect.scoped(Effect.gen(function*() {
     const tunnels = yield* HttpTunnels
     yield* tunnels.attach(tunnel, ws)
@@ -118,7 +118,7 @@ export const handleUpgrade = (
     const tunnels = yield* HttpTunnels
     const url = new URL(request.url ?? "/", "http://front")
     if (url.pathname !== "/ws/control" && url.pathname !== "/ws/data") {
-      return yield* new HttpApiError({ status: 404, reason: `no such endpoint: ${url.pathname}` })
+      return yield* new ApiRefusal({ reason: "no-such-endpoint", detail: url.pathname })
     }
     const waiting = yield* WaitingVisitors
     const dataFor = url.pathname === "/ws/data" ? parseUuid(url.searchParams.get("id") ?? "") : undefined
@@ -128,7 +128,7 @@ export const handleUpgrade = (
     if (url.pathname === "/ws/data") return yield* serveData(url.searchParams.get("id"), yield* upgrade(wss, request, socket, head))
     const tunnel = tunnels.byId(url.searchParams.get("tunnel_id") ?? "")
     if (Option.isNone(tunnel) || tunnel.value.owner !== owner) {
-      return yield* new HttpApiError({ status: 404, reason: "no such tunnel" })
+      return yield* new ApiRefusal({ reason: "no-such-tunnel" })
     }
-    yield* serveControl(tunnel.value, yield* upgrade(wss, request, socket, head))
-  }).pipe(Effect.catchTag("HttpApiError", (error) => refuse(socket, error)))
+    yield* serveControlSocket(tunnel.value, yield* upgrade(wss, request, socket, head))
+  }).pipe(Effect.catchTag("ApiRefusal", (error) => refuse(socket, error)))

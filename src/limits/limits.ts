@@ -44,15 +44,3 @@ export const DEFAULT_LIMITS = {
   maxConnsPerTunnel: 4096,
   maxHttpConnsPerIp: 256
 } as const
-
-/**
- * The Error texts peers are sent when a limit turns them away (bore has none; these are Spore's).
- * `handshakes` is no longer sent (a full handshake pool closes silently), but older Spore servers
- * send it before their Challenge, and clients retry it like the others.
- */
-export const LimitTexts = {
-  handshakes: "server is busy, try again later",
-  connsPerIp: "too many connections from your address",
-  tunnels: "server has too many tunnels, try again later",
-  authLockout: "too many authentication failures, try again later"
-} as const

@@ -10,13 +10,11 @@
  */
 import * as http from "node:http"
 import type * as net from "node:net"
-import { Effect, Runtime, type Scope } from "effect"
+import { Context, Effect, Runtime, type Scope } from "effect"
 import type { BindError } from "../errors.js"
+import { formatHostPort } from "../net/address.js"
 import { bindServer } from "../net/listener.js"
 import type { Registry } from "./registry.js"
-
-/** `host:port`, with an IPv6 host in brackets. */
-export const formatHostPort = (host: string, port: number) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
 
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -24,6 +22,9 @@ export interface MetricsServer {
   /** The port actually bound (differs from the requested one when that was 0). */
   readonly port: number
 }
+
+/** A program's metrics endpoint, serving. */
+export class MetricsEndpoint extends Context.Tag("spore/MetricsEndpoint")<MetricsEndpoint, MetricsServer>() {}
 
 /** Binds host:port and serves `registry` there until the scope closes. */
 export const serveMetrics = (
@@ -69,3 +70,8 @@ export const serveMetrics = (
     server.on("error", (error) => runFork(Effect.logWarning(`metrics server on port ${options.port}: ${error.message}`)))
     return { port: (server.address() as net.AddressInfo).port }
   })
+
+/** `serveMetrics`, logging where the metrics are once they are served. */
+export const serveAndAnnounceMetrics = (options: { readonly host: string; readonly port: number }, registry: Registry) =>
+  Effect.tap(serveMetrics(options, registry), ({ port }) =>
+    Effect.logInfo(`metrics at http://${formatHostPort(options.host, port)}/metrics`))

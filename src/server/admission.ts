@@ -18,10 +18,11 @@
  */
 import { Clock, Context, Effect, Layer, type Scope } from "effect"
 import { LimitReached } from "../errors.js"
+import { makeAddressSlots } from "../limits/address-slots.js"
 import { unmappedAddress } from "../net/address.js"
 import { makeAuthLockout } from "../limits/auth-lockout.js"
 import { type Handshake, makeHandshakePool } from "./handshake-pool.js"
-import { LimitTexts, type ServerLimits } from "../limits/limits.js"
+import type { ServerLimits } from "../limits/limits.js"
 import { makeRefusalLog } from "../limits/refusal-log.js"
 
 export class Admission extends Context.Tag("spore/Admission")<Admission, {
@@ -58,12 +59,10 @@ export const make = (limits: Limits, events: AdmissionEvents = NO_EVENTS) =>
     const lockout = makeAuthLockout()
     const refusalLog = makeRefusalLog()
     const pool = makeHandshakePool(limits.maxHandshakes)
-    // Only addresses with a control connection open have an entry, so its size is bounded by
-    // the tunnels open.
-    const controlsByAddress = new Map<string, number>()
+    const controlSlots = makeAddressSlots(limits.maxConnsPerIp)
 
-    const refuse = (limit: string, message: string, logLine: string) =>
-      Effect.zipRight(refusalLog(limit, logLine), Effect.fail(new LimitReached({ limit, message })))
+    const refuse = (limit: LimitReached["limit"], logLine: string) =>
+      Effect.zipRight(refusalLog(limit, logLine), Effect.fail(new LimitReached({ limit })))
 
     const enterHandshake = (address: string, close: () => void) =>
       Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -94,29 +93,14 @@ export const make = (limits: Limits, events: AdmissionEvents = NO_EVENTS) =>
     const checkLockout = (address: string) =>
       Effect.flatMap(lockout.isLocked(address), (locked) =>
         locked
-          ? refuse("auth-lockout", LimitTexts.authLockout, `refused ${address}: locked out after repeated authentication failures`)
+          ? refuse("auth-lockout", `refused ${address}: locked out after repeated authentication failures`)
           : Effect.void)
 
     const holdControl = (address: string) =>
       Effect.gen(function*() {
-        const key = unmappedAddress(address)
-        const taken = yield* Effect.uninterruptible(Effect.suspend(() => {
-          const open = controlsByAddress.get(key) ?? 0
-          if (open >= limits.maxConnsPerIp) return Effect.succeed(false)
-          controlsByAddress.set(key, open + 1)
-          return Effect.as(
-            Effect.addFinalizer(() =>
-              Effect.sync(() => {
-                const left = (controlsByAddress.get(key) ?? 1) - 1
-                if (left === 0) controlsByAddress.delete(key)
-                else controlsByAddress.set(key, left)
-              })
-            ),
-            true
-          )
-        }))
+        const taken = yield* controlSlots.take(address)
         if (!taken) {
-          return yield* refuse("max-conns-per-ip", LimitTexts.connsPerIp, `refused ${address}: ${limits.maxConnsPerIp} tunnel connections already open from it (--max-conns-per-ip)`)
+          return yield* refuse("max-conns-per-ip", `refused ${address}: ${limits.maxConnsPerIp} tunnel connections already open from it (--max-conns-per-ip)`)
         }
       })
 

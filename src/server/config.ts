@@ -1,9 +1,8 @@
 import type { Duration, Option, Redacted } from "effect"
 import type { SocketBuffers } from "../net/tuning.js"
-import type { HttpFrontConfig } from "../front/front.js"
 import type { ServerLimits } from "../limits/limits.js"
 
-/** What `spore server` was asked to do. */
+/** What `spore server`'s TCP side was asked to do (the HTTP front's settings are its own). */
 export interface ServerConfig {
   /** Lowest public port a client may be given. */
   readonly minPort: number
@@ -27,6 +26,4 @@ export interface ServerConfig {
   readonly drain: Duration.Duration
   /** Where to serve Prometheus metrics, if anywhere. */
   readonly metricsAddr: Option.Option<{ readonly host: string; readonly port: number }>
-  /** The HTTP front (named tunnels over WebSocket, their API and status page), if asked for. */
-  readonly http: Option.Option<HttpFrontConfig>
 }

@@ -12,21 +12,17 @@
  */
 import type * as net from "node:net"
 import { Duration, Effect, Either, Option } from "effect"
-import { AuthenticationError, type LimitReached, type PortUnavailable } from "../errors.js"
+import { LimitTexts, type LimitReached, type PortUnavailable, SecretRejected } from "../errors.js"
 import { type FramedSocket, makeFramedSocket, readFirstMessage } from "../net/framed-socket.js"
-import { tracked } from "../net/drain.js"
+import { type Drain, tracked } from "../net/drain.js"
 import { splice } from "../net/splice.js"
 import type { Authenticator } from "../protocol/auth.js"
 import { type ClientMessage, decodeClientMessage, encodeServerMessage, ServerMessages } from "../protocol/messages.js"
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
 import { Admission } from "./admission.js"
-import { LimitTexts } from "../limits/limits.js"
 import { PendingRegistry } from "../visitors/pending-registry.js"
 import { ServerMetrics } from "./server-metrics.js"
 import { Tunnels } from "./tunnels.js"
-
-const NO_SECRET_GIVEN = "server requires secret, but no secret was provided"
-const INVALID_SECRET = "invalid secret"
 
 /** Writes bore's Error frame for a failed handshake (a peer that has gone cannot be told). */
 const tell = (stream: FramedSocket, text: string) =>
@@ -59,22 +55,24 @@ const authenticate = (stream: FramedSocket, auth: Authenticator, address: string
       // A peer that closes during the challenge (a health check, a port scan, a flood) is no
       // news, and a flood of them must not flood the log; one that speaks without the secret is
       // a misconfigured client, worth a warning.
-      const line = `handshake failed: ${NO_SECRET_GIVEN}`
+      const rejected = new SecretRejected({ reason: "no-secret" })
+      const line = `handshake failed: ${rejected.message}`
       yield* Option.isNone(reply) ? Effect.annotateLogs(Effect.logDebug(line), { peer }) : warn(line)
-      yield* tell(stream, NO_SECRET_GIVEN)
-      return yield* new AuthenticationError({ message: NO_SECRET_GIVEN })
+      yield* tell(stream, rejected.message)
+      return yield* rejected
     }
     if (auth.validate(challenge, reply.value.answer)) return
+    const rejected = new SecretRejected({ reason: "invalid-secret" })
     const wasLockedOut = yield* admission.isLockedOut(address)
     yield* admission.authFailed(address)
     const next = Option.flatMap(stream.takeArrivedFrame(), (frame) => Either.getRight(decodeClientMessage(frame)))
     if (Option.isSome(next) && next.value._tag === "Accept") {
       yield* warn("handshake failed: invalid secret (a data stream; closed without a reply)")
     } else {
-      yield* warn(`handshake failed: ${INVALID_SECRET}`)
-      yield* tell(stream, wasLockedOut ? LimitTexts.authLockout : INVALID_SECRET)
+      yield* warn(`handshake failed: ${rejected.message}`)
+      yield* tell(stream, wasLockedOut ? LimitTexts.authLockout : rejected.message)
     }
-    return yield* new AuthenticationError({ message: INVALID_SECRET })
+    return yield* rejected
   })
 
 /**
@@ -84,7 +82,7 @@ const authenticate = (stream: FramedSocket, auth: Authenticator, address: string
  * fiber's refs for as long as the connection lives (about 2 KiB each, measured), and there are
  * thousands of these.
  */
-const forwardVisitor = (stream: FramedSocket, id: Uuid, peer: string) =>
+const spliceClaimedVisitor = (stream: FramedSocket, id: Uuid, peer: string) =>
   Effect.gen(function*() {
     const registry = yield* PendingRegistry
     const metrics = yield* ServerMetrics
@@ -142,14 +140,14 @@ const sendRefusal = (stream: FramedSocket) => (error: LimitReached) => tell(stre
 /** The `reason` label of spore_handshake_failures_total for a connection that ended in `error`. */
 const failureReason = (error: { readonly _tag: string; readonly message: string }): string => {
   switch (error._tag) {
+    case "SecretRejected":
+      return (error as SecretRejected).reason
     case "HandshakeTimeout":
       return "timeout"
     case "FrameTooLong":
       return "frame-too-long"
     case "MessageParseError":
       return "malformed"
-    case "AuthenticationError":
-      return error.message === INVALID_SECRET ? "invalid-secret" : "no-secret"
     case "LimitReached":
       return (error as LimitReached).limit
     case "PortUnavailable":
@@ -163,7 +161,7 @@ const failureReason = (error: { readonly _tag: string; readonly message: string 
 export const NO_TUNNEL_TO_RESUME = "no tunnel to resume"
 
 export const handleConnection = (auth: Option.Option<Authenticator>) =>
-(socket: net.Socket): Effect.Effect<void, never, Admission | PendingRegistry | ServerMetrics | Tunnels> =>
+(socket: net.Socket): Effect.Effect<void, never, Admission | Drain | PendingRegistry | ServerMetrics | Tunnels> =>
   Effect.suspend(() => {
     const stream = makeFramedSocket(socket)
     const peer = `${socket.remoteAddress}:${socket.remotePort}`
@@ -186,8 +184,8 @@ const serveConnection = (auth: Option.Option<Authenticator>, stream: FramedSocke
       return yield* readFirstMessage(stream, decodeClientMessage)
     }))
     if (Option.isNone(first)) return
-    // Data streams are the many: they annotate their own lines (see forwardVisitor).
-    if (first.value._tag === "Accept") return yield* forwardVisitor(stream, first.value.id, peer)
+    // Data streams are the many: they annotate their own lines (see spliceClaimedVisitor).
+    if (first.value._tag === "Accept") return yield* spliceClaimedVisitor(stream, first.value.id, peer)
     if (first.value._tag === "Pool") return yield* poolStream(stream, first.value.token)
     return yield* serveControlMessage(first.value, stream, address).pipe(Effect.annotateLogs({ peer }))
   })

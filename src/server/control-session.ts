@@ -12,7 +12,7 @@
 import { Clock, Duration, Effect, Option, Queue, Ref } from "effect"
 import type { SocketError } from "../errors.js"
 import { type FramedSocket, readMessage } from "../net/framed-socket.js"
-import { untilClosed } from "../net/socket.js"
+import { untilPeerEnded } from "../net/socket.js"
 import { tuneControlSocket } from "../net/tuning.js"
 import { decodeClientMessage, encodeServerMessage, type ServerMessage, ServerMessages } from "../protocol/messages.js"
 import type { VisitorAnnouncement } from "../protocol/messages.js"
@@ -50,7 +50,7 @@ export interface TunnelState {
 }
 
 /** Serves one control connection of a tunnel until it ends (which is not an error). */
-export const serveControl = (
+export const serveControlSession = (
   tunnel: TunnelState,
   control: FramedSocket
 ): Effect.Effect<void, SocketError> =>
@@ -118,7 +118,7 @@ export const serveControl = (
       }
     }).pipe(
       // Past the frame limit it cannot be an offer: just wait for the end, discarding.
-      Effect.catchTag("FrameTooLong", () => untilClosed(control.socket))
+      Effect.catchTag("FrameTooLong", () => untilPeerEnded(control.socket))
     )
 
     // Whichever ends first, by success or failure, ends the connection (raceAll would wait for a

@@ -2,10 +2,11 @@
  * Choosing and binding a tunnel's public port, with bore's rules and error texts.
  */
 import type * as net from "node:net"
-import { Effect, Option, Random, type Scope } from "effect"
+import { Effect, Random, type Scope } from "effect"
 import { type BindError, PortUnavailable } from "../errors.js"
 import { DescriptorWatch, exhaustionOf } from "../net/descriptor-watch.js"
-import { listen, type Listener } from "../net/listener.js"
+import type { Drain } from "../net/drain.js"
+import { type Listener, listenManaged } from "../net/listener.js"
 import type { SocketBuffers } from "../net/tuning.js"
 
 /**
@@ -23,15 +24,15 @@ export interface PortRange {
   readonly buffers: SocketBuffers
 }
 
-/** bore's Error text for a failed bind. */
-const bindErrorText = (error: BindError): string => {
+/** Why a bind failed, as the reason bore's Error text is derived from. */
+const bindFailureReason = (error: BindError): PortUnavailable["reason"] => {
   switch (error.code) {
     case "EADDRINUSE":
-      return "port already in use"
+      return "in-use"
     case "EACCES":
-      return "permission denied"
+      return "permission-denied"
     default:
-      return "failed to bind to port"
+      return "bind-failed"
   }
 }
 
@@ -44,16 +45,16 @@ export const openPublicListener = <R>(
   range: PortRange,
   requested: number,
   onVisitor: (visitor: net.Socket) => Effect.Effect<void, never, R>
-): Effect.Effect<Listener, PortUnavailable, R | Scope.Scope> => {
+): Effect.Effect<Listener, PortUnavailable, R | Drain | DescriptorWatch | Scope.Scope> => {
   const bind = (port: number) =>
-    listen({ host: range.bindTunnels, port, pauseOnConnect: true, socketOwner: "handler", buffers: range.buffers }, onVisitor).pipe(
+    listenManaged({ host: range.bindTunnels, port, pauseOnConnect: true, socketOwner: "handler", buffers: range.buffers }, onVisitor).pipe(
       Effect.tapError((error) => reportExhaustion(error.code))
     )
-  const unavailable = (error: BindError) => new PortUnavailable({ message: bindErrorText(error) })
+  const unavailable = (error: BindError) => new PortUnavailable({ reason: bindFailureReason(error) })
 
   if (requested > 0) {
     return requested < range.minPort || requested > range.maxPort
-      ? Effect.fail(new PortUnavailable({ message: "client port number not in allowed range" }))
+      ? Effect.fail(new PortUnavailable({ reason: "not-in-range" }))
       : Effect.mapError(bind(requested), unavailable)
   }
   return Effect.gen(function*() {
@@ -64,13 +65,13 @@ export const openPublicListener = <R>(
       // Out of descriptors, every other port would fail the same way: stop at once.
       if (exhaustionOf(bound.left) !== undefined) return yield* Effect.fail(unavailable(bound.left))
     }
-    return yield* Effect.fail(new PortUnavailable({ message: "failed to find an available port" }))
+    return yield* Effect.fail(new PortUnavailable({ reason: "none-free" }))
   })
 }
 
-/** Tells the descriptor watch, if the server runs one, that a bind ran out of descriptors. */
+/** Tells the descriptor watch that a bind ran out of descriptors. */
 const reportExhaustion = (code: string) =>
-  Effect.flatMap(Effect.serviceOption(DescriptorWatch), (watch) => {
+  Effect.flatMap(DescriptorWatch, (watch) => {
     const exhaustion = exhaustionOf({ code })
-    return exhaustion !== undefined && Option.isSome(watch) ? watch.value.report(exhaustion) : Effect.void
+    return exhaustion !== undefined ? watch.report(exhaustion) : Effect.void
   })

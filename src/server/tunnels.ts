@@ -15,16 +15,17 @@ import { Context, Deferred, Duration, Effect, ExecutionStrategy, Exit, FiberSet,
 import type * as net from "node:net"
 import { LimitReached, type PortUnavailable } from "../errors.js"
 import type { FramedSocket } from "../net/framed-socket.js"
-import { tracked } from "../net/drain.js"
+import { DescriptorWatch } from "../net/descriptor-watch.js"
+import { Drain, tracked } from "../net/drain.js"
 import { splice } from "../net/splice.js"
 import { encodeServerMessage, MAX_POOL_STREAMS, ServerMessages } from "../protocol/messages.js"
-import { LimitTexts, type ServerLimits } from "../limits/limits.js"
+import type { ServerLimits } from "../limits/limits.js"
 import { makeVisitorCounts, PendingRegistry, type VisitorCounts } from "../visitors/pending-registry.js"
 import { openPublicListener, type PortRange } from "./ports.js"
 import { makeRefusalLog } from "../limits/refusal-log.js"
 import { ServerMetrics } from "./server-metrics.js"
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
-import { type Arrival, serveControl, type TunnelState, type WaitingArrival } from "./control-session.js"
+import { type Arrival, serveControlSession, type TunnelState, type WaitingArrival } from "./control-session.js"
 import { type Handover, makeWarmPool } from "./warm-pool.js"
 
 export interface TunnelsConfig extends PortRange {
@@ -62,6 +63,9 @@ export const make = (config: TunnelsConfig) =>
   Effect.gen(function*() {
     const registry = yield* PendingRegistry
     const metrics = yield* ServerMetrics
+    // Public listeners stop accepting when the drain starts, and report running out of
+    // descriptors to the watch; spliced visitors are the drain's to wait for.
+    const drainAndWatch = Context.make(Drain, yield* Drain).pipe(Context.add(DescriptorWatch, yield* DescriptorWatch))
     const serverScope = yield* Effect.scope
     const tunnelFibers = yield* FiberSet.make<void, never>()
     /** What a token reaches: the tunnel's handoffs (Resume) and its state (Pool). */
@@ -76,7 +80,7 @@ export const make = (config: TunnelsConfig) =>
         if (openTunnels >= limits.maxTunnels) {
           return Effect.zipRight(
             refusalLog("max-tunnels", `tunnel refused: ${limits.maxTunnels} tunnels already open (--max-tunnels)`),
-            Effect.fail(new LimitReached({ limit: "max-tunnels", message: LimitTexts.tunnels }))
+            Effect.fail(new LimitReached({ limit: "max-tunnels" }))
           )
         }
         openTunnels++
@@ -110,7 +114,7 @@ export const make = (config: TunnelsConfig) =>
         let current = first
         while (true) {
           const next = yield* Effect.raceFirst(
-            serveControl(tunnel, current.control).pipe(
+            serveControlSession(tunnel, current.control).pipe(
               Effect.ignore,
               Effect.as(Option.none<Handoff>())
             ),
@@ -208,6 +212,7 @@ export const make = (config: TunnelsConfig) =>
             return holdVisitor(visitor)
           }).pipe(Effect.annotateLogs({ tunnel: String(visitor.localPort), visitor: `${visitor.remoteAddress}:${visitor.remotePort}` }))
         const listener = yield* openPublicListener(config, requested, onVisitor).pipe(
+          Effect.provide(drainAndWatch),
           Scope.extend(scope),
           Effect.onError(() => Scope.close(scope, Exit.void))
         )
@@ -282,7 +287,7 @@ export const make = (config: TunnelsConfig) =>
         if (announced._tag === "Left") return yield* Effect.as(handed.value.reroute, true)
         metrics.visitorsPooled.inc()
         metrics.traffic.track({ port: String(tunnel.port) }, visitor, "bytesRead")
-        yield* tracked(splice(stream.socket, visitor))
+        yield* tracked(splice(stream.socket, visitor)).pipe(Effect.provide(drainAndWatch))
         return true
       })
 

@@ -4,7 +4,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Fiber, TestClock } from "effect"
-import * as Client from "../../src/client/client.js"
 import { clientConfig, echoService, randomPayload, roundTrip, sha256, startServer, startTunnel } from "../support/net.js"
 
 describe("authentication end to end", () => {
@@ -21,7 +20,7 @@ describe("authentication end to end", () => {
     Effect.gen(function*() {
       const echo = yield* echoService
       const control = yield* startServer({ secret: "s3cret" })
-      const result = yield* Effect.either(Client.openTunnel(clientConfig(control, echo, { secret: "wrong" })))
+      const result = yield* Effect.either(startTunnel(clientConfig(control, echo, { secret: "wrong" })))
       expect(Either.isLeft(result) && result.left.message).toBe("server error: invalid secret")
     }).pipe(Effect.scoped))
 
@@ -29,7 +28,7 @@ describe("authentication end to end", () => {
     Effect.gen(function*() {
       const echo = yield* echoService
       const control = yield* startServer({ secret: "s3cret" })
-      const result = yield* Effect.either(Client.openTunnel(clientConfig(control, echo)))
+      const result = yield* Effect.either(startTunnel(clientConfig(control, echo)))
       expect(Either.isLeft(result) && result.left.message).toBe(
         "server requires authentication, but no client secret was provided"
       )
@@ -39,7 +38,7 @@ describe("authentication end to end", () => {
     Effect.gen(function*() {
       const echo = yield* echoService
       const control = yield* startServer()
-      const attempt = yield* Effect.fork(Effect.either(Client.openTunnel(clientConfig(control, echo, { secret: "s3cret" }))))
+      const attempt = yield* Effect.fork(Effect.either(startTunnel(clientConfig(control, echo, { secret: "s3cret" }))))
       yield* TestClock.adjust("3 seconds")
       const result = yield* Fiber.join(attempt)
       expect(Either.isLeft(result) && result.left.message).toBe(

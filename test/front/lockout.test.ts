@@ -6,7 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Fiber, TestClock } from "effect"
 import { randomUUID } from "node:crypto"
-import { apiFrom, create, fakeClient, KEY, openWs, settle, startFront, statusOf, upgradeFrom, visit } from "./front-driver.js"
+import { apiFrom, create, fakeClient, KEY, openWs, startFront, statusOf, upgradeFrom, visit } from "./front-driver.js"
 
 const CLIENT = "127.0.0.1"
 const VISITOR = "127.0.0.5"
@@ -15,12 +15,13 @@ const WRONG = "wrong-key-0123456789abcdef"
 /** A visitor of tunnel `name` from VISITOR, answered through a channel that `serve` opens. */
 const visitor = (port: number, name: string) => visit(port, `GET /t/${name}/ HTTP/1.1\r\nHost: x\r\n\r\n`, VISITOR)
 
-/** Answers the visitor `id` through a data channel opened from CLIENT with `key`. */
+/** Answers the visitor `id` through a data channel opened from CLIENT with `key`; the channel. */
 const answer = (port: number, id: string, key = KEY) =>
   Effect.gen(function*() {
     const data = yield* openWs(port, `/ws/data?id=${id}`, { key, from: CLIENT })
     data.send(Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"))
     data.send(Buffer.alloc(0))
+    return data
   })
 
 describe("HTTP front: the API-key lockout", () => {
@@ -48,11 +49,14 @@ describe("HTTP front: the API-key lockout", () => {
       // The tunnel that is online keeps serving: its visitors' data channels still open.
       for (let round = 0; round < 2; round++) {
         const page = yield* Effect.fork(visitor(port, "app"))
-        yield* answer(port, yield* client.nextVisitor)
+        const data = yield* answer(port, yield* client.nextVisitor)
         expect(yield* Fiber.join(page)).toBe("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        // The front is through with the visitor once it closes the channel (the visitor gone, both
+        // EOFs sent). Until then it may be waiting up to 30 s for a next request on the visitor's
+        // connection, a wait the clock move below would end.
+        yield* data.received.closed
       }
 
-      yield* settle
       yield* TestClock.adjust("61 seconds")
       expect(yield* apiFrom(port, CLIENT, { key: KEY })).toBe(200)
     }))

@@ -9,7 +9,7 @@ import { Effect, Either, Fiber } from "effect"
 import { encodeProxyHeader } from "../../src/client/proxy-header.js"
 import { makeVisitorFilter, parseCidr } from "../../src/visitors/visitor-filter.js"
 import { dial } from "../support/net.js"
-import { apiFrom, create, fakeClient, KEY, openWs, settle, startFront, visit } from "./front-driver.js"
+import { apiFrom, create, fakeClient, heldOpen, KEY, openWs, startFront, visit } from "./front-driver.js"
 
 const PROXY = "127.0.0.2"
 const STRANGER = "127.0.0.3"
@@ -146,8 +146,9 @@ describe("HTTP front: --trusted-proxy", () => {
       // Another client through the same proxy is not affected.
       const other = yield* dial(port, "127.0.0.1", PROXY)
       other.write(visitorRequest({ forwardedFor: "203.0.113.9" }))
+      // Announced to the client, so admitted: the front holds it open, waiting for its channel.
       yield* client.nextVisitor
-      yield* settle
+      expect(heldOpen(port, PROXY).filter((socket) => socket.remotePort === other.localPort)).toHaveLength(1)
       expect(other.destroyed).toBe(false)
     }))
 })

@@ -6,15 +6,14 @@ import type { HttpFrontConfig } from "../../src/front/front.js"
 import { createHash, randomBytes } from "node:crypto"
 import * as net from "node:net"
 import { Duration, Effect, Option, Redacted, type Scope } from "effect"
-import * as Client from "../../src/client/client.js"
 import type { ClientConfig } from "../../src/client/config.js"
 import type { ProxyProtocolVersion } from "../../src/client/proxy-header.js"
+import { runTunnel } from "./client.js"
 import { listen } from "../../src/net/listener.js"
 import type { SocketBuffers } from "../../src/net/tuning.js"
 import { makeVisitorFilter } from "../../src/visitors/visitor-filter.js"
-import type { ServerConfig } from "../../src/server/config.js"
 import { DEFAULT_LIMITS, type ServerLimits } from "../../src/limits/limits.js"
-import * as Server from "../../src/server/server.js"
+import { type ServerProgramConfig, startServer as startServerProgram } from "../../src/cli/layers.js"
 
 export const LOOPBACK = "127.0.0.1"
 
@@ -58,7 +57,7 @@ export interface TestServerOptions {
 
 /** A Spore server on 127.0.0.1 with an ephemeral control port, for the rest of the scope. */
 export const startRunningServer = (options: TestServerOptions = {}) => {
-  const config: ServerConfig = {
+  const config: ServerProgramConfig = {
     minPort: options.minPort ?? TEST_PORT_RANGE.minPort,
     maxPort: options.maxPort ?? TEST_PORT_RANGE.maxPort,
     secret: Option.map(Option.fromNullable(options.secret), Redacted.make),
@@ -80,7 +79,7 @@ export const startRunningServer = (options: TestServerOptions = {}) => {
       limits: { ...DEFAULT_LIMITS, visitors: makeVisitorFilter([], []), ...options.limits }
     })))
   }
-  return Server.start(config)
+  return startServerProgram(config)
 }
 
 /** Like `startRunningServer`; returns the control port. */
@@ -114,13 +113,11 @@ export const clientConfig = (
   proxyProtocol: Option.fromNullable(options.proxyProtocol)
 })
 
-/** Opens a tunnel and serves it in the background for the rest of the scope. */
-export const startTunnel = (config: ClientConfig) =>
-  Effect.gen(function*() {
-    const tunnel = yield* Client.openTunnel(config)
-    yield* Effect.forkScoped(tunnel.serve)
-    return tunnel.remotePort
-  })
+/**
+ * Opens a tunnel (without reconnection) and serves it in the background for the rest of the
+ * scope; returns its public port. Fails as the client does if the tunnel does not open.
+ */
+export const startTunnel = (config: ClientConfig) => Effect.map(runTunnel(config), (tunnel) => tunnel.port)
 
 /**
  * A TCP connection to host:port (127.0.0.1 by default), destroyed when the scope closes. `from`
