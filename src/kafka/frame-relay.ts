@@ -15,6 +15,7 @@
  */
 import type * as net from "node:net"
 import { Effect, Runtime } from "effect"
+import { KafkaRelayError } from "../errors.js"
 import { VERSION_CAPS } from "./apis.js"
 import { type BrokerAddress, brokersIn, isRewritten, readRequestHeader, type RequestHeader, rewriteResponse } from "./rewrite.js"
 
@@ -72,14 +73,14 @@ class FrameScanner {
       this.header = Buffer.concat([this.header, rest.subarray(0, need)])
       rest = rest.subarray(Math.min(need, rest.length))
       if (this.header.length >= 4 && this.header.readInt32BE(0) < this.headerLength) {
-        throw new Error(`a Kafka frame of ${this.header.readInt32BE(0)} bytes is too short`)
+        throw new KafkaRelayError({ reason: "short-frame", size: this.header.readInt32BE(0) })
       }
       if (this.header.length < 4 + this.headerLength) continue
       const size = this.header.readInt32BE(0)
       const head = this.header
       this.header = Buffer.alloc(0)
       if (this.onHeader(size, head.subarray(4)) === "collect") {
-        if (size > MAX_REWRITTEN_FRAME) throw new Error(`a ${size}-byte response is too large to rewrite`)
+        if (size > MAX_REWRITTEN_FRAME) throw new KafkaRelayError({ reason: "response-too-large", size })
         this.collecting = { size, parts: [head.subarray(4)], length: this.headerLength }
         if (size === this.headerLength) {
           const frame = Buffer.concat(this.collecting.parts)
@@ -149,7 +150,7 @@ export const relayKafka = (
         // layout not known here: never let it through unrewritten.
         const cap = VERSION_CAPS.get(request.apiKey)
         if (cap !== undefined && request.apiVersion > cap) {
-          throw new Error(`api ${request.apiKey} v${request.apiVersion} is above what the proxy rewrites (v${cap})`)
+          throw new KafkaRelayError({ reason: "version-unsupported", apiKey: request.apiKey, apiVersion: request.apiVersion, cap })
         }
         // Every broker named gets its tunnel (new ones open side by side) before the frame goes on.
         const named = brokersIn(request, frame)

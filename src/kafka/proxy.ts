@@ -7,9 +7,12 @@
  */
 import { Deferred, Duration, Effect, FiberId, Option, Scope } from "effect"
 import * as Client from "../client/client.js"
-import type { ClientStatus } from "../client/client.js"
+import type { ClientStatus } from "../client/status.js"
+import type { ClientMetrics } from "../client/client-metrics.js"
 import type { ClientConfig } from "../client/config.js"
 import { LocalRelay } from "../client/local-relay.js"
+import { BrokerTunnelTimeout } from "../errors.js"
+import type { Drain } from "../net/drain.js"
 import { relayKafka } from "./frame-relay.js"
 import type { BrokerAddress } from "./rewrite.js"
 
@@ -38,10 +41,15 @@ interface BrokerTunnel {
  * Runs the proxy until a tunnel fails for good (a wrong secret, say); its tunnels live as long
  * as the scope.
  */
-export const run = (config: KafkaProxyConfig, report: ProxyReport): Effect.Effect<never, unknown, Scope.Scope> =>
+export const run = (
+  config: KafkaProxyConfig,
+  report: ProxyReport
+): Effect.Effect<never, Client.ClientError, Drain | ClientMetrics | Scope.Scope> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
-    const failed = yield* Deferred.make<never, unknown>()
+    // Broker tunnels are opened from the relay, which runs without the program's services.
+    const services = yield* Effect.context<Drain | ClientMetrics>()
+    const failed = yield* Deferred.make<never, Client.ClientError>()
     const brokers = new Map<number, BrokerTunnel>()
 
     const tunnelConfig = (target: { host: string; port: number }): ClientConfig => ({
@@ -73,18 +81,19 @@ export const run = (config: KafkaProxyConfig, report: ProxyReport): Effect.Effec
               Effect.provideService(LocalRelay, relay),
               // The broker's tunnel belongs to the proxy, not to the connection that found it.
               Effect.provideService(Scope.Scope, scope),
+              Effect.provide(services),
               Effect.catchAllCause((cause) => Deferred.failCause(failed, cause)),
               Effect.forkIn(scope)
             ),
-            awaitTunnel(created)
+            awaitTunnel(broker.nodeId, created)
           )
         }
-        return awaitTunnel(tunnel)
+        return awaitTunnel(broker.nodeId, tunnel)
       })
 
-    const awaitTunnel = (tunnel: BrokerTunnel) =>
+    const awaitTunnel = (nodeId: number, tunnel: BrokerTunnel) =>
       Deferred.await(tunnel.ready).pipe(
-        Effect.timeoutFail({ duration: BROKER_TUNNEL_TIMEOUT, onTimeout: () => new Error("the broker's tunnel did not open in time") }),
+        Effect.timeoutFail({ duration: BROKER_TUNNEL_TIMEOUT, onTimeout: () => new BrokerTunnelTimeout({ nodeId }) }),
         Effect.map(() => ({ host: config.tunnel.to, port: tunnel.port! }))
       )
 

@@ -13,8 +13,9 @@
  * truncated one is caught rather than half-edited. Brokers with a node id below 0 (a
  * FindCoordinator error, say) are not mapped: nothing about them is edited or reported.
  */
+import { KafkaCodecError } from "../errors.js"
 import { ApiKey, isFlexible } from "./apis.js"
-import { KafkaCodecError, Reader } from "./wire.js"
+import { Reader } from "./wire.js"
 
 /** Where one broker's address sits: the bytes [start, end) are its Host then its Port. */
 export interface EndpointSpot {
@@ -86,7 +87,7 @@ class Walk {
     const host = this.string()
     const port = this.reader.int32()
     if (nodeId < 0) return
-    if (host === null) throw new KafkaCodecError("Malformed", start, `broker ${nodeId} has a null host`)
+    if (host === null) throw new KafkaCodecError({ reason: "null-host", offset: start, nodeId })
     this.endpoints.push({ nodeId, host, port, start, end: this.reader.offset, compact: this.flexible })
   }
 }
@@ -156,7 +157,7 @@ const apiVersions = (walk: Walk, version: number): void => {
   }
   const keys = walk.flexible ? r.compactArray(entry) : r.array(entry)
   // Non-nullable, and a null here is how a v0 answer to a v3 request first shows (see below).
-  if (keys === null) throw new KafkaCodecError("Malformed", start, "ApiVersions has a null ApiKeys array")
+  if (keys === null) throw new KafkaCodecError({ reason: "null-api-keys", offset: start })
   if (version >= 1) r.int32() // ThrottleTimeMs
   walk.tags()
 }

@@ -16,8 +16,6 @@ import { ApiKey, VERSION_CAPS } from "./apis.js"
 import { type EndpointSpot, mapResponse } from "./response-map.js"
 import { Reader, Writer } from "./wire.js"
 
-export { KafkaCodecError, type KafkaCodecErrorReason } from "./wire.js"
-
 export interface RequestHeader {
   readonly apiKey: number
   readonly apiVersion: number

@@ -1,6 +1,6 @@
 /**
- * Kafka's wire primitives, pure: a `Reader` that walks a message by offset and a `Writer` that
- * builds one.
+ * Kafka's wire primitives, pure: a `Reader` that walks a message by offset, and a `Writer` for
+ * the little the tunnel writes itself (a broker's Host and Port).
  *
  * The tunnel edits responses by splicing: it walks a response to find where a broker's host and
  * port sit, then copies every other byte as it came. So the reader exposes its `offset`, and
@@ -18,22 +18,7 @@
  * thing. Writing a value that cannot be encoded (a port out of int32, a 40 KB classic string) is
  * a programming error and throws a RangeError.
  */
-
-/** Why a message could not be read: it ends early, or a length or varint is impossible. */
-export type KafkaCodecErrorReason = "Truncated" | "Malformed"
-
-export class KafkaCodecError extends Error {
-  readonly _tag = "KafkaCodecError"
-  override readonly name = "KafkaCodecError"
-  constructor(
-    readonly reason: KafkaCodecErrorReason,
-    /** Where in the message the read that failed started. */
-    readonly offset: number,
-    message: string
-  ) {
-    super(message)
-  }
-}
+import { KafkaCodecError } from "../errors.js"
 
 /** One field of a tagged-field section: its tag and its raw value. */
 export interface TaggedField {
@@ -47,11 +32,8 @@ export interface TaggedFields {
   readonly raw: Buffer
 }
 
-const truncated = (offset: number, needed: number, left: number) =>
-  new KafkaCodecError("Truncated", offset, `Kafka message ends early: ${needed} bytes needed at offset ${offset}, ${left} left`)
-
-const malformed = (offset: number, what: string) =>
-  new KafkaCodecError("Malformed", offset, `Kafka message is malformed at offset ${offset}: ${what}`)
+const negativeLength = (offset: number, field: "string" | "bytes" | "array", length: number) =>
+  new KafkaCodecError({ reason: "negative-length", offset, field, length })
 
 export class Reader {
   private position: number
@@ -72,7 +54,7 @@ export class Reader {
   /** Checks that `n` more bytes are there and moves past them; returns where they start. */
   private take(n: number): number {
     const at = this.position
-    if (n > this.buffer.length - at) throw truncated(at, n, this.buffer.length - at)
+    if (n > this.buffer.length - at) throw new KafkaCodecError({ reason: "truncated", offset: at, needed: n, left: this.buffer.length - at })
     this.position = at + n
     return at
   }
@@ -102,13 +84,15 @@ export class Reader {
   uvarint(): number {
     const start = this.position
     let value = 0
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 4; i++) {
       const byte = this.buffer.readUInt8(this.take(1))
-      if (i === 4 && byte > 0x0f) throw malformed(start, "varint longer than 32 bits")
       value += (byte & 0x7f) * 2 ** (7 * i)
       if ((byte & 0x80) === 0) return value
     }
-    throw malformed(start, "varint longer than 5 bytes")
+    // The fifth byte holds the top 4 bits, and ends the varint: anything more is past 32 bits.
+    const byte = this.buffer.readUInt8(this.take(1))
+    if (byte > 0x0f) throw new KafkaCodecError({ reason: "varint-too-long", offset: start })
+    return value + byte * 2 ** 28
   }
 
   /** A signed (zigzag) 32-bit varint. */
@@ -133,7 +117,7 @@ export class Reader {
     const at = this.position
     const length = this.int16()
     if (length === -1) return null
-    if (length < -1) throw malformed(at, `string length ${length}`)
+    if (length < -1) throw negativeLength(at, "string", length)
     return this.raw(length).toString("utf8")
   }
 
@@ -148,7 +132,7 @@ export class Reader {
     const at = this.position
     const length = this.int32()
     if (length === -1) return null
-    if (length < -1) throw malformed(at, `bytes length ${length}`)
+    if (length < -1) throw negativeLength(at, "bytes", length)
     return this.raw(length)
   }
 
@@ -163,7 +147,7 @@ export class Reader {
     const at = this.position
     const count = this.int32()
     if (count === -1) return null
-    if (count < -1) throw malformed(at, `array length ${count}`)
+    if (count < -1) throw negativeLength(at, "array", count)
     return this.items(count, item)
   }
 
@@ -196,6 +180,7 @@ export class Reader {
 
 const INT16_MAX = 0x7fff
 
+/** Writes a broker's Host, in either string encoding, then its Port: all the tunnel encodes. */
 export class Writer {
   private readonly chunks: Array<Buffer> = []
 
@@ -206,90 +191,30 @@ export class Writer {
     return this
   }
 
-  int8(value: number): this {
-    return this.fixed(1, (b) => b.writeInt8(value))
-  }
-
-  int16(value: number): this {
-    return this.fixed(2, (b) => b.writeInt16BE(value))
-  }
-
   int32(value: number): this {
     return this.fixed(4, (b) => b.writeInt32BE(value))
   }
 
-  int64(value: bigint): this {
-    return this.fixed(8, (b) => b.writeBigInt64BE(value))
-  }
-
-  boolean(value: boolean): this {
-    return this.int8(value ? 1 : 0)
-  }
-
-  /** An unsigned 32-bit varint, in the fewest bytes. */
-  uvarint(value: number): this {
-    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new RangeError(`uvarint out of range: ${value}`)
-    const bytes: Array<number> = []
-    let rest = value
-    while (rest >= 0x80) {
-      bytes.push((rest % 0x80) | 0x80)
-      rest = Math.floor(rest / 0x80)
-    }
-    bytes.push(rest)
-    return this.raw(Buffer.from(bytes))
-  }
-
-  /** A signed (zigzag) 32-bit varint. */
-  varint(value: number): this {
-    if (!Number.isInteger(value) || value < -0x80000000 || value > 0x7fffffff) throw new RangeError(`varint out of range: ${value}`)
-    return this.uvarint(((value << 1) ^ (value >> 31)) >>> 0)
-  }
-
-  /** Bytes as they are (a chunk already encoded, such as a raw tagged-field section). */
-  raw(bytes: Buffer): this {
+  /** A string with an int16 length. */
+  string(value: string): this {
+    const bytes = Buffer.from(value, "utf8")
+    if (bytes.length > INT16_MAX) throw new RangeError(`string of ${bytes.length} bytes does not fit an int16 length`)
+    this.fixed(2, (b) => b.writeInt16BE(bytes.length))
     this.chunks.push(bytes)
     return this
   }
 
-  string(value: string | null): this {
-    if (value === null) return this.int16(-1)
+  /** A string with a uvarint length + 1 (in the fewest bytes). */
+  compactString(value: string): this {
     const bytes = Buffer.from(value, "utf8")
-    if (bytes.length > INT16_MAX) throw new RangeError(`string of ${bytes.length} bytes does not fit an int16 length`)
-    return this.int16(bytes.length).raw(bytes)
-  }
-
-  compactString(value: string | null): this {
-    if (value === null) return this.uvarint(0)
-    const bytes = Buffer.from(value, "utf8")
-    return this.uvarint(bytes.length + 1).raw(bytes)
-  }
-
-  bytes(value: Buffer | null): this {
-    return value === null ? this.int32(-1) : this.int32(value.length).raw(value)
-  }
-
-  compactBytes(value: Buffer | null): this {
-    return value === null ? this.uvarint(0) : this.uvarint(value.length + 1).raw(value)
-  }
-
-  array<A>(items: ReadonlyArray<A> | null, item: (writer: Writer, value: A) => void): this {
-    if (items === null) return this.int32(-1)
-    this.int32(items.length)
-    for (const value of items) item(this, value)
-    return this
-  }
-
-  compactArray<A>(items: ReadonlyArray<A> | null, item: (writer: Writer, value: A) => void): this {
-    if (items === null) return this.uvarint(0)
-    this.uvarint(items.length + 1)
-    for (const value of items) item(this, value)
-    return this
-  }
-
-  /** A tagged-field section built from fields (to copy one as read, write its `raw`). */
-  taggedFields(fields: ReadonlyArray<TaggedField>): this {
-    this.uvarint(fields.length)
-    for (const { data, tag } of fields) this.uvarint(tag).uvarint(data.length).raw(data)
+    const length: Array<number> = []
+    let rest = bytes.length + 1
+    while (rest >= 0x80) {
+      length.push((rest % 0x80) | 0x80)
+      rest = Math.floor(rest / 0x80)
+    }
+    length.push(rest)
+    this.chunks.push(Buffer.from(length), bytes)
     return this
   }
 

@@ -2,8 +2,9 @@
  * Request headers, which requests get their responses decoded, flexible versions and caps.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { KafkaCodecError } from "../../src/errors.js"
 import { ApiKey, isFlexible, responseHeaderVersion, VERSION_CAPS } from "../../src/kafka/apis.js"
-import { isRewritten, KafkaCodecError, readRequestHeader } from "../../src/kafka/rewrite.js"
+import { isRewritten, readRequestHeader } from "../../src/kafka/rewrite.js"
 
 describe("readRequestHeader", () => {
   it("reads api key, api version and correlation id, and ignores what follows", () => {
@@ -17,13 +18,13 @@ describe("readRequestHeader", () => {
     expect(readRequestHeader(Buffer.from("00000009ffffffff", "hex")).correlationId).toBe(-1)
   })
 
-  it("throws KafkaCodecError (Truncated) on fewer than 8 bytes", () => {
+  it("throws KafkaCodecError (truncated) on fewer than 8 bytes", () => {
     for (let n = 0; n < 8; n++) {
       expect(() => readRequestHeader(Buffer.alloc(n))).toThrow(KafkaCodecError)
       try {
         readRequestHeader(Buffer.alloc(n))
       } catch (error) {
-        expect((error as KafkaCodecError).reason).toBe("Truncated")
+        expect(error).toMatchObject({ _tag: "KafkaCodecError", reason: "truncated" })
       }
     }
   })

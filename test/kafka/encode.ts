@@ -6,6 +6,9 @@
  * v0-12 with topics and partitions, FindCoordinator v0-6, DescribeCluster v0-2, ApiVersions
  * v0-4), then `trailing` bytes. A test encodes an object, rewrites it, and compares the result
  * with the encoding of the same object with the expected addresses: byte for byte.
+ *
+ * `Writer` chains the same encodings, for the Reader's tests (src's Writer only has what the
+ * tunnel writes itself: a broker's Host and Port).
  */
 
 export interface Tag {
@@ -42,6 +45,38 @@ export const arr = <A>(flexible: boolean, items: ReadonlyArray<A> | null, item: 
 
 export const tags = (fields: ReadonlyArray<Tag>): Buffer =>
   cat([uvarint(fields.length), ...fields.flatMap((f) => [uvarint(f.tag), uvarint(f.data.length), f.data])])
+
+/** A zigzag 32-bit varint. */
+export const varint = (n: number): Buffer => uvarint(((n << 1) ^ (n >> 31)) >>> 0)
+
+/** Every Kafka encoding, chained: bytes for the Reader that the tunnel never writes itself. */
+export class Writer {
+  private readonly chunks: Array<Buffer> = []
+
+  private add(bytes: Buffer): this {
+    this.chunks.push(bytes)
+    return this
+  }
+
+  int8(n: number): this { return this.add(i8(n)) }
+  int16(n: number): this { return this.add(i16(n)) }
+  int32(n: number): this { return this.add(i32(n)) }
+  int64(n: bigint): this { const b = Buffer.alloc(8); b.writeBigInt64BE(n); return this.add(b) }
+  boolean(value: boolean): this { return this.add(i8(value ? 1 : 0)) }
+  uvarint(n: number): this { return this.add(uvarint(n)) }
+  varint(n: number): this { return this.add(varint(n)) }
+  string(value: string | null): this { return this.add(str(false, value)) }
+  compactString(value: string | null): this { return this.add(str(true, value)) }
+  bytes(value: Buffer | null): this { return this.add(value === null ? i32(-1) : cat([i32(value.length), value])) }
+  compactBytes(value: Buffer | null): this { return this.add(value === null ? uvarint(0) : cat([uvarint(value.length + 1), value])) }
+  array<A>(items: ReadonlyArray<A> | null, item: (a: A) => Buffer): this { return this.add(arr(false, items, item)) }
+  compactArray<A>(items: ReadonlyArray<A> | null, item: (a: A) => Buffer): this { return this.add(arr(true, items, item)) }
+  taggedFields(fields: ReadonlyArray<Tag>): this { return this.add(tags(fields)) }
+
+  toBuffer(): Buffer {
+    return cat(this.chunks)
+  }
+}
 
 /** Tags only where the version is flexible. */
 const tagsIf = (flexible: boolean, fields: ReadonlyArray<Tag>) => (flexible ? tags(fields) : none)

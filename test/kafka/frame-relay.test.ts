@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { createHash, randomBytes } from "node:crypto"
-import { Deferred, Effect, Fiber } from "effect"
-import { relayKafka } from "../../src/kafka/frame-relay.js"
+import { Deferred, Effect, Fiber, Logger } from "effect"
+import { MAX_REWRITTEN_FRAME, relayKafka } from "../../src/kafka/frame-relay.js"
 import type { BrokerAddress } from "../../src/kafka/rewrite.js"
 import { readExactly, socketPair } from "../support/net.js"
 import { encodeMetadata, i16, i32 } from "./encode.js"
@@ -16,6 +16,13 @@ const sized = (body: Buffer) => Buffer.concat([i32(body.length), body])
 /** A request frame: api key, version, correlation id, then a client id and some body. */
 const request = (apiKey: number, version: number, correlationId: number, body = Buffer.from("body")) =>
   sized(Buffer.concat([i16(apiKey), i16(version), i32(correlationId), i16(6), Buffer.from("client"), body]))
+
+/** Runs `effect` with its log lines collected in `lines`. */
+const logged = <A, E, R>(lines: Array<string>, effect: Effect.Effect<A, E, R>) =>
+  Effect.provide(
+    effect,
+    Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => lines.push(Array.isArray(message) ? message.join(" ") : String(message))))
+  )
 
 
 describe("relayKafka", () => {
@@ -65,7 +72,8 @@ describe("relayKafka", () => {
     Effect.gen(function*() {
       const client = yield* socketPair
       const broker = yield* socketPair
-      const relay = yield* Effect.fork(relayKafka(client.far, broker.near, Buffer.alloc(0), (named) => Effect.succeed(named)))
+      const logs: Array<string> = []
+      const relay = yield* Effect.fork(logged(logs, relayKafka(client.far, broker.near, Buffer.alloc(0), (named) => Effect.succeed(named))))
       const metadata13 = request(3, 13, 7)
       client.near.write(metadata13)
       yield* readExactly(broker.far, metadata13.length)
@@ -73,15 +81,35 @@ describe("relayKafka", () => {
       yield* Fiber.join(relay)
       expect(client.near.readableLength).toBe(0)
       expect(client.far.destroyed && broker.near.destroyed).toBe(true)
+      expect(logs).toEqual(["kafka connection closed: api 3 v13 is above what the proxy rewrites (v12)"])
     }).pipe(Effect.scoped))
 
   it.live("a frame too short to be Kafka closes both sides", () =>
     Effect.gen(function*() {
       const client = yield* socketPair
       const broker = yield* socketPair
-      const relay = yield* Effect.fork(relayKafka(client.far, broker.near, Buffer.alloc(0), (named) => Effect.succeed(named)))
+      const logs: Array<string> = []
+      const relay = yield* Effect.fork(logged(logs, relayKafka(client.far, broker.near, Buffer.alloc(0), (named) => Effect.succeed(named))))
       client.near.write(Buffer.concat([i32(3), Buffer.from("abc")]))
       yield* Fiber.join(relay)
       expect(client.far.destroyed && broker.near.destroyed).toBe(true)
+      expect(logs).toEqual(["kafka connection closed: a Kafka frame of 3 bytes is too short"])
+    }).pipe(Effect.scoped))
+
+  it.live("a response to be rewritten that is too large to collect closes both sides", () =>
+    Effect.gen(function*() {
+      const client = yield* socketPair
+      const broker = yield* socketPair
+      const logs: Array<string> = []
+      const relay = yield* Effect.fork(logged(logs, relayKafka(client.far, broker.near, Buffer.alloc(0), (named) => Effect.succeed(named))))
+      const metadataRequest = request(3, 12, 7)
+      client.near.write(metadataRequest)
+      yield* readExactly(broker.far, metadataRequest.length)
+      // Only the size and the correlation id: the frame is refused before any of its body comes.
+      broker.far.write(Buffer.concat([i32(MAX_REWRITTEN_FRAME + 1), i32(7)]))
+      yield* Fiber.join(relay)
+      expect(client.near.readableLength).toBe(0)
+      expect(client.far.destroyed && broker.near.destroyed).toBe(true)
+      expect(logs).toEqual([`kafka connection closed: a ${MAX_REWRITTEN_FRAME + 1}-byte response is too large to rewrite`])
     }).pipe(Effect.scoped))
 })

@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
-import { type BrokerAddress, brokersIn, KafkaCodecError, rewriteResponse } from "../../src/kafka/rewrite.js"
+import { KafkaCodecError } from "../../src/errors.js"
+import { type BrokerAddress, brokersIn, rewriteResponse } from "../../src/kafka/rewrite.js"
 import {
   encodeApiVersions,
   encodeDescribeCluster,
@@ -65,7 +66,7 @@ describe("hostile bytes", () => {
     expect(input.equals(before)).toBe(true)
   }, { fastCheck: { numRuns: 3000 } })
 
-  it("a response cut anywhere in the part that is read is refused as Truncated", () => {
+  it("a response cut anywhere in the part that is read is refused as truncated", () => {
     for (const [key, v, sample] of samples) {
       // Metadata is read through its Brokers array only; the others to the end of the body.
       const read = key === 3 ? encodeMetadataHead(v, metadata).length : sample.length
@@ -77,7 +78,7 @@ describe("hostile bytes", () => {
           try {
             brokersIn(header(key, v), cut)
           } catch (error) {
-            expect((error as KafkaCodecError).reason).toBe("Truncated")
+            expect((error as KafkaCodecError).reason).toBe("truncated")
           }
         }
       }

@@ -4,6 +4,7 @@
  * the encoding of the sample as it should come out.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { KafkaCodecError } from "../../src/errors.js"
 import {
   type BrokerAddress,
   brokersIn,
@@ -189,4 +190,31 @@ describe("versions whose layout is not known", () => {
       expect(brokersIn(header(key, v), bytes)).toEqual([])
     })
   }
+})
+
+describe("responses that do not fit their layout", () => {
+  const thrown = (read: () => unknown): unknown => {
+    try {
+      read()
+    } catch (error) {
+      expect(error).toBeInstanceOf(KafkaCodecError)
+      return error
+    }
+    throw new Error("expected a KafkaCodecError")
+  }
+
+  it("a broker with a null host is refused as null-host", () => {
+    // FindCoordinator v0: correlation id, error code, node id, a null Host, Port.
+    const response = Buffer.concat([i32(7), i16(0), i32(1), i16(-1), i32(9092)])
+    const expected = { _tag: "KafkaCodecError", reason: "null-host", offset: 10, nodeId: 1, message: "broker 1 has a null host" }
+    expect(thrown(() => brokersIn(header(10, 0), response))).toMatchObject(expected)
+    expect(thrown(() => rewriteResponse(header(10, 0), response, tunnelAddress))).toMatchObject(expected)
+  })
+
+  it("a null ApiKeys array is refused as null-api-keys", () => {
+    const expected = { _tag: "KafkaCodecError", reason: "null-api-keys", offset: 6, message: "ApiVersions has a null ApiKeys array" }
+    // v0: an int32 count of -1; v3: a compact count of 0 (and no UNSUPPORTED_VERSION to retry as v0).
+    expect(thrown(() => rewriteResponse(header(18, 0), Buffer.concat([i32(7), i16(0), i32(-1)]), tunnelAddress))).toMatchObject(expected)
+    expect(thrown(() => rewriteResponse(header(18, 3), Buffer.concat([i32(7), i16(0), Buffer.of(0)]), tunnelAddress))).toMatchObject(expected)
+  })
 })
