@@ -6,6 +6,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Config, Console, Duration, Effect, Option, Redacted } from "effect"
 import * as Drain from "../net/drain.js"
 import * as HttpClient from "../client/http-client.js"
+import type { HttpClientStatus } from "../client/status.js"
 import * as Logging from "./logger.js"
 import { checkPort, checkSeconds, optionalTextOption, textOption, UsageError } from "./options.js"
 import { reconnectLine, tunnelOptions } from "./tunnel-flags.js"
@@ -66,7 +67,7 @@ const toConfig = (flags: Flags): Effect.Effect<HttpClient.HttpClientConfig, Usag
   })
 
 /** The tunnel's state in plain words, one line each time it changes. */
-export const httpStatusLine = (status: HttpClient.HttpClientStatus) =>
+export const httpStatusLine = (status: HttpClientStatus) =>
   status._tag === "Online"
     ? `${status.again ? "reconnected: " : ""}${status.name} is online at ${status.url}`
     : reconnectLine(status)

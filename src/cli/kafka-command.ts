@@ -4,8 +4,9 @@
  * responses rewritten to the server's host and each broker's tunnel port.
  */
 import { Command, Options } from "@effect/cli"
-import { Console, Effect, Option } from "effect"
-import type { ClientStatus } from "../client/client.js"
+import { Console, Effect, Layer, Option } from "effect"
+import type { ClientStatus } from "../client/status.js"
+import * as ClientMetrics from "../client/client-metrics.js"
 import * as KafkaProxy from "../kafka/proxy.js"
 import * as Drain from "../net/drain.js"
 import * as Logging from "./logger.js"
@@ -64,7 +65,8 @@ export const kafkaCommand = Command.make("kafka-proxy", options, (flags) =>
   Logging.withLogFormat(flags.logFormat, (logFormat) =>
     Effect.gen(function*() {
       const config = yield* toConfig(flags)
-      return yield* KafkaProxy.run(config, reporter(logFormat)).pipe(Effect.provide(Drain.layer))
+      // The tunnels' metrics are kept (nobody serves them yet: kafka-proxy has no --metrics-addr).
+      return yield* KafkaProxy.run(config, reporter(logFormat)).pipe(Effect.provide(Layer.mergeAll(Drain.layer, ClientMetrics.layer)))
     }).pipe(Effect.scoped))).pipe(
     Command.withDescription("Expose a whole Kafka cluster: the bootstrap broker and every broker it names.")
   )

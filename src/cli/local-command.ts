@@ -5,13 +5,15 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import type { FileSystem } from "@effect/platform"
-import { Console, Effect, Option } from "effect"
+import { Console, Effect, Layer, Option } from "effect"
 import * as Client from "../client/client.js"
-import type { ClientStatus } from "../client/client.js"
+import type { ClientStatus } from "../client/status.js"
 import { ClientMetrics, makeClientMetrics, tunnelLabel } from "../client/client-metrics.js"
 import type { ClientConfig } from "../client/config.js"
+import * as LocalRelay from "../client/local-relay.js"
 import type { ProxyProtocolVersion } from "../client/proxy-header.js"
-import { formatHostPort, serveMetrics } from "../metrics/http.js"
+import { serveMetrics } from "../metrics/http.js"
+import { formatHostPort } from "../net/address.js"
 import * as Drain from "../net/drain.js"
 import * as Logging from "./logger.js"
 import { checkChoice, checkHostPort, checkPort, integerOption, metricsAddrOption, optionalTextOption, textOption, UsageError } from "./options.js"
@@ -123,7 +125,7 @@ const serveTunnels = (flags: Flags, logFormat: Logging.LogFormat) =>
       ),
       { concurrency: "unbounded" }
     ).pipe(
-      Effect.provide(Drain.layer),
+      Effect.provide(Layer.mergeAll(Drain.layer, LocalRelay.spliceLayer)),
       Effect.provideService(ClientMetrics, metrics)
     )
   })

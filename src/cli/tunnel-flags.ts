@@ -5,7 +5,7 @@
  */
 import { Options } from "@effect/cli"
 import { Duration, Effect, Option } from "effect"
-import type { ClientStatus } from "../client/client.js"
+import type { ClientStatus, ReconnectStatus } from "../client/status.js"
 import type { ClientConfig } from "../client/config.js"
 import { DEFAULT_POOL_SIZE } from "../client/warm-pool.js"
 import { MAX_POOL_STREAMS } from "../protocol/messages.js"
@@ -89,12 +89,6 @@ export const checkTunnelFlags = (
       drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 }))
     }
   })
-
-/** The states every reconnecting client shares (`spore local`, `kafka-proxy`, `spore http`). */
-export type ReconnectStatus =
-  | { readonly _tag: "Lost"; readonly reason: string }
-  | { readonly _tag: "AttemptFailed"; readonly reason: string }
-  | { readonly _tag: "Retrying"; readonly delay: Duration.Duration }
 
 /**
  * A lost connection and the way back, in plain words. A refused attempt's reason is the server's

@@ -2,10 +2,10 @@
  * What `spore local` counts, for `--metrics-addr` (Prometheus text at /metrics), per tunnel:
  * the `tunnel` label is the local service it exposes (`localhost:3000`).
  */
-import { Context, Effect, Option } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { makeRegistry, type Registry } from "../metrics/registry.js"
 import { makeTraffic } from "../metrics/traffic.js"
-import type { ClientStatus } from "./client.js"
+import type { ClientStatus } from "./status.js"
 import type { ClientConfig } from "./config.js"
 
 export const makeClientMetrics = (registry: Registry = makeRegistry()) => ({
@@ -26,6 +26,9 @@ export type ClientMetricsShape = ReturnType<typeof makeClientMetrics>
 
 export class ClientMetrics extends Context.Tag("spore/ClientMetrics")<ClientMetrics, ClientMetricsShape>() {}
 
+/** Metrics in a registry of their own, for a program that serves them (or, without --metrics-addr, nobody reads). */
+export const layer = Layer.sync(ClientMetrics, () => makeClientMetrics())
+
 /** The `tunnel` label of a client's metrics. */
 export const tunnelLabel = (config: Pick<ClientConfig, "localHost" | "localPort">) => ({
   tunnel: `${config.localHost}:${config.localPort}`
@@ -33,7 +36,7 @@ export const tunnelLabel = (config: Pick<ClientConfig, "localHost" | "localPort"
 
 /** Gives every series of a tunnel its zero, so a scrape shows it before anything happens. */
 export const registerTunnel = (config: ClientConfig) =>
-  Effect.map(Effect.serviceOption(ClientMetrics), Option.map((metrics) => {
+  Effect.map(ClientMetrics, (metrics) => {
     const labels = tunnelLabel(config)
     for (const counter of [metrics.losses, metrics.reconnects, metrics.resumes, metrics.attemptsFailed, metrics.visitors, metrics.visitorsFailed]) {
       counter.inc(labels, 0)
@@ -41,11 +44,11 @@ export const registerTunnel = (config: ClientConfig) =>
     metrics.up.set(labels, 0)
     metrics.visitorsActive.set(labels, 0)
     metrics.poolIdle.set(labels, 0)
-  }))
+  })
 
-/** Counts what a status report says, if the program keeps metrics. */
+/** Counts what a status report says. */
 export const countStatus = (config: ClientConfig, status: ClientStatus, afterLoss: boolean) =>
-  Effect.map(Effect.serviceOption(ClientMetrics), Option.map((metrics) => {
+  Effect.map(ClientMetrics, (metrics) => {
     const labels = tunnelLabel(config)
     switch (status._tag) {
       case "Listening":
@@ -63,4 +66,4 @@ export const countStatus = (config: ClientConfig, status: ClientStatus, afterLos
       case "Retrying":
         return
     }
-  }))
+  })

@@ -7,8 +7,7 @@ import type * as net from "node:net"
 import { Effect, Option, type Scope } from "effect"
 import type { FramedSocket } from "../net/framed-socket.js"
 import { beginConnect, connect } from "../net/socket.js"
-import { tracked } from "../net/drain.js"
-import { splice } from "../net/splice.js"
+import { type Drain, tracked } from "../net/drain.js"
 import type { Authenticator } from "../protocol/auth.js"
 import { ClientMessages, encodeClientMessage } from "../protocol/messages.js"
 import type { Uuid } from "../protocol/uuid.js"
@@ -17,6 +16,9 @@ import type { ClientConfig } from "./config.js"
 import { openStream } from "./handshake.js"
 import { LocalRelay } from "./local-relay.js"
 import { encodeProxyHeader, type VisitorAddresses } from "./proxy-header.js"
+
+/** What serving a visitor needs from the program: its drain, its metrics and how to join the two sockets. */
+export type VisitorServices = Drain | ClientMetrics | LocalRelay
 
 /**
  * Serves visitor `id` until both directions are done. If the local service cannot be reached the
@@ -27,7 +29,7 @@ export const forwardVisitor = (
   auth: Option.Option<Authenticator>,
   id: Uuid,
   addresses: Option.Option<VisitorAddresses>
-): Effect.Effect<void> =>
+): Effect.Effect<void, never, VisitorServices> =>
   Effect.gen(function*() {
     // The local connection is made while the data stream is opened, not after (bore's order):
     // a new visitor waits for one round trip less. If it fails, Accept has still been sent, so
@@ -46,7 +48,7 @@ export const forwardPooledVisitor = (
   stream: FramedSocket,
   id: Uuid,
   addresses: Option.Option<VisitorAddresses>
-): Effect.Effect<void, never, Scope.Scope> =>
+): Effect.Effect<void, never, VisitorServices | Scope.Scope> =>
   Effect.flatMap(connect(config.localHost, config.localPort, config.buffers), (local) => joinLocal(config, stream, local, addresses)).pipe(
     dropOnFailure(config, id)
   )
@@ -54,29 +56,26 @@ export const forwardPooledVisitor = (
 /** Splices the server's stream to the local service, counted, after the PROXY header if asked for. */
 const joinLocal = (config: ClientConfig, stream: FramedSocket, local: net.Socket, addresses: Option.Option<VisitorAddresses>) =>
   Effect.gen(function*() {
-    const metrics = yield* Effect.serviceOption(ClientMetrics)
-    if (Option.isSome(metrics)) {
-      const labels = tunnelLabel(config)
-      metrics.value.visitors.inc(labels)
-      metrics.value.visitorsActive.inc(labels)
-      metrics.value.traffic.track(labels, local, "bytesWritten")
-      yield* Effect.addFinalizer(() => Effect.sync(() => metrics.value.visitorsActive.dec(labels)))
-    }
+    const metrics = yield* ClientMetrics
+    const labels = tunnelLabel(config)
+    metrics.visitors.inc(labels)
+    metrics.visitorsActive.inc(labels)
+    metrics.traffic.track(labels, local, "bytesWritten")
+    yield* Effect.addFinalizer(() => Effect.sync(() => metrics.visitorsActive.dec(labels)))
     // The PROXY header goes first, then visitor bytes that arrived with the server's frames.
     if (Option.isSome(config.proxyProtocol)) {
       local.write(encodeProxyHeader(config.proxyProtocol.value, Option.getOrUndefined(addresses)))
     }
-    const relay = yield* Effect.serviceOption(LocalRelay)
-    const join = Option.isSome(relay) ? relay.value.join : splice
-    yield* tracked(join(stream.socket, local, stream.release()))
+    const relay = yield* LocalRelay
+    yield* tracked(relay.join(stream.socket, local, stream.release()))
   })
 
 /** A visitor that cannot be served is counted and logged; the tunnel carries on. */
 const dropOnFailure = (config: ClientConfig, id: Uuid) =>
-<R>(effect: Effect.Effect<void, { readonly message: string }, R>): Effect.Effect<void, never, R> =>
+<R>(effect: Effect.Effect<void, { readonly message: string }, R>): Effect.Effect<void, never, R | ClientMetrics> =>
   Effect.catchAll(effect, (error) =>
     Effect.zipRight(
-      Effect.map(Effect.serviceOption(ClientMetrics), Option.map((metrics) => metrics.visitorsFailed.inc(tunnelLabel(config)))),
+      Effect.map(ClientMetrics, (metrics) => metrics.visitorsFailed.inc(tunnelLabel(config))),
       // Annotated line by line, not as a region, which would hold a copy of the fiber's refs
       // for the life of every connection.
       Effect.annotateLogs(Effect.logWarning(`visitor ${id} dropped: ${error.message}`), { conn: id })

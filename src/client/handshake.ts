@@ -25,7 +25,7 @@ import type { ClientConfig } from "./config.js"
 type StreamError = ConnectError | AuthenticationError | ServerRejected | ClosedBeforeChallenge | SocketError
 
 /** Why asking for a tunnel failed. */
-type TunnelRequestError =
+export type TunnelRequestError =
   | StreamError
   | ServerRejected
   | ProtocolViolation
@@ -63,7 +63,7 @@ const answerChallenge = (stream: FramedSocket, auth: Authenticator, firstMessage
       case "Challenge":
         return yield* stream.writeFrames([encodeClientMessage(ClientMessages.authenticate(auth.answer(first.value.id))), firstMessage])
       case "Error":
-        return yield* new ServerRejected({ serverMessage: first.value.message })
+        return yield* ServerRejected.fromServerMessage(first.value.message)
       default:
         return yield* new AuthenticationError({ message: NO_SECRET_REQUIRED })
     }
@@ -148,7 +148,7 @@ const helloTunnel = (
       case "Hello":
         return { control, remotePort: reply.value.port, resumed: false }
       case "Error":
-        return yield* new ServerRejected({ serverMessage: reply.value.message })
+        return yield* ServerRejected.fromServerMessage(reply.value.message)
       case "Challenge":
         return yield* new AuthenticationError({
           message: "server requires authentication, but no client secret was provided"

@@ -7,13 +7,15 @@
  * the server no longer knows it (a restart), by creating the tunnel again under the same name,
  * random names included. Visitors already connected keep flowing meanwhile.
  */
-import { Clock, Duration, Effect, FiberSet, Option, Redacted, Schedule, ScheduleDecision, type Scope } from "effect"
+import { Clock, Duration, Effect, FiberSet, Option, Redacted, type Scope } from "effect"
 import { WebSocket } from "ws"
 import { ControlConnectionLost, HttpApiError } from "../errors.js"
 import { Drain, tracked } from "../net/drain.js"
 import { connect } from "../net/socket.js"
 import { parseUuid, type Uuid } from "../protocol/uuid.js"
-import { reconnectSchedule } from "./reconnect.js"
+import { reconnecting } from "./reconnect.js"
+import { silenceWatchdog } from "./silence-watchdog.js"
+import type { HttpClientStatus } from "./status.js"
 import { type HeldWebSocket, holdMessages, MAX_MESSAGE_BYTES, spliceChannel } from "../net/ws-channel.js"
 
 /**
@@ -36,22 +38,12 @@ export interface HttpClientConfig {
   readonly drain: Duration.Duration
 }
 
-export type HttpClientStatus =
-  | { readonly _tag: "Online"; readonly url: string; readonly name: string; readonly again: boolean }
-  | { readonly _tag: "Lost"; readonly reason: string }
-  | { readonly _tag: "AttemptFailed"; readonly reason: string }
-  | { readonly _tag: "Retrying"; readonly delay: Duration.Duration }
-
 /** A tunnel as the API describes it. */
 interface TunnelInfo {
   readonly id: string
   readonly name: string
   readonly url: string
 }
-
-/** Worth trying again: the network (status 0), a busy server (429) or a failing one (5xx). */
-export const isRetryable = (error: { readonly _tag: string; readonly status?: number }) =>
-  error._tag !== "HttpApiError" || error.status === 0 || error.status === 429 || (error.status ?? 0) >= 500
 
 const authorization = (config: HttpClientConfig) => ({ Authorization: `Bearer ${Redacted.value(config.token)}` })
 
@@ -147,8 +139,8 @@ const openWebSocket = (url: URL, config: HttpClientConfig) =>
     return Effect.sync(() => ws.terminate())
   })
 
-/** One visitor: the local app and a data channel, spliced until both are done. */
-const forwardVisitor = (config: HttpClientConfig, id: Uuid) =>
+/** Serves one visitor: connects to the local app and opens its data channel, spliced until both are done. */
+const serveVisitorChannel = (config: HttpClientConfig, id: Uuid) =>
   Effect.gen(function*() {
     // Both at once: a new visitor waits for one round trip less.
     const [local, held] = yield* Effect.all([
@@ -167,12 +159,12 @@ const forwardVisitor = (config: HttpClientConfig, id: Uuid) =>
   )
 
 /** Serves the control connection until it is lost (a failure: the tunnel is offline). */
-const serveControl = (
+const serveControl = <R>(
   { takeMessages, ws }: HeldWebSocket,
-  onVisitor: (id: Uuid) => Effect.Effect<unknown>
-): Effect.Effect<never, ControlConnectionLost> =>
+  onVisitor: (id: Uuid) => Effect.Effect<unknown, never, R>
+): Effect.Effect<never, ControlConnectionLost, R> =>
   Effect.gen(function*() {
-    const run = yield* FiberSet.makeRuntime<never>()
+    const run = yield* FiberSet.makeRuntime<R>()
     // When the server was last heard from (a ping or any message), on the Effect clock.
     let lastHeard = yield* Clock.currentTimeMillis
     const hear = () => run(Effect.map(Clock.currentTimeMillis, (now) => (lastHeard = Math.max(lastHeard, now))))
@@ -194,17 +186,10 @@ const serveControl = (
       ws.once("close", (code: number, reason: Buffer) =>
         resume(Effect.fail(new ControlConnectionLost({ reason: `the server closed it (${code}${reason.length > 0 ? ` ${reason.toString()}` : ""})` }))))
     })
-    const watchdog = Effect.gen(function*() {
-      const timeout = Duration.toMillis(PING_TIMEOUT)
-      while (true) {
-        const silent = (yield* Clock.currentTimeMillis) - lastHeard
-        if (silent >= timeout) {
-          ws.terminate()
-          return yield* new ControlConnectionLost({ reason: `no ping from the server for ${Duration.format(PING_TIMEOUT)}` })
-        }
-        yield* Effect.sleep(Duration.millis(timeout - silent))
-      }
-    })
+    const watchdog = silenceWatchdog(PING_TIMEOUT, () => lastHeard, () =>
+      new ControlConnectionLost({ reason: `no ping from the server for ${Duration.format(PING_TIMEOUT)}` })).pipe(
+        Effect.tapError(() => Effect.sync(() => ws.terminate()))
+      )
     return yield* Effect.raceFirst(closed, watchdog)
   }).pipe(Effect.ensuring(Effect.sync(() => ws.terminate())), Effect.scoped)
 
@@ -215,13 +200,13 @@ const serveControl = (
 export const run = (
   config: HttpClientConfig,
   report: (status: HttpClientStatus) => Effect.Effect<void>
-): Effect.Effect<never, HttpApiError | ControlConnectionLost, Scope.Scope> =>
+): Effect.Effect<never, HttpApiError | ControlConnectionLost, Drain | Scope.Scope> =>
   Effect.gen(function*() {
     // Visitors belong to the client, not to one control connection.
     const visitors = yield* FiberSet.make<void, never>()
     // Runs before the visitors are interrupted as the scope closes (added after their set).
-    const drain = yield* Effect.serviceOption(Drain)
-    if (Option.isSome(drain)) yield* Effect.addFinalizer(() => drain.value.run(config.drain))
+    const drain = yield* Drain
+    yield* Effect.addFinalizer(() => drain.run(config.drain))
     let known = Option.none<TunnelInfo>()
     let online = false
 
@@ -238,27 +223,13 @@ export const run = (
       known = Option.some(tunnel)
       const ws = yield* openWebSocket(endpoint(config, `/ws/control?tunnel_id=${tunnel.id}`, true), config)
       return { tunnel, ws }
-    }).pipe(
-      Effect.tapError((error) => config.reconnect && isRetryable(error) ? report({ _tag: "AttemptFailed", reason: error.message }) : Effect.void)
-    )
+    })
 
-    const backoff = reconnectSchedule(config.maxReconnectDelay).pipe(
-      Schedule.whileInput(isRetryable),
-      Schedule.onDecision((delay, decision) => ScheduleDecision.isContinue(decision) ? report({ _tag: "Retrying", delay }) : Effect.void)
-    )
-
-    while (true) {
-      const { tunnel, ws } = yield* (config.reconnect ? Effect.retry(establish, backoff) : establish)
-      yield* report({ _tag: "Online", url: tunnel.url, name: tunnel.name, again: online })
-      online = true
-      const loss = yield* Effect.flip(serveControl(ws, (id) => FiberSet.run(visitors, forwardVisitor(config, id))))
-      yield* report({ _tag: "Lost", reason: loss.reason })
-      if (!config.reconnect) return yield* loss
-      // Like `spore local`: even the first attempt after a loss waits, so a server that accepts
-      // and drops at once cannot make the client spin.
-      const first = yield* Schedule.driver(reconnectSchedule(config.maxReconnectDelay))
-      const delay = yield* Effect.orElseSucceed(first.next(undefined), () => Duration.seconds(1))
-      yield* report({ _tag: "Retrying", delay })
-      yield* Effect.sleep(delay)
-    }
+    const serve = ({ tunnel, ws }: { readonly tunnel: TunnelInfo; readonly ws: HeldWebSocket }) =>
+      Effect.gen(function*() {
+        yield* report({ _tag: "Online", url: tunnel.url, name: tunnel.name, again: online })
+        online = true
+        return yield* Effect.flip(serveControl(ws, (id) => FiberSet.run(visitors, serveVisitorChannel(config, id))))
+      })
+    return yield* reconnecting(config, report, establish, serve)
   })

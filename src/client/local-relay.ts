@@ -4,7 +4,8 @@
  * its own join (`spore kafka-proxy` follows Kafka frames to rewrite broker addresses).
  */
 import type * as net from "node:net"
-import { Context, type Effect } from "effect"
+import { Context, type Effect, Layer } from "effect"
+import { splice } from "../net/splice.js"
 
 export class LocalRelay extends Context.Tag("spore/LocalRelay")<LocalRelay, {
   /**
@@ -13,3 +14,6 @@ export class LocalRelay extends Context.Tag("spore/LocalRelay")<LocalRelay, {
    */
   readonly join: (stream: net.Socket, local: net.Socket, firstToLocal: Buffer) => Effect.Effect<void>
 }>() {}
+
+/** The default join: raw bytes both ways (`splice`), for a local service Spore need not understand. */
+export const spliceLayer = Layer.succeed(LocalRelay, LocalRelay.of({ join: splice }))

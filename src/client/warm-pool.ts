@@ -20,7 +20,7 @@ import { ClientMessages, decodeServerMessage, encodeClientMessage } from "../pro
 import type { Uuid } from "../protocol/uuid.js"
 import { ClientMetrics, tunnelLabel } from "./client-metrics.js"
 import type { ClientConfig } from "./config.js"
-import { forwardPooledVisitor } from "./data-connection.js"
+import { forwardPooledVisitor, type VisitorServices } from "./data-connection.js"
 import { openStream } from "./handshake.js"
 import type { VisitorAddresses } from "./proxy-header.js"
 
@@ -54,10 +54,10 @@ export const runWarmPool = (
   token: string,
   size: number,
   visitors: FiberSet.FiberSet<void, never>
-): Effect.Effect<never> =>
+): Effect.Effect<never, never, VisitorServices> =>
   Effect.gen(function*() {
-    const metrics = yield* Effect.serviceOption(ClientMetrics)
-    const idleChanged = (delta: number) => Option.map(metrics, (m) => m.poolIdle.inc(tunnelLabel(config), delta))
+    const metrics = yield* ClientMetrics
+    const idleChanged = (delta: number) => metrics.poolIdle.inc(tunnelLabel(config), delta)
 
     /** Opens a stream and waits, without a timeout, for the visitor the server hands it. */
     const waitForVisitor: Effect.Effect<Announced, PoolStreamLost, Scope.Scope> = Effect.gen(function*() {

@@ -9,6 +9,8 @@ import type * as net from "node:net"
 import { Duration, Effect, Fiber, Option, Redacted, TestClock } from "effect"
 import { type WebSocket, WebSocketServer } from "ws"
 import * as HttpClient from "../../src/client/http-client.js"
+import type { HttpClientStatus } from "../../src/client/status.js"
+import { clientLayer } from "../support/client.js"
 import { LOOPBACK } from "../support/net.js"
 
 const TOKEN = "client-key-0123456789"
@@ -89,8 +91,10 @@ const config = (port: number, name?: string): HttpClient.HttpClientConfig => ({
 /** Runs the client in the background, collecting its reports. */
 const runClient = (clientConfig: HttpClient.HttpClientConfig) =>
   Effect.gen(function*() {
-    const reports: Array<HttpClient.HttpClientStatus> = []
-    const fiber = yield* Effect.forkScoped(HttpClient.run(clientConfig, (status) => Effect.sync(() => reports.push(status))))
+    const reports: Array<HttpClientStatus> = []
+    const fiber = yield* Effect.forkScoped(
+      HttpClient.run(clientConfig, (status) => Effect.sync(() => reports.push(status))).pipe(Effect.provide(clientLayer))
+    )
     return { reports, fiber }
   })
 

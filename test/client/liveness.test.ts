@@ -12,7 +12,8 @@ import { listen } from "../../src/net/listener.js"
 import { makeFramedSocket } from "../../src/net/framed-socket.js"
 import { getTcpOption, TcpOption } from "../../src/net/tuning.js"
 import * as PendingRegistry from "../../src/visitors/pending-registry.js"
-import { type Arrival, serveControl } from "../../src/server/control-session.js"
+import { type Arrival, serveControlSession } from "../../src/server/control-session.js"
+import { runTunnel } from "../support/client.js"
 import { clientConfig, LOOPBACK, socketPair } from "../support/net.js"
 
 /** A fake server that answers every Hello and then says nothing at all. */
@@ -37,12 +38,11 @@ describe("control connection liveness", () => {
     Effect.gen(function*() {
       expect(Duration.toMillis(Client.HEARTBEAT_TIMEOUT)).toBe(8000)
       const server = yield* mutedServer
-      const tunnel = yield* Client.openTunnel(clientConfig(server, 9))
-      const serving = yield* Effect.fork(Effect.either(tunnel.serve))
+      const { running } = yield* runTunnel(clientConfig(server, 9))
       yield* TestClock.adjust("7999 millis")
-      expect(serving.unsafePoll()).toBeNull()
+      expect(running.unsafePoll()).toBeNull()
       yield* TestClock.adjust("1 millis")
-      const result = yield* Fiber.join(serving)
+      const result = yield* Effect.either(Fiber.join(running))
       expect(Either.isLeft(result) && result.left.message).toBe(
         "lost the control connection to the server: no heartbeat from the server for 8s"
       )
@@ -67,7 +67,7 @@ describe("control connection liveness", () => {
         announcesAddresses: yield* Ref.make(false),
         pool: makeWarmPool({ idleChanged: () => {} })
       }
-      yield* Effect.fork(serveControl(tunnel, makeFramedSocket(serverSide)).pipe(Effect.provide(PendingRegistry.layer())))
+      yield* Effect.fork(serveControlSession(tunnel, makeFramedSocket(serverSide)).pipe(Effect.provide(PendingRegistry.layer())))
       // The Hello reply arrives once serving has begun, and tuning comes before it.
       yield* Effect.async<void>((resume) => {
         clientSide.once("data", () => resume(Effect.void))

@@ -9,8 +9,9 @@ import { createHash, randomBytes } from "node:crypto"
 import * as net from "node:net"
 import { Deferred, Effect, Exit, Fiber, TestClock } from "effect"
 import * as Client from "../../src/client/client.js"
-import type { ClientStatus } from "../../src/client/client.js"
+import type { ClientStatus } from "../../src/client/status.js"
 import type { ProxyProtocolVersion } from "../../src/client/proxy-header.js"
+import { clientLayer } from "../support/client.js"
 import { fakeBoreServer } from "../support/fake-bore.js"
 import { clientConfig, dial, LOOPBACK, startServer } from "../support/net.js"
 import { type ParsedProxyHeader, parseProxyHeader } from "../support/proxy-header-parser.js"
@@ -47,7 +48,9 @@ const runClient = (controlPort: number, localPort: number, proxyProtocol: ProxyP
     const listening = yield* Deferred.make<number>()
     const report = (status: ClientStatus) =>
       status._tag === "Listening" ? Deferred.succeed(listening, status.port) : Effect.void
-    const fiber = yield* Effect.forkScoped(Client.run(clientConfig(controlPort, localPort, { proxyProtocol }), report))
+    const fiber = yield* Effect.forkScoped(
+      Client.run(clientConfig(controlPort, localPort, { proxyProtocol }), report).pipe(Effect.provide(clientLayer))
+    )
     return { fiber, listening }
   })
 

@@ -13,14 +13,15 @@ import { describe, expect, it } from "@effect/vitest"
 import type * as net from "node:net"
 import { Chunk, Clock, Duration, Effect, Either, Fiber, Logger, Option, Queue, Redacted, TestClock, TestServices } from "effect"
 import * as Client from "../../src/client/client.js"
-import type { ClientStatus } from "../../src/client/client.js"
+import type { ClientStatus } from "../../src/client/status.js"
 import type { ClientConfig } from "../../src/client/config.js"
 import { statusLine } from "../../src/cli/tunnel-flags.js"
 import { listen } from "../../src/net/listener.js"
 import { makeAuthenticator } from "../../src/protocol/auth.js"
 import { encodeServerMessage, ServerMessages } from "../../src/protocol/messages.js"
 import { randomUuid } from "../../src/protocol/uuid.js"
-import { LimitTexts } from "../../src/limits/limits.js"
+import { LimitTexts } from "../../src/errors.js"
+import { clientLayer } from "../support/client.js"
 import { letIoHappen } from "../support/io.js"
 import { clientConfig, LOOPBACK } from "../support/net.js"
 import { type WirePeer, wirePeer } from "../support/wire.js"
@@ -112,7 +113,9 @@ const scriptedServer = (script: ReadonlyArray<Behaviour>, rest: Behaviour) =>
 const runClient = (config: ClientConfig) =>
   Effect.gen(function*() {
     const statuses = yield* Queue.unbounded<ClientStatus>()
-    const fiber = yield* Effect.forkScoped(Effect.either(Client.run(config, (status) => Queue.offer(statuses, status))))
+    const fiber = yield* Effect.forkScoped(
+      Effect.either(Client.run(config, (status) => Queue.offer(statuses, status)).pipe(Effect.provide(clientLayer)))
+    )
     /** The next report, waited for in real time (the clock stands still). */
     const next = watchdog("the client's next report", Queue.take(statuses))
     return { fiber, next, statuses }
@@ -243,7 +246,8 @@ describe("refusals the client retries", () => {
       const statuses = yield* Queue.unbounded<ClientStatus>()
       yield* Effect.forkScoped(
         Client.run(clientConfig(server.port, 9, { secret: SECRET }), (status) => Queue.offer(statuses, status)).pipe(
-          Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+          Effect.provide(clientLayer)
         )
       )
       expect((yield* watchdog("listening", Queue.take(statuses)))._tag).toBe("Listening")

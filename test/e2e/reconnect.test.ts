@@ -8,12 +8,13 @@ import { describe, expect, it } from "@effect/vitest"
 import type * as net from "node:net"
 import { Clock, Duration, Effect, Either, Fiber, Option, Queue, TestClock } from "effect"
 import * as Client from "../../src/client/client.js"
-import type { ClientStatus } from "../../src/client/client.js"
+import type { ClientStatus } from "../../src/client/status.js"
 import type { ClientConfig } from "../../src/client/config.js"
 import { listen } from "../../src/net/listener.js"
 import { faultProxy } from "../support/fault-proxy.js"
 import { eventually, letIoHappen } from "../support/io.js"
-import { clientConfig, echoService, LOOPBACK, randomPayload, roundTrip, sha256, startServer } from "../support/net.js"
+import { clientLayer } from "../support/client.js"
+import { clientConfig, echoService, LOOPBACK, randomPayload, roundTrip, sha256, startServer, startTunnel } from "../support/net.js"
 import { wirePeer } from "../support/wire.js"
 
 const STEP = Duration.millis(100)
@@ -23,7 +24,7 @@ const runClient = (config: ClientConfig) =>
   Effect.gen(function*() {
     const statuses = yield* Queue.unbounded<ClientStatus>()
     const seen: Array<ClientStatus> = []
-    const fiber = yield* Effect.forkScoped(Client.run(config, (status) => Queue.offer(statuses, status)))
+    const fiber = yield* Effect.forkScoped(Client.run(config, (status) => Queue.offer(statuses, status)).pipe(Effect.provide(clientLayer)))
     /** Steps the clock until the client reports a status that matches (at most `limit` of virtual time). */
     const waitFor = <S extends ClientStatus>(
       match: (status: ClientStatus) => status is S,
@@ -165,7 +166,7 @@ describe("reconnection", () => {
       yield* proxy.cut()
       yield* client.waitFor(isLost)
       // During the lease nobody else gets the port.
-      const taken = yield* Effect.either(Effect.scoped(Client.openTunnel(clientConfig(controlPort, echo, { port }))))
+      const taken = yield* Effect.either(Effect.scoped(startTunnel(clientConfig(controlPort, echo, { port }))))
       expect(Either.isLeft(taken) && taken.left.message).toBe("server error: port already in use")
       // Let the lease run out while the client keeps failing, then let it through.
       yield* TestClock.adjust("6 seconds")
@@ -230,7 +231,9 @@ describe("reconnection", () => {
       const controlPort = yield* startServer({ secret: "s3cret" })
       const statuses: Array<ClientStatus> = []
       const result = yield* Effect.either(Effect.scoped(
-        Client.run(clientConfig(controlPort, echo, { secret: "wrong" }), (status) => Effect.sync(() => statuses.push(status)))
+        Client.run(clientConfig(controlPort, echo, { secret: "wrong" }), (status) => Effect.sync(() => statuses.push(status))).pipe(
+          Effect.provide(clientLayer)
+        )
       ))
       expect(Either.isLeft(result) && (result.left as Error).message).toBe("server error: invalid secret")
       expect(statuses).toEqual([])

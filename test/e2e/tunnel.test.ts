@@ -4,8 +4,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import type * as net from "node:net"
 import { Deferred, Effect, Either } from "effect"
-import * as Client from "../../src/client/client.js"
 import { listen } from "../../src/net/listener.js"
+import { runTunnel } from "../support/client.js"
 import {
   clientConfig,
   dial,
@@ -99,11 +99,11 @@ describe("tunnel end to end", () => {
     Effect.gen(function*() {
       const echo = yield* echoService
       const control = yield* startServer({ minPort: 31000, maxPort: 31999 })
-      const outside = yield* Effect.either(Client.openTunnel(clientConfig(control, echo, { port: 30999 })))
+      const outside = yield* Effect.either(startTunnel(clientConfig(control, echo, { port: 30999 })))
       expect(Either.isLeft(outside) && outside.left.message).toBe("server error: client port number not in allowed range")
 
       const taken = yield* startTunnel(clientConfig(control, echo, { port: 0 }))
-      const again = yield* Effect.either(Client.openTunnel(clientConfig(control, echo, { port: taken })))
+      const again = yield* Effect.either(startTunnel(clientConfig(control, echo, { port: taken })))
       expect(Either.isLeft(again) && again.left.message).toBe("server error: port already in use")
 
       // The first tunnel is unharmed.
@@ -129,7 +129,7 @@ describe("tunnel end to end", () => {
       const echo = yield* echoService
       const blocker = yield* listen({ host: LOOPBACK, port: 0 }, () => Effect.void)
       const control = yield* startServer({ minPort: blocker.port, maxPort: blocker.port })
-      const result = yield* Effect.either(Client.openTunnel(clientConfig(control, echo)))
+      const result = yield* Effect.either(startTunnel(clientConfig(control, echo)))
       expect(Either.isLeft(result) && result.left.message).toBe("server error: failed to find an available port")
     }).pipe(Effect.scoped))
 
@@ -138,10 +138,9 @@ describe("tunnel end to end", () => {
       // Find a port where nothing listens, then open the tunnel to it.
       const vacated = yield* freePort
       const control = yield* startServer()
-      const tunnel = yield* Client.openTunnel(clientConfig(control, vacated))
-      const serving = yield* Effect.fork(tunnel.serve)
+      const tunnel = yield* runTunnel(clientConfig(control, vacated))
 
-      const refused = yield* roundTrip(tunnel.remotePort, Buffer.from("nobody home\n"))
+      const refused = yield* roundTrip(tunnel.port, Buffer.from("nobody home\n"))
       expect(refused.length).toBe(0)
 
       // Bring the service up on that port: the same tunnel now serves.
@@ -151,7 +150,7 @@ describe("tunnel end to end", () => {
           socket.once("close", () => resume(Effect.void))
         }))
       const payload = randomPayload(64 * 1024)
-      expect(sha256(yield* roundTrip(tunnel.remotePort, payload))).toBe(sha256(payload))
-      expect(serving.unsafePoll()).toBeNull()
+      expect(sha256(yield* roundTrip(tunnel.port, payload))).toBe(sha256(payload))
+      expect(tunnel.running.unsafePoll()).toBeNull()
     }).pipe(Effect.scoped))
 })

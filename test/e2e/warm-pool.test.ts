@@ -8,9 +8,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Option, Queue, TestClock } from "effect"
 import * as Client from "../../src/client/client.js"
-import type { ClientStatus } from "../../src/client/client.js"
+import type { ClientStatus } from "../../src/client/status.js"
 import { ClientMetrics, makeClientMetrics, tunnelLabel } from "../../src/client/client-metrics.js"
 import type { ClientConfig } from "../../src/client/config.js"
+import { clientLayer } from "../support/client.js"
 import { faultProxy } from "../support/fault-proxy.js"
 import { letIoHappen } from "../support/io.js"
 import {
@@ -54,7 +55,8 @@ const pooledTunnel = (options: { pool: number; through?: (controlPort: number) =
     const clientMetrics = makeClientMetrics()
     const statuses = yield* Queue.unbounded<ClientStatus>()
     yield* Effect.forkScoped(Client.run(config, (status) => Queue.offer(statuses, status)).pipe(
-      Effect.provideService(ClientMetrics, clientMetrics)
+      Effect.provideService(ClientMetrics, clientMetrics),
+      Effect.provide(clientLayer)
     ))
     let port = 0
     yield* stepUntil("the client listening", Effect.gen(function*() {
