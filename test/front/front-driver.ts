@@ -4,25 +4,105 @@
  * helper that connects may take `from`, a source address of 127.0.0.0/8, to act as another peer.
  */
 import { expect } from "@effect/vitest"
-import type * as net from "node:net"
-import { Deferred, Effect, Either, Option } from "effect"
+import * as net from "node:net"
+import { Chunk, Clock, Deferred, Duration, Effect, Either, Logger, Option, TestClock } from "effect"
 import { WebSocket } from "ws"
 import { parseApiKeys } from "../../src/front/api-keys.js"
 import { callApi, type TunnelView } from "../support/http.js"
+import { eventually, letIoHappen } from "../support/io.js"
 import { dial, LOOPBACK, readAll, startRunningServer, type TestServerOptions } from "../support/net.js"
 
 export const KEY = "key-one-0123456789abcdef"
 export const OTHER_KEY = "key-two-0123456789abcdef"
 export const keys = Either.getOrThrow(parseApiKeys(`# test keys\n${KEY}\n\n${OTHER_KEY}\n`))
-/** Lets real I/O (accepts, upgrades, frames in flight) happen before the clock moves. */
-export const settle = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 150)))
+type FrontOptions = Omit<TestServerOptions, "http"> & { http?: Omit<NonNullable<TestServerOptions["http"]>, "keys"> }
 
 /** A server with the HTTP front (more settings in `options`); returns the front's port. */
-export const startFront = (domain?: string, options: Omit<TestServerOptions, "http"> & { http?: Omit<NonNullable<TestServerOptions["http"]>, "keys"> } = {}) =>
+export const startFront = (domain?: string, options: FrontOptions = {}) =>
   Effect.map(
     startRunningServer({ ...options, http: { keys, domain: Option.fromNullable(domain), ...options.http } }),
     (server) => Option.getOrThrow(server.http).port
   )
+
+// ---------------------------------------------------------------------------------------------
+// Waiting for the server instead of for time: each wait re-checks what it waits for every few ms
+// of real time, at most 1,000 times, and fails naming it. Moving the TestClock runs every fiber
+// that is ready first; what these waits cover is real I/O still in flight.
+// ---------------------------------------------------------------------------------------------
+
+/** Re-checks `check` in real time until it holds; fails with "never happened: `what`" otherwise. */
+export const until = (what: string, check: Effect.Effect<boolean>) =>
+  Effect.gen(function*() {
+    for (let step = 0; step < 1000; step++) {
+      if (yield* check) return
+      yield* letIoHappen
+    }
+    return yield* Effect.dieMessage(`never happened: ${what}`)
+  })
+
+/** What a server said, line by line. */
+export interface ServerLog {
+  readonly lines: ReadonlyArray<string>
+  /** Waits until a line containing `text` has been logged. */
+  readonly logged: (text: string) => Effect.Effect<void>
+}
+
+/** `startFront`, keeping what the server logs (it is still printed as usual). */
+export const startLoggedFront = (domain?: string, options: FrontOptions = {}) =>
+  Effect.gen(function*() {
+    const lines: Array<string> = []
+    const logger = Logger.make(({ message }) => lines.push(Array.isArray(message) ? message.join(" ") : String(message)))
+    const port = yield* startFront(domain, options).pipe(Effect.provide(Logger.add(logger)))
+    const log: ServerLog = {
+      lines,
+      logged: (text) => eventually(() => lines.some((line) => line.includes(text)), `the server logs "${text}"`)
+    }
+    return { port, log }
+  })
+
+/**
+ * How many timers fall due `after` from now on the TestClock. The TestClock keeps a cancelled
+ * timer on its list until its time, so this counts those too.
+ */
+export const timersDue = (after: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const due = (yield* Clock.currentTimeMillis) + Duration.toMillis(after)
+    return Chunk.filter(yield* TestClock.sleeps(), (at) => at === due).length
+  })
+
+/**
+ * Waits until at least `count` timers fall due `after` from now on the TestClock: the server has
+ * armed them, so moving the clock that far fires them. Cancelled timers count too (`timersDue`),
+ * so counting is only sound while nothing else armed one for that time, or with those counted in.
+ */
+export const timersArmed = (after: Duration.DurationInput, what: string, count = 1) =>
+  until(what, Effect.map(timersDue(after), (due) => due >= count))
+
+/** The front's own ends of the connections it holds open from `peer` (Node's list of live handles). */
+export const heldOpen = (port: number, peer: string = LOOPBACK): Array<net.Socket> =>
+  (process as unknown as { _getActiveHandles: () => Array<unknown> })._getActiveHandles()
+    .filter((handle): handle is net.Socket =>
+      handle instanceof net.Socket && !handle.destroyed && handle.localPort === port && handle.remoteAddress === peer)
+
+/**
+ * Waits until the front has read everything `ws` has sent so far: a ping of ours comes back as
+ * its pong, and the front reads a connection in order. False if the WebSocket closes instead.
+ */
+export const frontHasRead = (ws: WebSocket) =>
+  Effect.async<boolean>((resume) => {
+    if (ws.readyState !== WebSocket.OPEN) return resume(Effect.succeed(false))
+    const onPong = () => {
+      ws.off("close", onClose)
+      resume(Effect.succeed(true))
+    }
+    const onClose = () => {
+      ws.off("pong", onPong)
+      resume(Effect.succeed(false))
+    }
+    ws.once("pong", onPong)
+    ws.once("close", onClose)
+    ws.ping()
+  })
 
 /** The API with KEY unless told otherwise (`key: null`: no key at all); an empty body reads as {}. */
 export const api = (port: number, method: string, path: string, options: { key?: string | null; body?: unknown } = {}) =>
@@ -108,6 +188,10 @@ export const collect = (ws: WebSocket): Received => {
   })
   return { text: () => Buffer.concat(chunks).toString("latin1"), texts, ended: Deferred.await(ended), closed: Deferred.await(closed) }
 }
+
+/** Waits until a WebSocket's binary messages, as text, hold `text` (what a local app has been sent). */
+export const hasReceived = (ws: { readonly received: Received }, text: string, what: string) =>
+  eventually(() => ws.received.text().includes(text), what)
 
 /** Waits until `socket` has received `text` (or closed). */
 export const readUntil = (socket: net.Socket, text: string) =>

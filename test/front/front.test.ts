@@ -6,10 +6,34 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Fiber, Option, TestClock } from "effect"
 import { WebSocket } from "ws"
+import { REQUEST_HEAD_TIMEOUT_SECONDS } from "../../src/front/visitor.js"
+import { PING_INTERVAL } from "../../src/front/ws-endpoints.js"
 import { BURST } from "../../src/limits/rate-limit.js"
+import { PENDING_TIMEOUT } from "../../src/visitors/pending-registry.js"
 import { makeVisitorFilter, parseCidr } from "../../src/visitors/visitor-filter.js"
+import { eventually } from "../support/io.js"
 import { dial, LOOPBACK, readAll, startRunningServer } from "../support/net.js"
-import { api, create, fakeClient, keys, OTHER_KEY, openWs, readUntil, settle, startFront, status, visit } from "./front-driver.js"
+import {
+  api,
+  create,
+  fakeClient,
+  frontHasRead,
+  hasReceived,
+  heldOpen,
+  keys,
+  OTHER_KEY,
+  openWs,
+  readUntil,
+  startFront,
+  startLoggedFront,
+  status,
+  timersArmed,
+  timersDue,
+  until,
+  visit
+} from "./front-driver.js"
+
+const HEAD_TIMEOUT = `${REQUEST_HEAD_TIMEOUT_SECONDS} seconds`
 
 describe("HTTP front: the API", () => {
   it.scoped("creates, reclaims, refuses taken and bad names, lists and deletes per owner", () =>
@@ -88,11 +112,12 @@ describe("HTTP front: the API", () => {
 
   it.scoped("forgets a tunnel left offline for five minutes, and keeps one that is online", () =>
     Effect.gen(function*() {
-      const port = yield* startFront()
+      const { log, port } = yield* startLoggedFront()
       expect((yield* api(port, "POST", "/v1/tunnels", { body: { name: "idle" } })).status).toBe(201)
       const busy = (yield* create(port, "busy"))
       yield* fakeClient(port, busy.id)
-      yield* settle
+      // Logged once the control connection is attached and busy's offline timer cancelled.
+      yield* log.logged("http tunnel busy online")
       yield* TestClock.adjust("299 seconds")
       expect((yield* status(port)).map((t) => t.name)).toEqual(["busy", "idle"])
       yield* TestClock.adjust("2 seconds")
@@ -116,7 +141,7 @@ describe("HTTP front: control and data channels", () => {
       const response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
       data.send(Buffer.from(response))
       expect(yield* readUntil(visitor, "ok")).toBe(response)
-      yield* settle
+      yield* hasReceived(data, "\r\n\r\nhello", "the app has the request and its body")
       expect(received.text()).toBe(
         "POST /upload?x=1 HTTP/1.1\r\nHost: front\r\nContent-Length: 5\r\n" +
           "X-Forwarded-For: 10.0.0.1, 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: front\r\n\r\nhello"
@@ -148,7 +173,7 @@ describe("HTTP front: control and data channels", () => {
       const channelB = yield* openWs(port, `/ws/data?id=${yield* b.nextVisitor}`)
       channelB.send(Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nB"))
       expect(yield* readUntil(visitor, "\r\n\r\nB")).toMatch(/^HTTP\/1\.1 200 OK\r\nContent-Length: 1\r\n\r\nB$/)
-      yield* settle
+      yield* hasReceived(channelB, "\r\n\r\n", "tunnel b's app has the second request")
       expect(channelB.received.text()).toMatch(/^GET \/two HTTP\/1\.1\r\n/)
       expect(visitor.readableEnded).toBe(false)
     }))
@@ -160,9 +185,10 @@ describe("HTTP front: control and data channels", () => {
       const client = yield* fakeClient(port, tunnel.id)
       const answer = yield* Effect.fork(visit(port, "GET /t/slow/ HTTP/1.1\r\nHost: x\r\n\r\n"))
       const id = yield* client.nextVisitor
-      yield* settle
+      yield* timersArmed(PENDING_TIMEOUT, "the visitor's 10 s expiry")
       yield* TestClock.adjust("9 seconds")
-      yield* settle
+      // Not expired: its timer is still to come.
+      yield* timersArmed("1 second", "the visitor's expiry, still pending at 9 s")
       expect((yield* status(port))[0].connections).toBe(0)
       yield* TestClock.adjust("1 second")
       const page = yield* Fiber.join(answer)
@@ -214,21 +240,42 @@ describe("HTTP front: control and data channels", () => {
       const port = yield* startFront()
       const live = (yield* create(port, "live"))
       const mute = (yield* create(port, "mute"))
+      // Timers 30 s ahead so far: the API connections' head timeouts.
+      const before = yield* timersDue(PING_INTERVAL)
       const answering = yield* fakeClient(port, live.id)
       const silent = yield* fakeClient(port, mute.id, { autoPong: false })
       let pings = 0
       silent.ws.on("ping", () => pings++)
-      yield* settle
+      let answered = 0
+      answering.ws.on("ping", () => answered++)
+      // Each control connection arms two: its head timeout (done with, but listed until its time)
+      // and its pinger.
+      yield* timersArmed(PING_INTERVAL, "both control connections' pingers", before + 4)
+      /** The answering client has its `n`-th ping and the front has read its pong (it pongs at once). */
+      const pongRead = (n: number) =>
+        Effect.gen(function*() {
+          yield* eventually(() => answered === n, `ping ${n} reaches the answering client`)
+          expect(yield* frontHasRead(answering.ws)).toBe(true)
+        })
       for (let tick = 1; tick <= 2; tick++) {
         yield* TestClock.adjust("30 seconds")
-        yield* settle
+        yield* eventually(() => pings === tick, `ping ${tick} reaches the silent client`)
+        yield* pongRead(tick)
+        yield* timersArmed(PING_INTERVAL, `both pingers, again after ping ${tick}`, 2)
       }
       expect(pings).toBe(2)
       expect((yield* status(port)).map((t) => t.online)).toEqual([true, true])
       yield* TestClock.adjust("30 seconds")
       expect(yield* silent.ws.received.closed).toBe(1006)
+      yield* pongRead(3)
+      yield* timersArmed(PING_INTERVAL, "the answering client's pinger, after ping 3")
       yield* TestClock.adjust("60 seconds")
-      yield* settle
+      // Still served (the front would have closed it at once), and mute's connection let go.
+      expect(yield* frontHasRead(answering.ws)).toBe(true)
+      yield* until(
+        "the front lets mute's control connection go",
+        Effect.map(Effect.orDie(status(port)), (tunnels) => tunnels.some((t) => t.name === "mute" && !t.online))
+      )
       expect((yield* status(port)).map((t) => [t.name, t.online])).toEqual([["live", true], ["mute", false]])
       expect(answering.ws.readyState).toBe(WebSocket.OPEN)
     }))
@@ -260,7 +307,8 @@ describe("HTTP front: bad requests", () => {
       const port = Option.getOrThrow(server.http).port
       const first = yield* dial(port)
       yield* dial(port)
-      yield* settle
+      // The front arms a connection's head timeout once it has its slot.
+      yield* timersArmed(HEAD_TIMEOUT, "both connections hold their slots, waiting for a head", 2)
       expect(yield* visit(port, "GET /t/app/ HTTP/1.1\r\n\r\n")).toMatch(/^HTTP\/1\.1 429 Too Many Requests\r\n/)
       // Another address is not affected.
       const other = yield* Effect.scoped(Effect.gen(function*() {
@@ -269,8 +317,13 @@ describe("HTTP front: bad requests", () => {
         return (yield* readAll(socket)).toString("latin1")
       }))
       expect(other).toMatch(/^HTTP\/1\.1 404 /)
+      const firstPort = first.localPort
       first.destroy()
-      yield* settle
+      // The front's end is destroyed once the connection's scope, with its slot, has closed.
+      yield* until(
+        "the front lets the first connection and its slot go",
+        Effect.sync(() => !heldOpen(port).some((socket) => socket.remotePort === firstPort))
+      )
       expect(yield* visit(port, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")).toMatch(/^HTTP\/1\.1 404 /)
     }))
 
@@ -291,12 +344,12 @@ describe("HTTP front: bad requests", () => {
       const socket = yield* dial(port)
       let ended = false
       socket.once("end", () => (ended = true))
-      yield* settle
+      yield* timersArmed(HEAD_TIMEOUT, "the connection's head timeout")
       yield* TestClock.adjust("29 seconds")
-      yield* settle
+      // Not closed: its timer is still to come.
+      yield* timersArmed("1 second", "the head timeout, still pending at 29 s")
       expect(ended).toBe(false)
       yield* TestClock.adjust("1 second")
-      yield* settle
-      expect(ended).toBe(true)
+      yield* eventually(() => ended, "the front closes the silent connection")
     }))
 })

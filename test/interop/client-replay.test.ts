@@ -16,22 +16,19 @@ import * as net from "node:net"
 import { Cause, Effect, Exit, Fiber, Option, Queue, type Scope } from "effect"
 import * as Client from "../../src/client/client.js"
 import type { ClientConfig } from "../../src/client/config.js"
+import { clientLayer } from "../support/client.js"
 import { clientConfig, echoService, LOOPBACK } from "../support/net.js"
+import { goldenTranscripts as transcripts, replayWhole, ScriptedSide } from "../support/replay.js"
 import {
-  closeKind,
   connsInOrder,
   endpointOf,
   eventsOf,
   expectSame,
   frameText,
   helloPort,
-  loadTranscripts,
-  Peer,
-  play,
+  type Peer,
   RECORDED_SECRET,
   ReplayMismatch,
-  type ReplaySide,
-  show,
   SPORE_OFFER,
   type Transcript,
   type TranscriptEvent,
@@ -40,8 +37,6 @@ import {
 
 /** A Spore client adds only its extension offer to what bore's client sends. */
 const CLIENT_SKIPS = { skipHeartbeats: false, skipFrames: [SPORE_OFFER] }
-
-const transcripts = loadTranscripts(new URL("../../../shared/bore-wire/", import.meta.url))
 
 /** Everything where a bore client did the talking: real runs, and probes of the real client. */
 const againstClient = transcripts.filter((t) => t.name.startsWith("real-") || t.name.startsWith("probe-real-client-"))
@@ -137,7 +132,7 @@ const deadPort = Effect.async<number>((resume) => {
 
 /** One run of `bore local`, played by a Spore client. */
 const runClient = (config: ClientConfig) =>
-  Effect.scoped(Effect.flatMap(Client.openTunnel(config), (tunnel) => tunnel.serve))
+  Effect.scoped(Client.run({ ...config, reconnect: false }, () => Effect.void)).pipe(Effect.provide(clientLayer))
 type ClientFailure = Effect.Effect.Error<ReturnType<typeof runClient>>
 
 interface Run {
@@ -166,11 +161,8 @@ const runsOf = (transcript: Transcript, setup: ClientSetup): Array<Run> => {
 }
 
 /** We are bore's server (and the local service); Spore clients answer. */
-class ClientReplay implements ReplaySide {
+class ClientReplay extends ScriptedSide {
   readonly plays = "S->C" as const
-  private readonly peers = new Map<string, Peer>()
-  /** The other side's closes, checked once the script is over. */
-  private readonly closes: Array<TranscriptEvent> = []
 
   private constructor(
     private readonly runs: ReadonlyArray<Run>,
@@ -178,7 +170,9 @@ class ClientReplay implements ReplaySide {
     private readonly server: FakeListener,
     private readonly local: FakeListener | undefined,
     private readonly localPort: number
-  ) {}
+  ) {
+    super()
+  }
 
   static make(transcript: Transcript) {
     return Effect.gen(function*() {
@@ -192,14 +186,14 @@ class ClientReplay implements ReplaySide {
   }
 
   /** Visitors talk to the public port, which only exists on a real server. */
-  skips(conn: string) {
+  override skips(conn: string) {
     return endpointOf(conn)._tag === "Visitor"
   }
 
   /** Takes `conn` from the next accepted connection; the first stream of a run starts its client. */
-  open(event: TranscriptEvent) {
+  override open(event: TranscriptEvent) {
     return Effect.gen(this, function*() {
-      if (this.peers.has(event.conn)) return
+      if (this.isOpen(event.conn)) return
       const run = this.runs.find((run) => run.conn === event.conn)
       if (run !== undefined) yield* this.start(run)
       const listener = endpointOf(event.conn)._tag === "LocalService" ? this.local : this.server
@@ -207,29 +201,16 @@ class ClientReplay implements ReplaySide {
         return yield* new ReplayMismatch({ message: `${event.source}: ${event.conn} needs the scripted local service` })
       }
       const socket = yield* withWatchdog(Queue.take(listener.accepted), () => `${event.source}: ${event.conn} never connected`)
-      this.peers.set(event.conn, yield* Peer.own(event.conn, socket))
+      yield* this.own(event.conn, socket)
     })
   }
 
-  send(events: ReadonlyArray<TranscriptEvent>) {
+  override send(events: ReadonlyArray<TranscriptEvent>) {
     return this.peer(events[0].conn).send(Buffer.concat(events.map((event) => event.bytes)))
   }
 
-  close(event: TranscriptEvent) {
-    return this.peer(event.conn).close(closeKind(event))
-  }
-
-  expectData(event: TranscriptEvent) {
-    return Effect.gen(this, function*() {
-      const peer = this.peer(event.conn)
-      if (event.kind !== "FRAME") return yield* peer.expectBytes(event.bytes)
-      const frame = yield* peer.nextFrame(CLIENT_SKIPS)
-      yield* expectSame(`${event.source} ${event.conn}`, event.bytes, frame)
-    })
-  }
-
-  expectClose(event: TranscriptEvent) {
-    return Effect.sync(() => void this.closes.push(event))
+  protected override expectFrame(event: TranscriptEvent, peer: Peer) {
+    return Effect.flatMap(peer.nextFrame(CLIENT_SKIPS), (frame) => expectSame(`${event.source} ${event.conn}`, event.bytes, frame))
   }
 
   /**
@@ -237,7 +218,7 @@ class ClientReplay implements ReplaySide {
    * its outcome; then the clients are stopped (the capture's harness killed bore) and the closes
    * that caused must show too. Nothing unexpected was sent, and no connection was left untaken.
    */
-  get finish(): Effect.Effect<void, ReplayMismatch> {
+  override get finish(): Effect.Effect<void, ReplayMismatch> {
     return Effect.gen(this, function*() {
       const stillRunning = new Set(this.runs.filter((run) => run.outcome._tag === "Running").map((run) => run.conn))
       for (const event of this.closes.filter((event) => !stillRunning.has(event.conn))) {
@@ -248,21 +229,12 @@ class ClientReplay implements ReplaySide {
       for (const event of this.closes.filter((event) => stillRunning.has(event.conn))) {
         yield* this.peer(event.conn).awaitFinished()
       }
-      for (const [conn, peer] of this.peers) {
-        const left = peer.leftover(CLIENT_SKIPS)
-        if (left.length > 0) return yield* new ReplayMismatch({ message: `${conn}: unexpected bytes ${show(left)}` })
-      }
+      yield* this.nothingLeft(() => CLIENT_SKIPS)
       for (const listener of [this.server, this.local]) {
         const extra = listener === undefined ? 0 : yield* Queue.size(listener.accepted)
         if (extra > 0) return yield* new ReplayMismatch({ message: `${extra} connection(s) the transcript does not have` })
       }
     })
-  }
-
-  peer(conn: string): Peer {
-    const peer = this.peers.get(conn)
-    if (peer === undefined) throw new Error(`${conn} was never opened`)
-    return peer
   }
 
   private start(run: Run): Effect.Effect<void, never, Scope.Scope> {
@@ -305,11 +277,6 @@ const describeExit = (exit: Exit.Exit<never, ClientFailure>) =>
 
 describe("client replay: bore's server against a Spore client", () => {
   for (const transcript of againstClient) {
-    it.effect(transcript.name, () =>
-      Effect.gen(function*() {
-        const replay = yield* ClientReplay.make(transcript)
-        yield* play(transcript.events, replay)
-        yield* replay.finish
-      }).pipe(Effect.scoped))
+    it.effect(transcript.name, () => replayWhole(transcript, ClientReplay.make(transcript)))
   }
 })

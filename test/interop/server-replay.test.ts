@@ -19,8 +19,8 @@ import { describe, expect, it } from "@effect/vitest"
 import * as net from "node:net"
 import { Duration, Effect, type Scope, TestClock } from "effect"
 import { dial, LOOPBACK, startServer } from "../support/net.js"
+import { goldenTranscripts as transcripts, replayWhole, ScriptedSide } from "../support/replay.js"
 import {
-  closeKind,
   connsInOrder,
   endpointOf,
   eventsOf,
@@ -29,8 +29,7 @@ import {
   HEARTBEAT,
   helloPort,
   isCanonicalV4,
-  loadTranscripts,
-  Peer,
+  type Peer,
   play,
   PortMap,
   portOffset,
@@ -38,7 +37,6 @@ import {
   RECORDED_RANGE,
   RECORDED_SECRET,
   ReplayMismatch,
-  type ReplaySide,
   show,
   textBytes,
   type Transcript,
@@ -47,8 +45,6 @@ import {
   UuidBindings,
   withMappedHelloPort
 } from "../support/transcript.js"
-
-const transcripts = loadTranscripts(new URL("../../../shared/bore-wire/", import.meta.url))
 
 const byName = (name: string): Transcript => {
   const transcript = transcripts.find((t) => t.name === name)
@@ -99,9 +95,8 @@ interface ReplayOptions {
 }
 
 /** We are bore's clients and visitors; a Spore server answers. */
-class ServerReplay implements ReplaySide {
+class ServerReplay extends ScriptedSide {
   readonly plays = "C->S" as const
-  private readonly peers = new Map<string, Peer>()
   private controlConnections = 0
   private readonly uuids = new UuidBindings()
   /** The Challenge each connection got in the recording. */
@@ -110,8 +105,6 @@ class ServerReplay implements ReplaySide {
   private readonly requestedPort = new Map<string, number>()
   /** Control streams with a tunnel: the only ones with heartbeats. */
   private readonly tunnels = new Set<string>()
-  /** The other side's closes, checked once the script is over. */
-  private readonly closes: Array<TranscriptEvent> = []
   /** Visitors in order of first appearance: the n-th Connection frame announces the n-th. */
   private readonly visitors: ReadonlyArray<string>
   private announced = 0
@@ -124,6 +117,7 @@ class ServerReplay implements ReplaySide {
     private readonly range: { readonly minPort: number; readonly maxPort: number },
     private readonly strictHeartbeats: boolean
   ) {
+    super()
     this.visitors = connsInOrder(transcript, (endpoint) => endpoint._tag === "Visitor")
   }
 
@@ -145,7 +139,7 @@ class ServerReplay implements ReplaySide {
   }
 
   /** The local service's connections are the client's business, not the server's. */
-  skips(conn: string) {
+  override skips(conn: string) {
     return endpointOf(conn)._tag === "LocalService"
   }
 
@@ -154,14 +148,8 @@ class ServerReplay implements ReplaySide {
     return this.ports.map(recorded)
   }
 
-  peer(conn: string): Peer {
-    const peer = this.peers.get(conn)
-    if (peer === undefined) throw new Error(`${conn} was never opened`)
-    return peer
-  }
-
   /** Connects `conn` on first use; before a Connection frame, the visitor it announces. */
-  open(event: TranscriptEvent) {
+  override open(event: TranscriptEvent) {
     return Effect.gen(this, function*() {
       if (event.dir === "S->C" && uuidFrame(event.bytes)?.tag === "Connection") {
         const visitor = this.visitors[this.announced++]
@@ -172,19 +160,13 @@ class ServerReplay implements ReplaySide {
     })
   }
 
-  send(events: ReadonlyArray<TranscriptEvent>) {
+  override send(events: ReadonlyArray<TranscriptEvent>) {
     const first = events[0]
     return this.peer(first.conn).send(Buffer.concat(events.map((event) => this.rewrite(event))))
   }
 
-  close(event: TranscriptEvent) {
-    return this.peer(event.conn).close(closeKind(event))
-  }
-
-  expectData(event: TranscriptEvent) {
+  protected override expectFrame(event: TranscriptEvent, peer: Peer) {
     return Effect.gen(this, function*() {
-      const peer = this.peer(event.conn)
-      if (event.kind !== "FRAME") return yield* peer.expectBytes(event.bytes)
       // bore's heartbeats follow its clock, Spore's the TestClock: not comparable one by one.
       if (!this.strictHeartbeats && event.bytes.equals(HEARTBEAT)) return
       const frame = yield* peer.nextFrame({ skipHeartbeats: this.tunnels.has(event.conn) && !this.strictHeartbeats })
@@ -192,27 +174,20 @@ class ServerReplay implements ReplaySide {
     })
   }
 
-  expectClose(event: TranscriptEvent) {
-    return Effect.sync(() => void this.closes.push(event))
-  }
-
   /**
    * Once the script is over: every close the recording showed has happened, and no connection
    * holds bytes nobody expected (heartbeats aside).
    */
-  get finish(): Effect.Effect<void, ReplayMismatch> {
+  override get finish(): Effect.Effect<void, ReplayMismatch> {
     return Effect.gen(this, function*() {
       for (const event of this.closes) yield* this.peer(event.conn).awaitFinished()
-      for (const [conn, peer] of this.peers) {
-        const left = peer.leftover({ skipHeartbeats: this.tunnels.has(conn) })
-        if (left.length > 0) return yield* new ReplayMismatch({ message: `${conn}: unexpected bytes ${show(left)}` })
-      }
+      yield* this.nothingLeft((conn) => ({ skipHeartbeats: this.tunnels.has(conn) }))
     })
   }
 
   private connect(conn: string, event: TranscriptEvent): Effect.Effect<void, ReplayMismatch, Scope.Scope> {
     return Effect.gen(this, function*() {
-      if (this.peers.has(conn)) return
+      if (this.isOpen(conn)) return
       const endpoint = endpointOf(conn)
       const port = endpoint._tag === "Visitor"
         ? (endpoint.port === undefined ? this.latestTunnelPort : this.ports.map(endpoint.port))
@@ -225,7 +200,7 @@ class ServerReplay implements ReplaySide {
       const socket = yield* dial(port, LOOPBACK, from).pipe(
         Effect.mapError((error) => new ReplayMismatch({ message: `${event.source}: ${conn} could not connect: ${error.message}` }))
       )
-      this.peers.set(conn, yield* Peer.own(conn, socket))
+      yield* this.own(conn, socket)
     })
   }
 
@@ -286,12 +261,7 @@ const mismatch = (event: TranscriptEvent, message: string) =>
   Effect.fail(new ReplayMismatch({ message: `${event.source} ${event.conn}: ${message}` }))
 
 /** Plays a whole transcript against a fresh Spore server and checks the aftermath. */
-const replay = (transcript: Transcript, options: ReplayOptions = {}) =>
-  Effect.gen(function*() {
-    const server = yield* ServerReplay.make(transcript, options)
-    yield* play(transcript.events, server)
-    yield* server.finish
-  }).pipe(Effect.scoped)
+const replay = (transcript: Transcript, options: ReplayOptions = {}) => replayWhole(transcript, ServerReplay.make(transcript, options))
 
 describe("server replay: bore's clients against a Spore server", () => {
   for (const transcript of againstServer.filter((t) => !DEVIATIONS.has(t.name))) {
