@@ -50,6 +50,30 @@ export class ConnectError extends Data.TaggedError("ConnectError")<{
   }
 }
 
+/** A certificate, key or CA file could not be used (at start, or on a reload, which keeps the old one). */
+export class TlsConfigError extends Data.TaggedError("TlsConfigError")<{
+  readonly path: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `TLS: ${this.path}: ${this.reason}`
+  }
+}
+
+/**
+ * The server did not prove it is the one asked for: a name that does not match, a CA not trusted,
+ * a certificate other than the pinned one. Fatal: retrying cannot mend it, and plaintext is never
+ * tried instead.
+ */
+export class TlsVerifyError extends Data.TaggedError("TlsVerifyError")<{
+  readonly host: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `the server at ${this.host} failed TLS verification: ${this.reason}`
+  }
+}
+
 /** A listening socket could not be bound; `code` is the errno name (EADDRINUSE, EACCES, ...). */
 export class BindError extends Data.TaggedError("BindError")<{
   readonly host: string
@@ -110,7 +134,8 @@ export class AuthenticationError extends Data.TaggedError("AuthenticationError")
  * where one is needed (`secret-required`), a port outside its range (`port-not-allowed`) or one it
  * may not bind (`permission-denied`), a port taken (`port-in-use`) or none to be had
  * (`port-unavailable`), a lease it no longer holds (`no-tunnel-to-resume`), one of its limits
- * (`limit`); `refused` for any other text.
+ * (`limit`), plaintext on a server started with `--require-tls` (`tls-required`); `refused` for
+ * any other text.
  */
 export type ServerRejectedReason =
   | "invalid-secret"
@@ -121,10 +146,17 @@ export type ServerRejectedReason =
   | "port-unavailable"
   | "no-tunnel-to-resume"
   | "limit"
+  | "tls-required"
   | "refused"
+
+const TLS_REQUIRED_TEXT = "this server accepts TLS connections only"
+
+/** What a server started with `--require-tls` tells a plaintext peer, naming its TLS port. */
+export const tlsRequiredText = (tlsPort: number) => `${TLS_REQUIRED_TEXT}: connect with --tls to port ${tlsPort}`
 
 /** The reason a server's Error text names: its texts are bore's, and Spore's for what bore lacks. */
 const serverRejectedReason = (text: string): ServerRejectedReason => {
+  if (text.startsWith(TLS_REQUIRED_TEXT)) return "tls-required"
   switch (text) {
     case SECRET_REJECTED_TEXTS["invalid-secret"]:
       return "invalid-secret"

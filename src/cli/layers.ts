@@ -8,7 +8,7 @@
  * waits for the connections forwarded); then the listeners close; then the services.
  */
 import { Context, Effect, Layer, Option, type Scope } from "effect"
-import type { BindError } from "../errors.js"
+import type { BindError, TlsConfigError } from "../errors.js"
 import * as HttpFront from "../front/front.js"
 import * as HttpTunnels from "../front/http-tunnels.js"
 import { MetricsEndpoint, serveAndAnnounceMetrics } from "../metrics/http.js"
@@ -80,6 +80,10 @@ export const ServerLive = (config: ServerProgramConfig) => {
 export interface RunningServer {
   /** The control port actually bound (useful when the config asked for 0). */
   readonly controlPort: number
+  /** The TLS control port actually bound, when the config gave a certificate. */
+  readonly tlsPort: Option.Option<number>
+  /** Reads the certificate files again, as SIGHUP does (nothing without TLS). */
+  readonly reloadCertificate: Effect.Effect<void>
   /** The metrics port actually bound, when the config asked for metrics. */
   readonly metricsPort: Option.Option<number>
   /** The HTTP front's port and its operator status page's, when the config asked for them. */
@@ -87,9 +91,11 @@ export interface RunningServer {
 }
 
 /** Starts the server in the scope; it serves until the scope closes. */
-export const startServer = (config: ServerProgramConfig): Effect.Effect<RunningServer, BindError, Scope.Scope> =>
+export const startServer = (config: ServerProgramConfig): Effect.Effect<RunningServer, BindError | TlsConfigError, Scope.Scope> =>
   Effect.map(Layer.build(ServerLive(config)), (context) => ({
     controlPort: Context.get(context, ControlListener.ControlListener).port,
+    tlsPort: Context.get(context, ControlListener.ControlListener).tlsPort,
+    reloadCertificate: Context.get(context, ControlListener.ControlListener).reloadCertificate,
     metricsPort: Option.map(Context.getOption(context, MetricsEndpoint), (endpoint) => endpoint.port),
     http: Context.getOption(context, HttpFront.HttpFront)
   }))

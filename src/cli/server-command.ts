@@ -5,6 +5,7 @@ import { loadApiKeys } from "../front/api-keys.js"
 import { makeVisitorFilter, parseCidr } from "../visitors/visitor-filter.js"
 import { DEFAULT_LIMITS, type ServerLimits } from "../limits/limits.js"
 import { type ServerProgramConfig, startServer } from "./layers.js"
+import { DEFAULT_TLS_CONTROL_PORT } from "./tunnel-flags.js"
 import * as Logging from "./logger.js"
 import { bufferOptions, checkHostPort, drainOption, logFormatOption, metricsAddrOption, checkBuffers, checkCount, checkIpAddress, checkPort, checkSeconds, checkSecret, integerOption, optionalTextOption, secretOption, textOption, UsageError } from "./options.js"
 
@@ -53,6 +54,19 @@ const options = {
     default: 7835,
     env: ["SPORE_CONTROL_PORT"]
   }),
+  tlsCert: optionalTextOption(
+    "tls-cert",
+    "PEM certificate (a chain allowed) for TLS from Spore clients (spore local --tls) on --tls-port; plaintext stays on --control-port for bore peers. Reloaded on SIGHUP and when the file changes.",
+    { env: ["SPORE_TLS_CERT"] }
+  ),
+  tlsKey: optionalTextOption("tls-key", "With --tls-cert: the certificate's PEM private key.", { env: ["SPORE_TLS_KEY"] }),
+  tlsPort: integerOption("tls-port", "With --tls-cert: the TLS control port (0 picks a free one).", {
+    default: DEFAULT_TLS_CONTROL_PORT,
+    env: ["SPORE_TLS_PORT"]
+  }),
+  requireTls: Options.boolean("require-tls").pipe(
+    Options.withDescription("With --tls-cert: refuse plaintext on --control-port, telling each peer to use TLS. bore clients then cannot connect.")
+  ),
   leaseSeconds: integerOption(
     "lease-seconds",
     "How long a Spore client's port stays reserved for it after its connection is lost.",
@@ -134,8 +148,22 @@ const toConfig = (flags: Flags): Effect.Effect<ServerProgramConfig, UsageError> 
       limits,
       drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 })),
       metricsAddr: yield* Effect.transposeMapOption(flags.metricsAddr, (text) => checkHostPort("metrics-addr", text)),
+      tls: yield* checkTls(flags),
       http: yield* checkHttpFront(flags, limits)
     }
+  })
+
+const checkTls = (flags: Flags): Effect.Effect<ServerProgramConfig["tls"], UsageError> =>
+  Effect.gen(function*() {
+    if (Option.isNone(flags.tlsCert)) {
+      if (Option.isSome(flags.tlsKey)) return yield* new UsageError({ message: "--tls-key needs --tls-cert" })
+      if (flags.requireTls) return yield* new UsageError({ message: "--require-tls needs --tls-cert and --tls-key" })
+      return Option.none()
+    }
+    if (Option.isNone(flags.tlsKey)) return yield* new UsageError({ message: "--tls-cert needs --tls-key: the certificate's private key" })
+    const port = yield* checkPort("tls-port", flags.tlsPort, { allowZero: true })
+    if (port !== 0 && port === flags.controlPort) return yield* new UsageError({ message: "--tls-port must differ from --control-port (plaintext and TLS are separate ports)" })
+    return Option.some({ certFile: flags.tlsCert.value, keyFile: flags.tlsKey.value, port, require: flags.requireTls })
   })
 
 /** A DNS name of one or more labels (no wildcard, no trailing dot), lowercased. */

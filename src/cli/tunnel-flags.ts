@@ -4,10 +4,11 @@
  * status lines a tunnel prints.
  */
 import { Options } from "@effect/cli"
-import { Duration, Effect, Option } from "effect"
+import { Duration, Effect, Either, Option } from "effect"
 import type { ClientStatus, ReconnectStatus } from "../client/status.js"
 import type { ClientConfig } from "../client/config.js"
 import { DEFAULT_POOL_SIZE } from "../client/warm-pool.js"
+import { makeClientTls, parseFingerprint } from "../net/tls.js"
 import { MAX_POOL_STREAMS } from "../protocol/messages.js"
 import {
   bufferOptions,
@@ -27,6 +28,9 @@ import {
 
 export const DEFAULT_CONTROL_PORT = 7835
 
+/** The TLS control port's default: bore's plus one (see server/control-listener.ts for why two ports). */
+export const DEFAULT_TLS_CONTROL_PORT = 7836
+
 export const tunnelOptions = {
   to: optionalTextOption("to", "Address of the server (required).", { env: ["SPORE_SERVER", "BORE_SERVER"], alias: "t" }),
   secret: secretOption,
@@ -35,6 +39,20 @@ export const tunnelOptions = {
     defaultText: String(DEFAULT_CONTROL_PORT),
     env: ["SPORE_CONTROL_PORT"]
   }),
+  tls: Options.boolean("tls").pipe(
+    Options.withDescription(`Connect to the server with TLS (a Spore server's --tls-port, by default ${DEFAULT_TLS_CONTROL_PORT}), checking its certificate against the system's CAs. Never falls back to plaintext.`)
+  ),
+  tlsCa: optionalTextOption("tls-ca", "Trust only this PEM CA file for the server's certificate (implies --tls).", { env: ["SPORE_TLS_CA"] }),
+  tlsFingerprint: optionalTextOption(
+    "tls-fingerprint",
+    "Accept only the server certificate with this SHA-256 fingerprint, as the server logs it, e.g. for a self-signed one (implies --tls).",
+    { env: ["SPORE_TLS_FINGERPRINT"] }
+  ),
+  tlsServername: optionalTextOption(
+    "tls-servername",
+    "The name to ask for (SNI) and to find in the server's certificate; default: --to when it is a name (implies --tls).",
+    { env: ["SPORE_TLS_SERVERNAME"] }
+  ),
   noReconnect: Options.boolean("no-reconnect").pipe(
     Options.withDescription("Exit (with code 1) when the server is lost, instead of reconnecting.")
   ),
@@ -56,6 +74,10 @@ interface TunnelFlags {
   readonly to: Option.Option<string>
   readonly secret: ClientConfig["secret"]
   readonly controlPort: Option.Option<number>
+  readonly tls: boolean
+  readonly tlsCa: Option.Option<string>
+  readonly tlsFingerprint: Option.Option<string>
+  readonly tlsServername: Option.Option<string>
   readonly noReconnect: boolean
   readonly maxReconnectDelay: number
   readonly pool: number
@@ -74,20 +96,38 @@ export const checkTunnelFlags = (
   Effect.gen(function*() {
     const to = Option.orElse(flags.to, () => Option.fromNullable(fallback.to))
     if (Option.isNone(to)) return yield* new UsageError({ message: "missing --to: the address of the server" })
+    const tls = yield* checkClientTls(flags)
     const controlPort = Option.getOrElse(
       Option.orElse(flags.controlPort, () => Option.fromNullable(fallback.controlPort)),
-      () => DEFAULT_CONTROL_PORT
+      () => Option.isSome(tls) ? DEFAULT_TLS_CONTROL_PORT : DEFAULT_CONTROL_PORT
     )
     return {
       to: to.value,
       secret: yield* checkSecret(flags.secret),
       controlPort: yield* checkPort("control-port", controlPort, { allowZero: false }),
+      tls,
       reconnect: !flags.noReconnect,
       maxReconnectDelay: Duration.seconds(yield* checkSeconds("max-reconnect-delay", flags.maxReconnectDelay, { min: 1 })),
       buffers: yield* checkBuffers(flags),
       pool: yield* checkCount("pool", flags.pool, { min: 0, max: MAX_POOL_STREAMS }),
       drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 }))
     }
+  })
+
+/** `--tls` and the flags that imply it: how the client will check the server, built once. */
+const checkClientTls = (flags: TunnelFlags): Effect.Effect<ClientConfig["tls"], UsageError> =>
+  Effect.gen(function*() {
+    const wanted = flags.tls || Option.isSome(flags.tlsCa) || Option.isSome(flags.tlsFingerprint) || Option.isSome(flags.tlsServername)
+    if (!wanted) return Option.none()
+    const fingerprint = yield* Effect.transposeMapOption(flags.tlsFingerprint, (text) =>
+      Either.match(parseFingerprint(text), {
+        onLeft: (problem) => Effect.fail(new UsageError({ message: problem })),
+        onRight: Effect.succeed
+      }))
+    const tls = yield* makeClientTls({ caFile: flags.tlsCa, servername: flags.tlsServername, fingerprint }).pipe(
+      Effect.mapError((error) => new UsageError({ message: `--tls-ca: ${error.message}` }))
+    )
+    return Option.some(tls)
   })
 
 /**

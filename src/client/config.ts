@@ -1,4 +1,5 @@
 import type { Duration, Option, Redacted } from "effect"
+import type { ClientTls } from "../net/tls.js"
 import type { SocketBuffers } from "../net/tuning.js"
 import type { ProxyProtocolVersion } from "./proxy-header.js"
 
@@ -28,4 +29,6 @@ export interface ClientConfig {
   readonly pool: number
   /** Send the local service a PROXY protocol header with each visitor's address. */
   readonly proxyProtocol: Option.Option<ProxyProtocolVersion>
+  /** TLS to the server for every stream (control, data, pool): how to check it. None: plaintext. */
+  readonly tls: Option.Option<ClientTls>
 }

@@ -12,17 +12,19 @@ import {
   type MessageParseError,
   ProtocolViolation,
   ServerRejected,
-  type SocketError
+  type SocketError,
+  type TlsVerifyError
 } from "../errors.js"
 import { type FramedSocket, makeFramedSocket, readFirstMessage } from "../net/framed-socket.js"
 import { connect } from "../net/socket.js"
+import { secureClientSocket } from "../net/tls.js"
 import { tuneControlSocket } from "../net/tuning.js"
 import type { Authenticator } from "../protocol/auth.js"
 import { ClientMessages, decodeServerMessage, encodeClientMessage } from "../protocol/messages.js"
 import type { ClientConfig } from "./config.js"
 
 /** Why opening a stream failed; a refusal (`ServerRejected`) or an early close may be retried. */
-type StreamError = ConnectError | AuthenticationError | ServerRejected | ClosedBeforeChallenge | SocketError
+type StreamError = ConnectError | TlsVerifyError | AuthenticationError | ServerRejected | ClosedBeforeChallenge | SocketError
 
 /** Why asking for a tunnel failed. */
 export type TunnelRequestError =
@@ -81,7 +83,10 @@ export const openStream = (
   first: string
 ): Effect.Effect<FramedSocket, StreamError, Scope.Scope> =>
   Effect.gen(function*() {
-    const stream = makeFramedSocket(yield* connect(config.to, config.controlPort, config.buffers))
+    const socket = yield* connect(config.to, config.controlPort, config.buffers)
+    const stream = makeFramedSocket(
+      Option.isSome(config.tls) ? yield* secureClientSocket(socket, config.to, config.controlPort, config.tls.value) : socket
+    )
     if (Option.isSome(auth)) yield* answerChallenge(stream, auth.value, first)
     else yield* stream.writeFrame(first)
     return stream

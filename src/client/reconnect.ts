@@ -3,7 +3,7 @@
  * how long to wait before each, and the loop every client runs (`reconnecting`).
  */
 import { Duration, Effect, Option, Ref, Schedule, ScheduleDecision, type Scope } from "effect"
-import { AuthenticationError, type ControlConnectionLost, HttpApiError, ServerRejected, type ServerRejectedReason } from "../errors.js"
+import { AuthenticationError, type ControlConnectionLost, HttpApiError, ServerRejected, type ServerRejectedReason, TlsVerifyError } from "../errors.js"
 import type { ReconnectStatus } from "./status.js"
 
 /**
@@ -27,7 +27,8 @@ const FATAL_REFUSALS: ReadonlySet<ServerRejectedReason> = new Set([
   "invalid-secret",
   "secret-required",
   "port-not-allowed",
-  "permission-denied"
+  "permission-denied",
+  "tls-required"
 ])
 
 /**
@@ -36,7 +37,7 @@ const FATAL_REFUSALS: ReadonlySet<ServerRejectedReason> = new Set([
  * the server is busy (429) or failing (5xx).
  */
 export const isRetryable = (error: { readonly _tag: string }): boolean => {
-  if (error instanceof AuthenticationError) return false
+  if (error instanceof AuthenticationError || error instanceof TlsVerifyError) return false
   if (error instanceof ServerRejected) return !FATAL_REFUSALS.has(error.reason)
   if (error instanceof HttpApiError) return error.status === 0 || error.status === 429 || error.status >= 500
   return true

@@ -24,6 +24,20 @@ export interface ServerConfig {
   readonly limits: ServerLimits
   /** On shutdown, how long forwarded connections may take to finish. */
   readonly drain: Duration.Duration
+  /** TLS for Spore clients on a port of its own beside the plaintext one, if the server has a certificate. */
+  readonly tls: Option.Option<ServerTlsConfig>
   /** Where to serve Prometheus metrics, if anywhere. */
   readonly metricsAddr: Option.Option<{ readonly host: string; readonly port: number }>
+}
+
+/** `--tls-cert`, `--tls-key`, `--tls-port`, `--require-tls`. */
+export interface ServerTlsConfig {
+  /** PEM certificate, a chain allowed (leaf first). */
+  readonly certFile: string
+  /** PEM private key of the certificate. */
+  readonly keyFile: string
+  /** The TLS control port (0 picks a free one). */
+  readonly port: number
+  /** Whether the plaintext port refuses everyone (bore peers then cannot connect). */
+  readonly require: boolean
 }

@@ -1,6 +1,7 @@
 /**
  * Helpers for tests that move real bytes over 127.0.0.1.
  */
+import type { ClientTls } from "../../src/net/tls.js"
 import type { ApiKeys } from "../../src/front/api-keys.js"
 import type { HttpFrontConfig } from "../../src/front/front.js"
 import { createHash, randomBytes } from "node:crypto"
@@ -51,6 +52,8 @@ export interface TestServerOptions {
   limits?: Partial<ServerLimits>
   /** Serve metrics on this port of 127.0.0.1 (0: any). */
   metricsPort?: number
+  /** Also serve TLS on an ephemeral port with this certificate (see test/support/tls.ts). */
+  tls?: { certFile: string; keyFile: string; require?: boolean }
   /** Start the HTTP front on 127.0.0.1 (port 0 unless given) with these settings. */
   http?: Partial<Omit<HttpFrontConfig, "keys" | "limits">> & { readonly keys: ApiKeys }
 }
@@ -70,6 +73,7 @@ export const startRunningServer = (options: TestServerOptions = {}) => {
     // In-process servers close with their test's scope, under the TestClock: no waiting.
     drain: Duration.zero,
     metricsAddr: Option.fromNullable(options.metricsPort).pipe(Option.map((port) => ({ host: LOOPBACK, port }))),
+    tls: Option.fromNullable(options.tls).pipe(Option.map((tls) => ({ ...tls, port: 0, require: tls.require ?? false }))),
     http: Option.fromNullable(options.http).pipe(Option.map((http) => ({
       host: LOOPBACK,
       port: 0,
@@ -97,6 +101,8 @@ export const clientConfig = (
     proxyProtocol?: ProxyProtocolVersion
     /** Warm pool streams; 0 unless asked, so that the plain (bore's) path is what is tested. */
     pool?: number
+    /** Connect with TLS (controlPort then being the server's TLS port). */
+    tls?: ClientTls
   } = {}
 ): ClientConfig => ({
   localHost: LOOPBACK,
@@ -110,7 +116,8 @@ export const clientConfig = (
   buffers: options.buffers ?? {},
   drain: Duration.zero,
   pool: options.pool ?? 0,
-  proxyProtocol: Option.fromNullable(options.proxyProtocol)
+  proxyProtocol: Option.fromNullable(options.proxyProtocol),
+  tls: Option.fromNullable(options.tls)
 })
 
 /**
