@@ -115,6 +115,16 @@ export const parseFingerprint = (text: string): Either.Either<string, string> =>
     : Either.left(`--tls-fingerprint must be a SHA-256 fingerprint (64 hex digits, colons allowed), not ${text}`)
 }
 
+/** OpenSSL's code for a failed check, with what to do about it. */
+const explainVerifyError = (code: string) => {
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") return `its certificate is not for this name (${code}): give the name it is for with --tls-servername`
+  if (code === "CERT_HAS_EXPIRED") return `its certificate has expired (${code})`
+  if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) {
+    return `its certificate is not signed by a CA we trust (${code}): give its CA with --tls-ca FILE, or pin it with --tls-fingerprint`
+  }
+  return code
+}
+
 const isIpAddress = (host: string) => /^[0-9.]+$/.test(host) || host.includes(":")
 
 /**
@@ -154,7 +164,7 @@ export const secureClientSocket = (
           : `its certificate is ${presented}, not the pinned ${options.fingerprint.value}`
         : secure.authorized
         ? undefined
-        : String(secure.authorizationError)
+        : explainVerifyError(String(secure.authorizationError))
       if (problem === undefined) return resume(Effect.succeed(secure))
       secure.destroy()
       resume(Effect.fail(new TlsVerifyError({ host, reason: problem })))

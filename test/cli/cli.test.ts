@@ -43,20 +43,22 @@ describe("spore CLI", () => {
         "--bind-tunnels", "--control-port", "Default: 7835", "--lease-seconds", "Default: 30", "SPORE_LEASE_SECONDS", "--sndbuf", "SPORE_SNDBUF", "--recbuf", "SPORE_RECBUF",
         "--max-handshakes", `Default: ${DEFAULT_LIMITS.maxHandshakes}`, "--max-conns-per-ip", "Default: 32", "--max-tunnels", "Default: 1024",
         "--max-pending", "Default: 1024", "--max-conns-per-tunnel", "SPORE_MAX_CONNS_PER_TUNNEL", "--allow-visitor", "--deny-visitor", "--trusted-proxy",
-        "--drain-seconds", "Default: 10", "SPORE_DRAIN_SECONDS"]) {
+        "--drain-seconds", "Default: 10", "SPORE_DRAIN_SECONDS", "--tls-cert", "SPORE_TLS_CERT", "--tls-key", "--tls-port", "Default: 7836",
+        "--require-tls", "bore clients then cannot connect"]) {
         expect(server).toContain(text)
       }
       expect((yield* runSpore(["server", "--help"], { SPORE_SECRET: "do-not-print-me" })).stdout).not.toContain("do-not-print-me")
       const kafka = (yield* runSpore(["kafka-proxy", "--help"], { SPORE_SECRET: "do-not-print-me" })).stdout
       for (const text of ["--bootstrap-server", "Default: localhost:9092", "--to", "--secret", "--control-port", "--broker-address",
-        "--no-reconnect", "--max-reconnect-delay", "--sndbuf", "--recbuf", "--drain-seconds"]) {
+        "--no-reconnect", "--max-reconnect-delay", "--sndbuf", "--recbuf", "--drain-seconds", "--tls", "--tls-ca"]) {
         expect(kafka).toContain(text)
       }
       expect(kafka).not.toContain("do-not-print-me")
       const local = (yield* runSpore(["local", "--help"], { BORE_SECRET: "do-not-print-me" })).stdout
       for (const text of ["LOCAL_PORT", "--local-port", "--local-host", "Default: localhost", "--to",
         "SPORE_SERVER, BORE_SERVER", "--port", "Default: 0", "--secret", "--control-port", "--no-reconnect", "--drain-seconds",
-        "--max-reconnect-delay", "Default: 64", "SPORE_MAX_RECONNECT_DELAY", "--sndbuf", "--recbuf", "--pool", "Default: 4", "SPORE_POOL"]) {
+        "--max-reconnect-delay", "Default: 64", "SPORE_MAX_RECONNECT_DELAY", "--sndbuf", "--recbuf", "--pool", "Default: 4", "SPORE_POOL",
+        "--tls", "--tls-ca", "--tls-fingerprint", "SPORE_TLS_FINGERPRINT", "--tls-servername"]) {
         expect(local).toContain(text)
       }
       expect(local).not.toContain("do-not-print-me")
@@ -94,7 +96,13 @@ describe("spore CLI", () => {
         [["server", "--deny-visitor", "example.com"], /--deny-visitor: .*example\.com/],
         [["server", "--trusted-proxy", "10.0.0.0/33"], /--trusted-proxy: .*10\.0\.0\.0\/33/],
         [["server", "--trusted-proxy", "10.0.0.1", "--trusted-proxy", "proxy.internal"], /--trusted-proxy: .*proxy\.internal/],
-        [["server", "--trusted-proxy", "10.0.0.0/8"], /--trusted-proxy needs --http-addr/]
+        [["server", "--trusted-proxy", "10.0.0.0/8"], /--trusted-proxy needs --http-addr/],
+        [["server", "--tls-key", "key.pem"], /--tls-key needs --tls-cert/],
+        [["server", "--tls-cert", "cert.pem"], /--tls-cert needs --tls-key/],
+        [["server", "--require-tls"], /--require-tls needs --tls-cert and --tls-key/],
+        [["server", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-port", "7835"], /--tls-port must differ from --control-port/],
+        [["local", "8080", "--to", "x", "--tls-fingerprint", "AB:CD"], /--tls-fingerprint must be a SHA-256 fingerprint/],
+        [["local", "8080", "--to", "x", "--tls-ca", "/nonexistent/ca.pem"], /--tls-ca: .*\/nonexistent\/ca\.pem: ENOENT/]
       ]
       for (const [args, message] of cases) {
         const result = yield* runSpore(args)
@@ -193,6 +201,18 @@ describe("spore CLI", () => {
       expect(result.code).toBe(1)
       expect(result.stderr).toContain("error: lost the control connection to the server")
     }).pipe(Effect.scoped))
+
+  it.live("a server whose certificate cannot be read, or whose key is not its own, exits 1 with a clear message", () =>
+    Effect.gen(function*() {
+      const tls = (cert: string, key: string) => ["server", "--bind-addr", "127.0.0.1", "--control-port", "0", "--tls-port", "0", "--tls-cert", cert, "--tls-key", key]
+      const fixture = (name: string) => new URL(`../fixtures/tls/${name}`, import.meta.url).pathname
+      const missing = yield* runSpore(tls("/nonexistent/cert.pem", fixture("server-key.pem")))
+      expect(missing.code).toBe(1)
+      expect(missing.stderr.trim()).toBe("error: TLS: /nonexistent/cert.pem: ENOENT")
+      const mismatched = yield* runSpore(tls(fixture("other.pem"), fixture("server-key.pem")))
+      expect(mismatched.code).toBe(1)
+      expect(mismatched.stderr).toMatch(/error: TLS: .*server-key\.pem: does not go with .*other\.pem/)
+    }))
 
   it.live("a server whose control port is taken exits 1 with a clear message", () =>
     Effect.gen(function*() {

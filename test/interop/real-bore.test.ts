@@ -196,3 +196,53 @@ for (const version of BORE_VERSIONS) {
       }).pipe(Effect.scoped), CASE_TIMEOUT_MS)
   })
 }
+
+/** The test certificate for 127.0.0.1 and its CA (test/fixtures/tls). */
+const fixture = (name: string) => new URL(`../fixtures/tls/${name}`, import.meta.url).pathname
+const TLS_SERVER_ARGS = ["--tls-cert", fixture("server.pem"), "--tls-key", fixture("server-key.pem")]
+
+describe("real bore 0.6.0 beside TLS", () => {
+  it.live("one spore server: bore local in plaintext on 7835 and spore local --tls on 7836, at once, with a secret", () =>
+    Effect.gen(function*() {
+      const host = yield* makeLoopbackHost
+      const echo = yield* startEcho(host, LIFETIME_MS)
+      const server = yield* startSpore(
+        ["server", "--bind-addr", LOOPBACK, ...RANGE, ...TLS_SERVER_ARGS, "--secret", SECRET],
+        {},
+        { prefix: host.exec, lifetimeMs: LIFETIME_MS }
+      )
+      yield* waitFor({ "spore server": server }, "spore server", /with TLS on 127\.0\.0\.1:7836/)
+      const bore = yield* startBore("0.6.0", localArgs(echo.port, SECRET), { prefix: host.exec, lifetimeMs: LIFETIME_MS })
+      const spore = yield* startSpore([...localArgs(echo.port, SECRET), "--tls", "--tls-ca", fixture("ca.pem")], {}, {
+        prefix: host.exec,
+        lifetimeMs: LIFETIME_MS
+      })
+      const processes = { "spore server": server, "bore 0.6.0 local": bore, "spore local --tls": spore, echo: echo.process }
+      const borePort = yield* publicPort(processes, "bore 0.6.0 local")
+      const sporePort = yield* publicPort(processes, "spore local --tls")
+      yield* echoThrough(host, borePort, processes)
+      yield* echoThrough(host, sporePort, processes)
+    }).pipe(Effect.scoped), CASE_TIMEOUT_MS)
+
+  it.live("--require-tls: bore local is told to use TLS and exits 1, spore local --tls still connects", () =>
+    Effect.gen(function*() {
+      const host = yield* makeLoopbackHost
+      const echo = yield* startEcho(host, LIFETIME_MS)
+      const server = yield* startSpore(
+        ["server", "--bind-addr", LOOPBACK, ...RANGE, ...TLS_SERVER_ARGS, "--require-tls"],
+        {},
+        { prefix: host.exec, lifetimeMs: LIFETIME_MS }
+      )
+      yield* waitFor({ "spore server": server }, "spore server", /refusing plaintext/)
+      const bore = yield* runBore("0.6.0", localArgs(echo.port, undefined), { prefix: host.exec, lifetimeMs: Duration.toMillis(STARTUP_LIMIT) })
+      const context = `bore local (exit ${bore.code}):\n${bore.stderr}\n${logs({ "spore server": server })}`
+      expect(bore.stderr, context).toMatch(/this server accepts TLS connections only: connect with --tls to port 7836/)
+      expect(bore.code, context).toBe(1)
+      const spore = yield* startSpore([...localArgs(echo.port, undefined), "--tls", "--tls-ca", fixture("ca.pem")], {}, {
+        prefix: host.exec,
+        lifetimeMs: LIFETIME_MS
+      })
+      const processes = { "spore server": server, "spore local --tls": spore, echo: echo.process }
+      yield* echoThrough(host, yield* publicPort(processes, "spore local --tls"), processes, 1)
+    }).pipe(Effect.scoped), CASE_TIMEOUT_MS)
+})
