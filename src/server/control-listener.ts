@@ -45,7 +45,7 @@ export const make = (config: ServerConfig) =>
   Effect.gen(function*() {
     const auth = Option.map(config.secret, makeAuthenticator)
     const serve = handleConnection(auth)
-    const listenOn = (port: number, handle: (socket: net.Socket) => Effect.Effect<void, never, Effect.Effect.Context<ReturnType<typeof serve>>>) =>
+    const listenOn = <R>(port: number, handle: (socket: net.Socket) => Effect.Effect<void, never, R>) =>
       listenManaged({ host: config.bindAddr, port, buffers: config.buffers }, handle)
 
     if (Option.isNone(config.tls)) {
