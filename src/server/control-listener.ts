@@ -34,9 +34,11 @@ export class ControlListener extends Context.Tag("spore/ControlListener")<Contro
  */
 const refusePlaintext = (tlsPort: number) => {
   const frame = encodeServerMessage(ServerMessages.error(tlsRequiredText(tlsPort)))
+  // Waits for the frame to reach the kernel: the listener destroys the socket when this returns.
   return (socket: net.Socket) =>
-    Effect.sync(() => {
-      socket.end(frame)
+    Effect.async<void>((resume) => {
+      socket.once("error", () => resume(Effect.void))
+      socket.end(frame, () => resume(Effect.void))
     })
 }
 
