@@ -22,16 +22,22 @@ import { freePort, LOOPBACK } from "../support/net.js"
 import { startSpore, within } from "../support/process.js"
 
 /** The cluster, a server and the proxy; returns the bootstrap address clients get, and the proxy. */
-const proxiedCluster = (topics: ReadonlyArray<string>) =>
+const proxiedCluster = (topics: ReadonlyArray<string>, options: { readonly tls?: boolean } = {}) =>
   Effect.gen(function*() {
     const mock = yield* startKafkaMock(["-b", "3", "-s", "-r", "0", ...topics.flatMap((topic) => ["-t", topic]), ...UNRESOLVABLE_BROKERS])
-    const controlPort = String(yield* freePort)
-    const server = yield* startSpore(["server", "--bind-addr", LOOPBACK, "--control-port", controlPort, "--min-port", "38000", "--max-port", "38999"],
+    const plainPort = String(yield* freePort)
+    // With TLS, the proxy's every tunnel reaches the server on its TLS port (test/fixtures/tls).
+    const tlsPort = String(yield* freePort)
+    const fixture = (name: string) => new URL(`../fixtures/tls/${name}`, import.meta.url).pathname
+    const serverTls = options.tls ? ["--tls-cert", fixture("server.pem"), "--tls-key", fixture("server-key.pem"), "--tls-port", tlsPort] : []
+    const controlPort = options.tls ? tlsPort : plainPort
+    const server = yield* startSpore(["server", "--bind-addr", LOOPBACK, "--control-port", plainPort, "--min-port", "38000", "--max-port", "38999", ...serverTls],
       {}, { lifetimeMs: 120_000 })
     yield* within("the server", 15, server.waitFor(/server listening/))
     const [first] = mock.brokers
     const proxy = yield* startSpore([
       "kafka-proxy", "--bootstrap-server", `127.0.0.1:${first!.port}`, "--to", LOOPBACK, "--control-port", controlPort,
+      ...(options.tls ? ["--tls", "--tls-ca", fixture("ca.pem")] : []),
       // The brokers advertise names nobody can resolve; the proxy is told where they listen.
       ...mock.brokers.flatMap((broker) => ["--broker-address", `${broker.id}=127.0.0.1:${broker.port}`])
     ], {}, { lifetimeMs: 120_000 })
@@ -41,17 +47,19 @@ const proxiedCluster = (topics: ReadonlyArray<string>) =>
   })
 
 describe("spore kafka-proxy", () => {
-  it.live("kafkajs produces and a consumer group reads all 6 partitions through the tunnels", () =>
-    Effect.gen(function*() {
-      const { bootstrap, proxy } = yield* proxiedCluster(["orders:6"])
-      const messages = numbered("order", 60)
-      yield* kafkajsProduce(bootstrap, "orders", messages, { timeoutSeconds: 30 })
-      const records = yield* kafkajsConsumeGroup(bootstrap, "orders", "orders-readers", 60, { timeoutSeconds: 40 })
-      expect(sorted(records.map((record) => record.value))).toEqual(sorted(messages))
-      expect(new Set(records.map((record) => record.partition))).toEqual(new Set([0, 1, 2, 3, 4, 5]))
-      // One tunnel per broker, opened as the metadata named them.
-      for (const id of [1, 2, 3]) expect(proxy.stderr()).toMatch(new RegExp(`broker ${id} \\(127\\.0\\.0\\.1:\\d+\\) at 127\\.0\\.0\\.1:\\d+`))
-    }).pipe(Effect.scoped), 120_000)
+  for (const tls of [false, true]) {
+    it.live(`kafkajs produces and a consumer group reads all 6 partitions through the tunnels${tls ? ", over TLS to the server" : ""}`, () =>
+      Effect.gen(function*() {
+        const { bootstrap, proxy } = yield* proxiedCluster(["orders:6"], { tls })
+        const messages = numbered("order", 60)
+        yield* kafkajsProduce(bootstrap, "orders", messages, { timeoutSeconds: 30 })
+        const records = yield* kafkajsConsumeGroup(bootstrap, "orders", "orders-readers", 60, { timeoutSeconds: 40 })
+        expect(sorted(records.map((record) => record.value))).toEqual(sorted(messages))
+        expect(new Set(records.map((record) => record.partition))).toEqual(new Set([0, 1, 2, 3, 4, 5]))
+        // One tunnel per broker, opened as the metadata named them.
+        for (const id of [1, 2, 3]) expect(proxy.stderr()).toMatch(new RegExp(`broker ${id} \\(127\\.0\\.0\\.1:\\d+\\) at 127\\.0\\.0\\.1:\\d+`))
+      }).pipe(Effect.scoped), 120_000)
+  }
 
   it.live("librdkafka 2.15 produces and a group consumes all partitions, with flexible Metadata, and Produce and Fetch capped", () =>
     Effect.gen(function*() {
