@@ -1,10 +1,10 @@
 /**
  * `npm run bench`: the connection path of bore and Spore side by side, in one run: a direct
- * loopback connection, the real bore 0.6.0 (server and client), Spore (server and client), and
- * the two mixed pairings, each figure the median of RUNS runs. Then Spore's HTTP tunnels against
- * a direct connection to the web app, and a visitor's first byte over a slow link between tunnel
- * client and server (delayed.ts). Prints the tables (ratios to bore↔bore) and writes
- * bench/results/latest.json.
+ * loopback connection, the real bore 0.6.0 (server and client), Spore (server and client), the
+ * two mixed pairings, and Spore with TLS between its peers, each figure the median of RUNS runs.
+ * Then Spore's HTTP tunnels against a direct connection to the web app, and a visitor's first
+ * byte over a slow link between tunnel client and server (delayed.ts). Prints the tables (ratios
+ * to bore↔bore, and TLS's throughput over plaintext Spore's) and writes bench/results/latest.json.
  *
  * bore's control port is fixed at 7835, so the whole bench runs in a private network namespace
  * (namespace.ts). Everything is on loopback and stops by itself: every step is bounded
@@ -19,9 +19,10 @@ import { download, holdIdleVisitors, newConnectionLatency, requestLatency, uploa
 import { openFileLimits } from "../src/net/descriptor-watch.js"
 import { BORE, inPrivateNamespace } from "./namespace.js"
 import { PAUSE_MS, RTT_MS, slowLinkFirstByte, VISITORS } from "./delayed.js"
-import { cpuMs, killAll, rss, type Side, start, startClientOf, startHttpTunnel, startServerOf, startServices, startSpore } from "./processes.js"
+import type { ChildProcess } from "node:child_process"
+import { cpuMs, killAll, rss, type Side, sporeServerArgs, start, startClientOf, startHttpTunnel, startServerOf, startServices, startSpore } from "./processes.js"
 
-inPrivateNamespace(import.meta.url, 15)
+inPrivateNamespace(import.meta.url, 25)
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5)
 /** Memory runs start fresh processes and hold thousands of connections: fewer of them. */
@@ -47,15 +48,20 @@ const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a -
 
 /**
  * The four ways round, named server side first, and Spore↔Spore once more without its warm pool
- * (on by default), so that the plain path (bore's) is measured between two Spores too.
+ * (on by default), so that the plain path (bore's) is measured between two Spores too; last,
+ * Spore↔Spore with TLS between the peers (control, data and pool streams; a server of its own
+ * with the certificate in test/fixtures/tls, processes.ts), in every tunnel row but the slow-link
+ * ones (delayed.ts: bore's and the pool's, over plaintext) and HTTP's (a table of its own).
  */
 const PAIRINGS: ReadonlyArray<{ readonly name: string; readonly server: Side; readonly client: Side; readonly clientArgs?: ReadonlyArray<string> }> = [
   { name: "bore↔bore", server: "bore", client: "bore" },
   { name: "spore↔spore", server: "spore", client: "spore" },
   { name: "spore↔spore --pool 0", server: "spore", client: "spore", clientArgs: ["--pool", "0"] },
   { name: "bore server, spore client", server: "bore", client: "spore" },
-  { name: "spore server, bore client", server: "spore", client: "bore" }
+  { name: "spore server, bore client", server: "spore", client: "bore" },
+  { name: "spore↔spore (TLS)", server: "spore-tls", client: "spore-tls" }
 ]
+const TLS_PAIRING = "spore↔spore (TLS)"
 
 interface Row {
   readonly figure: string
@@ -79,7 +85,11 @@ const services = await startServices()
 
 // One server of each program and, for each pairing, a tunnel to the sink and one to the echo.
 if (ONLY.has("throughput") || ONLY.has("latency")) {
-  const servers = { bore: await startServerOf("bore", BORE), spore: await startServerOf("spore", BORE) }
+  const servers: Record<Side, ChildProcess> = {
+    bore: await startServerOf("bore", BORE),
+    spore: await startServerOf("spore", BORE),
+    "spore-tls": await startServerOf("spore-tls", BORE)
+  }
   type Client = Awaited<ReturnType<typeof startClientOf>>
   const tunnels: Array<(typeof PAIRINGS)[number] & { readonly sink: Client; readonly echo: Client }> = []
   for (const pairing of PAIRINGS) {
@@ -130,7 +140,7 @@ if (ONLY.has("throughput") || ONLY.has("latency")) {
     rows.push({ figure: "CPU per new connection, client process", unit: "ms", better: "lower", values: medians(clientCpu) })
     rows.push({ figure: `connections/s, ${WORKERS} concurrent workers`, unit: "conn/s", better: "higher", values: await each((port) => connectionRate(port, WORKERS, CONCURRENT_TOTAL), (t) => t.echo.port, services.echo) })
   }
-  servers.bore.kill("SIGKILL"), servers.spore.kill("SIGKILL")
+  for (const server of Object.values(servers)) server.kill("SIGKILL")
   for (const tunnel of tunnels) tunnel.sink.child.kill("SIGKILL"), tunnel.echo.child.kill("SIGKILL")
   await sleep(500)
 }
@@ -179,20 +189,19 @@ if (ONLY.has("startup")) {
     started.child.kill("SIGKILL")
     return elapsed
   }
-  const servers = { bore: await startServerOf("bore", BORE), spore: await startServerOf("spore", BORE) }
+  const servers = [await startServerOf("bore", BORE), await startServerOf("spore", BORE), await startServerOf("spore-tls", BORE)]
   const values: Record<string, number> = {
     direct: await runs(() => startup(() => start(process.execPath, ["-e", "console.error('ready')"]), /ready/))
   }
   for (const pairing of PAIRINGS) {
-    const to = pairing.server === "bore" ? "127.0.0.1" : "127.0.0.2"
     values[pairing.name] = await runs(() =>
       startup(() =>
         pairing.client === "bore"
-          ? start(BORE, ["local", String(services.echo), "--local-host", "127.0.0.1", "--to", to])
-          : startSpore(["local", String(services.echo), "--local-host", "127.0.0.1", "--to", to, "--control-port", "7835", ...(pairing.clientArgs ?? [])]), /listening at/))
+          ? start(BORE, ["local", String(services.echo), "--local-host", "127.0.0.1", "--to", pairing.server === "bore" ? "127.0.0.1" : "127.0.0.2"])
+          : startSpore(["local", String(services.echo), "--local-host", "127.0.0.1", ...sporeServerArgs(pairing.server), ...(pairing.clientArgs ?? [])]), /listening at/))
   }
   rows.push({ figure: "start to \"listening at\" (direct: bare node start)", unit: "ms", better: "lower", values })
-  servers.bore.kill("SIGKILL"), servers.spore.kill("SIGKILL")
+  for (const server of servers) server.kill("SIGKILL")
 }
 
 /** Spore's HTTP tunnels, against the web app directly (bore has none). */
@@ -292,6 +301,13 @@ const httpTable = markdown(
 )
 const stamp = new Date().toISOString()
 process.stdout.write(`\nbore 0.6.0 and Spore on loopback, median of ${RUNS} runs (memory: ${MEMORY_RUNS}), ${stamp}:\n\n${tunnelTable}\n`)
+/** What TLS costs Spore: each throughput row's TLS figure over the plaintext spore↔spore one. */
+const tlsToPlain = Object.fromEntries(rows.filter((row) => row.unit === "MB/s").map((row) => {
+  const plain = row.values["spore↔spore"]
+  const tls = row.values[TLS_PAIRING]
+  return [row.figure, plain === undefined || tls === undefined ? "—" : (tls / plain).toFixed(2)]
+}))
+for (const [figure, value] of Object.entries(tlsToPlain)) process.stdout.write(`${TLS_PAIRING} / spore↔spore, ${figure}: ${value}\n`)
 if (httpRows.length > 0) process.stdout.write(`\nSpore's HTTP tunnels against the web app directly:\n\n${httpTable}\n`)
 const delayedBore = delayedRows.find((row) => row.row === "bore↔bore")
 const delayed = delayedRows.map((row) => ({
@@ -314,6 +330,7 @@ const report = {
   node: process.version,
   bore: "0.6.0",
   tunnels: rows.map((row) => ({ ...row, ratioToBore: Object.fromEntries(PAIRINGS.map((p) => [p.name, ratio(row, p.name)])) })),
+  tlsToPlain,
   http: httpRows,
   delayed: { runs: DELAYED_RUNS, rttMs: RTT_MS, visitors: VISITORS, pauseMs: PAUSE_MS, rows: delayed }
 }

@@ -82,14 +82,21 @@ export const startTunnel = async (localPort: number) => {
   return { server: server.child, client: client.child, port, control: Number(control) }
 }
 
-/** Which program plays a side of a tunnel. */
-export type Side = "bore" | "spore"
+/**
+ * Which program plays a side of a tunnel: "spore-tls" is Spore with TLS between its peers (a
+ * server with the test certificate, a client with `--tls` trusting the test CA), a server of its
+ * own so that the plaintext Spore figures stay as they were.
+ */
+export type Side = "bore" | "spore" | "spore-tls"
 
 /**
- * Where each program's server listens in the bench's private namespace: both on port 7835 (bore's
- * is fixed), on two addresses; every public tunnel port is on 127.0.0.1, in ranges of their own.
+ * Where each program's server listens in the bench's private namespace: all on port 7835 (bore's
+ * is fixed), on addresses of their own (127.0.0.3 and .4 are delayed.ts's relays), the TLS server
+ * also on 7836; every public tunnel port is on 127.0.0.1, in ranges of their own.
  */
-const CONTROL_ADDRESS: Record<Side, string> = { bore: "127.0.0.1", spore: "127.0.0.2" }
+const CONTROL_ADDRESS: Record<Side, string> = { bore: "127.0.0.1", spore: "127.0.0.2", "spore-tls": "127.0.0.5" }
+const TLS_PORT = 7836
+const TLS_FIXTURES = `${ROOT}test/fixtures/tls/`
 
 /** A bore or Spore server on port 7835, limits raised for 10,000 connections through one tunnel. */
 export const startServerOf = async (side: Side, bore: string) => {
@@ -98,18 +105,31 @@ export const startServerOf = async (side: Side, bore: string) => {
     await server.waitFor(/server listening/)
     return server.child
   }
-  const server = startSpore(["server", "--bind-addr", CONTROL_ADDRESS.spore, "--bind-tunnels", "127.0.0.1", "--control-port", "7835",
-    "--min-port", "31000", "--max-port", "31999", "--max-pending", "20000", "--max-conns-per-tunnel", "20000"])
-  await server.waitFor(/server listening on/)
+  const tls = side === "spore-tls"
+    ? ["--tls-cert", `${TLS_FIXTURES}server.pem`, "--tls-key", `${TLS_FIXTURES}server-key.pem`, "--tls-port", String(TLS_PORT)]
+    : []
+  const server = startSpore(["server", "--bind-addr", CONTROL_ADDRESS[side], "--bind-tunnels", "127.0.0.1", "--control-port", "7835",
+    ...(tls.length > 0 ? ["--min-port", "32000", "--max-port", "32999"] : ["--min-port", "31000", "--max-port", "31999"]),
+    "--max-pending", "20000", "--max-conns-per-tunnel", "20000", ...tls])
+  await server.waitFor(tls.length > 0 ? /with TLS on [\d.]+:\d+/ : /server listening on/)
   return server.child
 }
+
+/**
+ * How a Spore client reaches the `server` side's server: TLS to its TLS port, trusting the test
+ * CA, asking for "localhost" (the certificate names localhost and 127.0.0.1, not the bench's address).
+ */
+export const sporeServerArgs = (server: Side): ReadonlyArray<string> =>
+  server === "spore-tls"
+    ? ["--to", CONTROL_ADDRESS[server], "--tls", "--tls-ca", `${TLS_FIXTURES}ca.pem`, "--tls-servername", "localhost", "--control-port", String(TLS_PORT)]
+    : ["--to", CONTROL_ADDRESS[server], "--control-port", "7835"]
 
 /** A bore or Spore client tunnelling `localPort` through the `server` side's server; its public port. */
 export const startClientOf = async (side: Side, server: Side, localPort: number, bore: string, extra: ReadonlyArray<string> = []) => {
   const to = CONTROL_ADDRESS[server]
   const client = side === "bore"
     ? start(bore, ["local", String(localPort), "--local-host", "127.0.0.1", "--to", to, ...extra])
-    : startSpore(["local", String(localPort), "--local-host", "127.0.0.1", "--to", to, "--control-port", "7835", ...extra])
+    : startSpore(["local", String(localPort), "--local-host", "127.0.0.1", ...sporeServerArgs(server), ...extra])
   const port = Number((await client.waitFor(/listening at [\d.]+:(\d+)/))[1])
   return { child: client.child, port }
 }
