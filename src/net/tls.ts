@@ -7,9 +7,9 @@
  */
 import { X509Certificate } from "node:crypto"
 import * as fs from "node:fs"
-import type * as net from "node:net"
+import * as net from "node:net"
 import * as tls from "node:tls"
-import { Effect, Either, Option } from "effect"
+import { Effect, Either, Option, type Scope } from "effect"
 import { ConnectError, TlsConfigError, TlsVerifyError } from "../errors.js"
 import { NETWORK_TIMEOUT } from "./socket.js"
 
@@ -125,10 +125,9 @@ const explainVerifyError = (code: string) => {
   return code
 }
 
-const isIpAddress = (host: string) => /^[0-9.]+$/.test(host) || host.includes(":")
-
 /**
- * Runs the client side of TLS on a connected socket to `host`, within NETWORK_TIMEOUT. A server
+ * Runs the client side of TLS on a connected socket to `host`, within NETWORK_TIMEOUT; the TLS
+ * socket is destroyed when the scope closes. A server
  * that cannot prove itself (wrong name, unknown CA, another certificate than the pinned one) is a
  * TlsVerifyError, which no retry can mend; a handshake cut short is a ConnectError, like a refused
  * connect. Never falls back to plaintext.
@@ -138,9 +137,9 @@ export const secureClientSocket = (
   host: string,
   port: number,
   options: ClientTls
-): Effect.Effect<tls.TLSSocket, ConnectError | TlsVerifyError> =>
+): Effect.Effect<tls.TLSSocket, ConnectError | TlsVerifyError, Scope.Scope> =>
   Effect.async<tls.TLSSocket, ConnectError | TlsVerifyError>((resume) => {
-    const servername = Option.getOrElse(options.servername, () => isIpAddress(host) ? undefined : host)
+    const servername = Option.getOrElse(options.servername, () => net.isIP(host) !== 0 ? undefined : host)
     const secure = tls.connect({
       socket,
       host: Option.getOrElse(options.servername, () => host),
@@ -171,5 +170,7 @@ export const secureClientSocket = (
     })
     return Effect.sync(() => secure.destroy())
   }).pipe(
-    Effect.timeoutFail({ duration: NETWORK_TIMEOUT, onTimeout: () => new ConnectError({ host, port, reason: "TLS handshake timed out" }) })
+    Effect.timeoutFail({ duration: NETWORK_TIMEOUT, onTimeout: () => new ConnectError({ host, port, reason: "TLS handshake timed out" }) }),
+    // Like the TCP socket under it, the TLS socket lives as long as the scope.
+    Effect.tap((secure) => Effect.addFinalizer(() => Effect.sync(() => secure.destroy())))
   )

@@ -9,13 +9,11 @@ import * as fs from "node:fs"
 import type * as tls from "node:tls"
 import { Effect, Runtime, type Scope } from "effect"
 import type { TlsConfigError } from "../errors.js"
-import { describeLine, loadServerCertificate, type ServerCertificate } from "../net/tls.js"
+import { describeLine, loadServerCertificate } from "../net/tls.js"
 
 export interface CertificateStore {
   /** The certificate new connections get. */
   readonly current: () => tls.SecureContext
-  /** The certificate's description, as logged. */
-  readonly info: () => ServerCertificate["info"]
   /** Reads the files again; on failure keeps the old certificate. */
   readonly reload: Effect.Effect<void>
 }
@@ -60,5 +58,5 @@ export const makeCertificateStore = (files: { readonly certFile: string; readonl
           fs.unwatchFile(files.keyFile, onChange)
         })
     )
-    return { current: () => loaded.context, info: () => loaded.info, reload }
+    return { current: () => loaded.context, reload }
   })

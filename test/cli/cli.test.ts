@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net"
 import { Effect } from "effect"
 import { KEY_A, writeKeys } from "../support/http.js"
 import { dial, freePort, readAll } from "../support/net.js"
+import { tlsFixture as fixture } from "../support/tls.js"
 import { DEFAULT_LIMITS } from "../../src/limits/limits.js"
 import { runSpore, startSpore } from "../support/process.js"
 
@@ -205,7 +206,6 @@ describe("spore CLI", () => {
   it.live("a server whose certificate cannot be read, or whose key is not its own, exits 1 with a clear message", () =>
     Effect.gen(function*() {
       const tls = (cert: string, key: string) => ["server", "--bind-addr", "127.0.0.1", "--control-port", "0", "--tls-port", "0", "--tls-cert", cert, "--tls-key", key]
-      const fixture = (name: string) => new URL(`../fixtures/tls/${name}`, import.meta.url).pathname
       const missing = yield* runSpore(tls("/nonexistent/cert.pem", fixture("server-key.pem")))
       expect(missing.code).toBe(1)
       expect(missing.stderr.trim()).toBe("error: TLS: /nonexistent/cert.pem: ENOENT")

@@ -20,6 +20,7 @@ import {
 import { numbered, sorted, startKafkaMock, UNRESOLVABLE_BROKERS } from "../support/kafka-cluster.js"
 import { freePort, LOOPBACK } from "../support/net.js"
 import { startSpore, within } from "../support/process.js"
+import { TEST_CERTIFICATE, tlsFixture } from "../support/tls.js"
 
 /** The cluster, a server and the proxy; returns the bootstrap address clients get, and the proxy. */
 const proxiedCluster = (topics: ReadonlyArray<string>, options: { readonly tls?: boolean } = {}) =>
@@ -28,8 +29,7 @@ const proxiedCluster = (topics: ReadonlyArray<string>, options: { readonly tls?:
     const plainPort = String(yield* freePort)
     // With TLS, the proxy's every tunnel reaches the server on its TLS port (test/fixtures/tls).
     const tlsPort = String(yield* freePort)
-    const fixture = (name: string) => new URL(`../fixtures/tls/${name}`, import.meta.url).pathname
-    const serverTls = options.tls ? ["--tls-cert", fixture("server.pem"), "--tls-key", fixture("server-key.pem"), "--tls-port", tlsPort] : []
+    const serverTls = options.tls ? ["--tls-cert", TEST_CERTIFICATE.certFile, "--tls-key", TEST_CERTIFICATE.keyFile, "--tls-port", tlsPort] : []
     const controlPort = options.tls ? tlsPort : plainPort
     const server = yield* startSpore(["server", "--bind-addr", LOOPBACK, "--control-port", plainPort, "--min-port", "38000", "--max-port", "38999", ...serverTls],
       {}, { lifetimeMs: 120_000 })
@@ -37,7 +37,7 @@ const proxiedCluster = (topics: ReadonlyArray<string>, options: { readonly tls?:
     const [first] = mock.brokers
     const proxy = yield* startSpore([
       "kafka-proxy", "--bootstrap-server", `127.0.0.1:${first!.port}`, "--to", LOOPBACK, "--control-port", controlPort,
-      ...(options.tls ? ["--tls", "--tls-ca", fixture("ca.pem")] : []),
+      ...(options.tls ? ["--tls", "--tls-ca", tlsFixture("ca.pem")] : []),
       // The brokers advertise names nobody can resolve; the proxy is told where they listen.
       ...mock.brokers.flatMap((broker) => ["--broker-address", `${broker.id}=127.0.0.1:${broker.port}`])
     ], {}, { lifetimeMs: 120_000 })

@@ -11,12 +11,12 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as tls from "node:tls"
-import { fileURLToPath } from "node:url"
 import { Effect, Either, Fiber, Option } from "effect"
 import * as Client from "../../src/client/client.js"
 import type { ClientConfig } from "../../src/client/config.js"
 import { describeCertificate, makeClientTls, parseFingerprint } from "../../src/net/tls.js"
 import { clientLayer } from "../support/client.js"
+import { TEST_CERTIFICATE, tlsFixture } from "../support/tls.js"
 import {
   clientConfig,
   dial,
@@ -31,9 +31,8 @@ import {
 } from "../support/net.js"
 
 const MiB = 1 << 20
-const FIXTURES = fileURLToPath(new URL("../fixtures/tls/", import.meta.url))
-const fixture = (name: string) => path.join(FIXTURES, name)
-const SERVER = { certFile: fixture("server.pem"), keyFile: fixture("server-key.pem") }
+const fixture = tlsFixture
+const SERVER = TEST_CERTIFICATE
 const fingerprintOf = (name: string) => describeCertificate(fs.readFileSync(fixture(name))).fingerprint
 
 const trustingCa = (servername?: string) =>

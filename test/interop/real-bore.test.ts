@@ -21,6 +21,7 @@ import {
 } from "../support/bore.js"
 import { type Host, makeLoopbackHost } from "../support/netns.js"
 import { runSpore, type Running, startSpore } from "../support/process.js"
+import { TEST_CERTIFICATE, tlsFixture } from "../support/tls.js"
 
 const MiB = 1 << 20
 const SECRET = "a shared secret for the real bore"
@@ -197,9 +198,7 @@ for (const version of BORE_VERSIONS) {
   })
 }
 
-/** The test certificate for 127.0.0.1 and its CA (test/fixtures/tls). */
-const fixture = (name: string) => new URL(`../fixtures/tls/${name}`, import.meta.url).pathname
-const TLS_SERVER_ARGS = ["--tls-cert", fixture("server.pem"), "--tls-key", fixture("server-key.pem")]
+const TLS_SERVER_ARGS = ["--tls-cert", TEST_CERTIFICATE.certFile, "--tls-key", TEST_CERTIFICATE.keyFile]
 
 describe("real bore 0.6.0 beside TLS", () => {
   it.live("one spore server: bore local in plaintext on 7835 and spore local --tls on 7836, at once, with a secret", () =>
@@ -213,7 +212,7 @@ describe("real bore 0.6.0 beside TLS", () => {
       )
       yield* waitFor({ "spore server": server }, "spore server", /with TLS on 127\.0\.0\.1:7836/)
       const bore = yield* startBore("0.6.0", localArgs(echo.port, SECRET), { prefix: host.exec, lifetimeMs: LIFETIME_MS })
-      const spore = yield* startSpore([...localArgs(echo.port, SECRET), "--tls", "--tls-ca", fixture("ca.pem")], {}, {
+      const spore = yield* startSpore([...localArgs(echo.port, SECRET), "--tls", "--tls-ca", tlsFixture("ca.pem")], {}, {
         prefix: host.exec,
         lifetimeMs: LIFETIME_MS
       })
@@ -238,7 +237,7 @@ describe("real bore 0.6.0 beside TLS", () => {
       const context = `bore local (exit ${bore.code}):\n${bore.stderr}\n${logs({ "spore server": server })}`
       expect(bore.stderr, context).toMatch(/this server accepts TLS connections only: connect with --tls to port 7836/)
       expect(bore.code, context).toBe(1)
-      const spore = yield* startSpore([...localArgs(echo.port, undefined), "--tls", "--tls-ca", fixture("ca.pem")], {}, {
+      const spore = yield* startSpore([...localArgs(echo.port, undefined), "--tls", "--tls-ca", tlsFixture("ca.pem")], {}, {
         prefix: host.exec,
         lifetimeMs: LIFETIME_MS
       })
