@@ -30,9 +30,10 @@ const BATCH = 100
 const HANDSHAKE_TIMEOUT_MS = 3000
 /**
  * How late a close may be seen here: this process's own event loop is busy moving 256 MiB and
- * thousands of sockets while it timestamps the closes.
+ * thousands of sockets while it timestamps the closes (a whole-suite run on two cores once saw
+ * 4.52 s for closes the server made at 3 s, each with its timeout frame).
  */
-const OBSERVATION_SLACK_MS = 1500
+const OBSERVATION_SLACK_MS = 2000
 /**
  * What the server may hold after the flood beyond the baseline, garbage collected: 2,000 leaked
  * connections would hold far more (about 35 KiB each).
