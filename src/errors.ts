@@ -75,6 +75,26 @@ export class TlsVerifyError extends Data.TaggedError("TlsVerifyError")<{
 }
 
 /** A listening socket could not be bound; `code` is the errno name (EADDRINUSE, EACCES, ...). */
+/** A certificate the front could not get from the ACME directory (or is not allowed to ask for yet). */
+export class AcmeError extends Data.TaggedError("AcmeError")<{
+  readonly name: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `no certificate for ${this.name}: ${this.reason}`
+  }
+}
+
+/** The ACME state directory (`--state-dir`) could not be read or written. */
+export class StateDirError extends Data.TaggedError("StateDirError")<{
+  readonly path: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `state directory: ${this.path}: ${this.reason}`
+  }
+}
+
 export class BindError extends Data.TaggedError("BindError")<{
   readonly host: string
   readonly port: number

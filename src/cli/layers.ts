@@ -8,10 +8,11 @@
  * waits for the connections forwarded); then the listeners close; then the services.
  */
 import { Context, Effect, Layer, Option, type Scope } from "effect"
-import type { BindError, TlsConfigError } from "../errors.js"
+import type { AcmeError, BindError, StateDirError, TlsConfigError } from "../errors.js"
 import * as HttpFront from "../front/front.js"
 import * as HttpTunnels from "../front/http-tunnels.js"
 import { MetricsEndpoint, serveAndAnnounceMetrics } from "../metrics/http.js"
+import * as CertificateStore from "../net/certificate-store.js"
 import * as DescriptorWatch from "../net/descriptor-watch.js"
 import * as Drain from "../net/drain.js"
 import * as Admission from "../server/admission.js"
@@ -49,7 +50,9 @@ const serverServices = (config: ServerProgramConfig) => {
   )
   // Kept whether or not the front is asked for: without it, nothing uses it.
   const httpTunnels = HttpTunnels.layer(config.limits.maxTunnels)
-  const base = Layer.mergeAll(ServerMetrics.layer, DescriptorWatch.layer, Drain.layer)
+  // One certificate store for the TLS control port and the HTTPS front.
+  const certificate = CertificateStore.layer(Option.map(config.tls, ({ certFile, keyFile }) => ({ certFile, keyFile })))
+  const base = Layer.mergeAll(ServerMetrics.layer, DescriptorWatch.layer, Drain.layer, certificate)
   return Tunnels.layer(config).pipe(Layer.provideMerge(Layer.mergeAll(visitors, admission, httpTunnels)), Layer.provideMerge(base))
 }
 
@@ -91,7 +94,7 @@ export interface RunningServer {
 }
 
 /** Starts the server in the scope; it serves until the scope closes. */
-export const startServer = (config: ServerProgramConfig): Effect.Effect<RunningServer, BindError | TlsConfigError, Scope.Scope> =>
+export const startServer = (config: ServerProgramConfig): Effect.Effect<RunningServer, BindError | TlsConfigError | AcmeError | StateDirError, Scope.Scope> =>
   Effect.map(Layer.build(ServerLive(config)), (context) => ({
     controlPort: Context.get(context, ControlListener.ControlListener).port,
     tlsPort: Context.get(context, ControlListener.ControlListener).tlsPort,

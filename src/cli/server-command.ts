@@ -1,6 +1,10 @@
 /** `spore server`: flags, their validation, and the running server. */
 import { Command, Options } from "@effect/cli"
+import * as os from "node:os"
+import * as path from "node:path"
 import { Duration, Effect, Either, Option } from "effect"
+import { DEFAULT_WEEKLY_LIMIT, LETS_ENCRYPT_DIRECTORY } from "../front/acme.js"
+import type { HttpsConfig } from "../front/https.js"
 import { loadApiKeys } from "../front/api-keys.js"
 import { makeVisitorFilter, parseCidr } from "../visitors/visitor-filter.js"
 import { DEFAULT_LIMITS, type ServerLimits } from "../limits/limits.js"
@@ -88,6 +92,33 @@ const options = {
     "api-keys",
     "With --http-addr (required there): a file of API keys, one per line, that may create HTTP tunnels.",
     { env: ["SPORE_API_KEYS"] }
+  ),
+  httpsAddr: optionalTextOption(
+    "https-addr",
+    "With --http-addr: also serve the front over TLS on HOST:PORT, e.g. 0.0.0.0:443, with --tls-cert (a wildcard for *.DOMAIN) or --acme-email; plain http then redirects there.",
+    { env: ["SPORE_HTTPS_ADDR"] }
+  ),
+  acmeEmail: optionalTextOption(
+    "acme-email",
+    "With --https-addr and --domain: get a certificate for DOMAIN and for each tunnel's NAME.DOMAIN over ACME (HTTP-01, answered on --http-addr, which must be reachable on port 80), as this contact.",
+    { env: ["SPORE_ACME_EMAIL"] }
+  ),
+  acmeDirectory: textOption("acme-directory", "With --acme-email: the ACME directory's URL (Let's Encrypt's staging one for trials).", {
+    default: LETS_ENCRYPT_DIRECTORY,
+    env: ["SPORE_ACME_DIRECTORY"]
+  }),
+  acmeCa: optionalTextOption("acme-ca", "With --acme-email: the PEM CA of a private ACME directory (step-ca, pebble). Default: the system's.", {
+    env: ["SPORE_ACME_CA"]
+  }),
+  acmeWeeklyLimit: integerOption(
+    "acme-weekly-limit",
+    "With --acme-email: certificates for new names asked for in any 7 days, at most (renewals not counted; Let's Encrypt allows 50 a week per domain).",
+    { default: DEFAULT_WEEKLY_LIMIT, env: ["SPORE_ACME_WEEKLY_LIMIT"] }
+  ),
+  stateDir: optionalTextOption(
+    "state-dir",
+    "With --acme-email: where the ACME account and certificates are kept across restarts. Default: $STATE_DIRECTORY (systemd's StateDirectory=), else ~/.local/state/spore.",
+    { env: ["SPORE_STATE_DIR"] }
   ),
   dashboard: optionalTextOption(
     "dashboard",
@@ -179,10 +210,10 @@ const checkHttpFront = (flags: Flags, limits: ServerLimits): Effect.Effect<Serve
   Effect.gen(function*() {
     const trustedProxies = yield* checkCidrs("trusted-proxy", flags.trustedProxy)
     if (Option.isNone(flags.httpAddr)) {
-      const stray = (["domain", "apiKeys", "dashboard"] as const).find((name) => Option.isSome(flags[name]))
+      const stray = (["domain", "apiKeys", "dashboard", "httpsAddr", "acmeEmail"] as const).find((name) => Option.isSome(flags[name]))
       if (stray === undefined && trustedProxies.length > 0) return yield* new UsageError({ message: "--trusted-proxy needs --http-addr" })
       if (stray === undefined) return Option.none()
-      const flag = stray === "apiKeys" ? "api-keys" : stray
+      const flag = { domain: "domain", apiKeys: "api-keys", dashboard: "dashboard", httpsAddr: "https-addr", acmeEmail: "acme-email" }[stray]
       return yield* new UsageError({ message: `--${flag} needs --http-addr` })
     }
     const address = yield* checkHostPort("http-addr", flags.httpAddr.value)
@@ -191,13 +222,60 @@ const checkHttpFront = (flags: Flags, limits: ServerLimits): Effect.Effect<Serve
     }
     const keys = loadApiKeys(flags.apiKeys.value)
     if (Either.isLeft(keys)) return yield* new UsageError({ message: `--api-keys: ${keys.left}` })
+    const domain = yield* Effect.transposeMapOption(flags.domain, checkDomain)
     return Option.some({
       ...address,
-      domain: yield* Effect.transposeMapOption(flags.domain, checkDomain),
+      domain,
+      https: yield* checkHttps(flags, domain),
       keys: keys.right,
       dashboard: yield* Effect.transposeMapOption(flags.dashboard, (text) => checkHostPort("dashboard", text)),
       trustedProxies,
       limits
+    })
+  })
+
+const usage = (message: string) => Effect.fail(new UsageError({ message }))
+
+/** Where systemd's StateDirectory= puts it, else the XDG state home. */
+const defaultStateDir = () =>
+  process.env.STATE_DIRECTORY?.split(":")[0] ??
+    path.join(process.env.XDG_STATE_HOME ?? path.join(os.homedir(), ".local", "state"), "spore")
+
+const checkHttps = (flags: Flags, domain: Option.Option<string>): Effect.Effect<Option.Option<HttpsConfig>, UsageError> =>
+  Effect.gen(function*() {
+    if (Option.isNone(flags.httpsAddr)) {
+      if (Option.isSome(flags.acmeEmail)) return yield* usage("--acme-email needs --https-addr: the certificates are for the HTTPS front")
+      return Option.none()
+    }
+    const address = yield* checkHostPort("https-addr", flags.httpsAddr.value)
+    if (Option.isNone(flags.acmeEmail)) {
+      if (Option.isNone(flags.tlsCert)) {
+        return yield* usage("--https-addr needs a certificate: --tls-cert and --tls-key (e.g. a wildcard for *.DOMAIN), or --acme-email to get one for each name")
+      }
+      if (Option.isSome(flags.acmeCa)) return yield* usage("--acme-ca needs --acme-email")
+      return Option.some({ ...address, acme: Option.none() })
+    }
+    if (Option.isNone(domain)) {
+      return yield* usage("--acme-email needs --domain: certificates are asked for DOMAIN and NAME.DOMAIN (ACME cannot certify an address)")
+    }
+    const email = flags.acmeEmail.value
+    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) return yield* usage(`--acme-email must be an e-mail address, not ${email}`)
+    let directory: URL | undefined
+    try {
+      directory = new URL(flags.acmeDirectory)
+    } catch {
+      directory = undefined
+    }
+    if (directory?.protocol !== "https:") return yield* usage(`--acme-directory must be an https:// URL, not ${flags.acmeDirectory}`)
+    return Option.some({
+      ...address,
+      acme: Option.some({
+        email,
+        directoryUrl: directory.href,
+        caFile: flags.acmeCa,
+        stateDir: Option.getOrElse(flags.stateDir, defaultStateDir),
+        weeklyLimit: yield* checkCount("acme-weekly-limit", flags.acmeWeeklyLimit)
+      })
     })
   })
 

@@ -45,8 +45,8 @@ export interface Origin {
 
 /** How a request reached the front: its links should go the same way. */
 export const originOf = (request: http.IncomingMessage): Origin => ({
-  // Behind a TLS terminator the visitor's scheme is the terminator's.
-  proto: request.headers["x-forwarded-proto"] === "https" ? "https" : "http",
+  // Over the front's own TLS (--https-addr), or behind a TLS terminator that says so.
+  proto: (request.socket as { encrypted?: boolean }).encrypted === true || request.headers["x-forwarded-proto"] === "https" ? "https" : "http",
   host: request.headers.host ?? "localhost"
 })
 

@@ -8,6 +8,10 @@
  * `/t/NAME/`) stays with the relay (visitor.ts); anything else is handed, with the bytes read so
  * far put back, to Node's HTTP server (the API and the WebSocket upgrades).
  *
+ * With `--https-addr` (https.ts), the same front also listens with TLS: a connection accepted there
+ * is wrapped (its certificate chosen by SNI) and served exactly as a plain one, with
+ * X-Forwarded-Proto https; the plain port then answers ACME challenges and redirects the rest.
+ *
  * A connection from a `--trusted-proxy` may say whose it is (client-address.ts): a PROXY header
  * is read before the first head, and its address is counted at once; otherwise X-Forwarded-For
  * names the client, known only once the first head is in, so such a connection is counted from
@@ -15,10 +19,11 @@
  * timeout still closes it). Everyone else is counted by the peer address on arrival, as always.
  */
 import * as http from "node:http"
-import type * as net from "node:net"
+import * as net from "node:net"
 import { Context, Effect, FiberSet, Layer, Option, type Scope } from "effect"
 import { WebSocketServer } from "ws"
-import type { BindError } from "../errors.js"
+import type { AcmeError, BindError, StateDirError } from "../errors.js"
+import { OperatorCertificate } from "../net/certificate-store.js"
 import { canonicalAddress, formatHostPort } from "../net/address.js"
 import type { DescriptorWatch } from "../net/descriptor-watch.js"
 import { type Drain, tracked } from "../net/drain.js"
@@ -35,6 +40,7 @@ import { type ConnectionOrigin, forwardedForOf, makeTrustedProxies, originOfPeer
 import { errorResponse } from "./error-page.js"
 import { type RequestHead, routeOf } from "./http-request.js"
 import { HttpTunnels } from "./http-tunnels.js"
+import { type FrontTls, type HttpsConfig, makeFrontTls, redirectToHttps } from "./https.js"
 import { makeAddressSlots } from "../limits/address-slots.js"
 import { makeRateLimit } from "../limits/rate-limit.js"
 import { makeRequestReader } from "./request-reader.js"
@@ -47,6 +53,8 @@ export interface HttpFrontConfig {
   /** Tunnels are served at NAME.DOMAIN when set, and at /t/NAME/ always. */
   readonly domain: Option.Option<string>
   readonly keys: ApiKeys
+  /** Also serve the front over TLS, on its own address (`--https-addr`). */
+  readonly https: Option.Option<HttpsConfig>
   /** The operator's status page of every tunnel, on its own address, if asked for. */
   readonly dashboard: Option.Option<{ readonly host: string; readonly port: number }>
   /**
@@ -67,14 +75,16 @@ export interface HttpFrontConfig {
 /** The HTTP front, serving: the ports it bound. */
 export class HttpFront extends Context.Tag("spore/HttpFront")<HttpFront, {
   readonly port: number
+  /** The HTTPS port, when `--https-addr` was given. */
+  readonly httpsPort: Option.Option<number>
   readonly dashboardPort: Option.Option<number>
 }>() {}
 
 /** The services the front serves from: its tunnels and waiting visitors, the server's drain and descriptor watch. */
-type FrontServices = HttpTunnels | WaitingVisitors | Drain | DescriptorWatch
+type FrontServices = HttpTunnels | WaitingVisitors | Drain | DescriptorWatch | OperatorCertificate
 
 /** Starts the front; it serves until the scope closes, which closes all its sockets. */
-export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], BindError, FrontServices | Scope.Scope> =>
+export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], BindError | AcmeError | StateDirError, FrontServices | Scope.Scope> =>
   Effect.gen(function*() {
     const proxies = makeTrustedProxies(config.trustedProxies ?? [])
     // What each connection handed to Node's HTTP server established about its origin.
@@ -111,7 +121,31 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
       respondAndClose(socket, errorResponse(429, "Too many connections", "Too many connections from your address."))
     const withinHeadTimeout = Effect.timeoutOption(`${REQUEST_HEAD_TIMEOUT_SECONDS} seconds`)
 
-    const serveConnection = (socket: net.Socket) =>
+    // TLS, when asked for: certificates for the front's domain and its tunnels' names only.
+    const tunnels = yield* HttpTunnels
+    const isOwnName = (name: string) => {
+      if (domain === undefined) return false
+      if (name === domain) return true
+      const label = name.endsWith(`.${domain}`) ? name.slice(0, -domain.length - 1) : ""
+      return label !== "" && !label.includes(".") && Option.isSome(tunnels.byName(label))
+    }
+    const operator = yield* OperatorCertificate
+    const frontTls: Option.Option<FrontTls> = yield* Effect.transposeMapOption(config.https, (https) => makeFrontTls(https, operator, isOwnName))
+    // Set once the HTTPS port is bound; the plain port redirects there.
+    let httpsPort = 0
+
+    /** With HTTPS on, what the plain port answers instead of serving a request. */
+    const plainAnswer = (head: RequestHead, origin: ConnectionOrigin): Option.Option<Uint8Array> => {
+      if (Option.isNone(frontTls)) return Option.none()
+      const challenge = frontTls.value.challengeResponse(head)
+      if (Option.isSome(challenge)) return challenge
+      // A trusted TLS terminator in front of the plain port says the visitor came by https.
+      const forwardedProto = head.headers.find(([name]) => name.toLowerCase() === "x-forwarded-proto")?.[1]
+      if (origin.trusted && forwardedProto === "https") return Option.none()
+      return Option.some(redirectToHttps(head, httpsPort))
+    }
+
+    const serveConnection = (socket: net.Socket, secure: boolean) =>
       Effect.gen(function*() {
         let origin = originOfPeer(socket.remoteAddress, proxies)
         if (!origin.trusted && !(yield* slots.take(origin.peer))) return yield* tooMany(socket)
@@ -128,13 +162,15 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
         const first = yield* withinHeadTimeout(reader.readHead)
         if (Option.isNone(first) || Option.isNone(first.value)) return
         const request = first.value.value
+        const answer = secure ? Option.none() : plainAnswer(request.head, origin)
+        if (Option.isSome(answer)) return yield* respondAndClose(socket, answer.value)
         const connection = origin
         const clientOf = (head: RequestHead) => requestClient(connection, forwardedForOf(head), proxies)
         if (origin.trusted && origin.proxied === undefined && !(yield* slots.take(clientOf(request.head).address))) {
           return yield* tooMany(socket)
         }
         if (routeOf(request.head, domain)._tag === "Tunnel") {
-          const options = { domain, limits: config.limits, clientOf, allows: config.limits.visitors.allows }
+          const options = { domain, limits: config.limits, clientOf, allows: config.limits.visitors.allows, proto: secure ? "https" as const : "http" as const }
           return yield* tracked(serveVisitor(socket, reader, request, options))
         }
         origins.set(socket, origin)
@@ -148,8 +184,20 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
         Effect.scoped
       )
 
-    const front = yield* listenManaged({ host: config.host, port: config.port, buffers: config.buffers ?? {} }, serveConnection)
+    const front = yield* listenManaged({ host: config.host, port: config.port, buffers: config.buffers ?? {} }, (socket) => serveConnection(socket, false))
     yield* Effect.logInfo(`http front listening on ${config.host}:${front.port}` + (domain === undefined ? "" : `, tunnels at NAME.${domain}`))
+    if (Option.isSome(config.https) && Option.isSome(frontTls)) {
+      const { secure } = frontTls.value
+      const { host, port } = config.https.value
+      // The raw socket is the listener's (destroyed when the handler ends), the TLS one over it ours.
+      const listener = yield* listenManaged({ host, port, buffers: config.buffers ?? {} }, (raw) =>
+        Effect.suspend(() => {
+          const socket = secure(raw)
+          return Effect.ensuring(serveConnection(socket, true), Effect.sync(() => socket.destroy()))
+        }))
+      httpsPort = listener.port
+      yield* Effect.logInfo(`https front listening on ${host}:${httpsPort}; plain http on ${front.port} redirects there`)
+    }
 
     let dashboardPort = Option.none<number>()
     if (Option.isSome(config.dashboard)) {
@@ -159,19 +207,30 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
       const frontOrigin = (request: http.IncomingMessage) => {
         const wildcard = config.host === "0.0.0.0" || config.host === "::"
         const name = (request.headers.host ?? "localhost").replace(/:\d+$/, "")
-        return { proto: "http", host: wildcard ? `${name}:${front.port}` : formatHostPort(config.host, front.port) }
+        const frontHost = Option.match(config.https, { onNone: () => config.host, onSome: (https) => https.host })
+        const frontPort = Option.isSome(config.https) ? httpsPort : front.port
+        return {
+          proto: Option.isSome(config.https) ? "https" : "http",
+          host: wildcard ? `${name}:${frontPort}` : formatHostPort(frontHost, frontPort)
+        }
       }
       const dashboard = http.createServer((request, response) => run(handleDashboardRequest(context, frontOrigin, request, response)))
-      yield* Effect.acquireRelease(bindServer(dashboard, host, port), () =>
+      // With HTTPS on, the dashboard is served with TLS too (the front's certificates).
+      const listening = Option.match(frontTls, {
+        onNone: () => dashboard,
+        onSome: ({ secure }) => net.createServer((socket) => dashboard.emit("connection", secure(socket)))
+      })
+      yield* Effect.acquireRelease(bindServer(listening, host, port), () =>
         Effect.sync(() => {
+          listening.close()
           dashboard.close()
           dashboard.closeAllConnections()
         }))
-      const bound = (dashboard.address() as net.AddressInfo).port
+      const bound = (listening.address() as net.AddressInfo).port
       dashboardPort = Option.some(bound)
-      yield* Effect.logInfo(`status page of every http tunnel at http://${host}:${bound}/`)
+      yield* Effect.logInfo(`status page of every http tunnel at ${Option.isSome(frontTls) ? "https" : "http"}://${host}:${bound}/`)
     }
-    return { port: front.port, dashboardPort }
+    return { port: front.port, httpsPort: Option.isSome(config.https) ? Option.some(httpsPort) : Option.none(), dashboardPort }
   })
 
 export const layer = (config: HttpFrontConfig) => Layer.scoped(HttpFront, make(config))

@@ -73,6 +73,8 @@ export const serveVisitor = (
     readonly clientOf: (head: RequestHead) => RequestClient
     /** Whether a client at this address may visit tunnels (`--allow-visitor`, `--deny-visitor`). */
     readonly allows: (address: string) => boolean
+    /** How the visitor reached the front (X-Forwarded-Proto): "http" or "https". */
+    readonly proto: "http" | "https"
   }
 ) =>
   Effect.suspend(() => {
@@ -171,7 +173,7 @@ export const serveVisitor = (
           current = opened.right
         }
         const channel = current
-        channel.state.sender.send(rewriteHead(request.head, { target: route.target, forwardedFor: client.address, before: client.before, proto: "http" }))
+        channel.state.sender.send(rewriteHead(request.head, { target: route.target, forwardedFor: client.address, before: client.before, proto: options.proto }))
         if (request.head.upgrade) {
           // From here on the connection belongs to whatever protocol the app switches to.
           reader.pipeRest(channel.state.sender)

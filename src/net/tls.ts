@@ -17,6 +17,7 @@ import { NETWORK_TIMEOUT } from "./socket.js"
 export interface CertificateInfo {
   /** The DNS names and IP addresses it is for (its subjectAltName, else its CN). */
   readonly names: ReadonlyArray<string>
+  readonly validFrom: Date
   readonly validTo: Date
   /** SHA-256 of the DER certificate, `AB:CD:...` (what `--tls-fingerprint` takes). */
   readonly fingerprint: string
@@ -30,6 +31,7 @@ export const describeCertificate = (pem: Buffer | string): CertificateInfo => {
   const cn = /CN=([^\n]+)/.exec(cert.subject)?.[1]
   return {
     names: alt.length > 0 ? alt : cn !== undefined ? [cn] : [],
+    validFrom: new Date(cert.validFrom),
     validTo: new Date(cert.validTo),
     fingerprint: cert.fingerprint256
   }
@@ -66,9 +68,22 @@ export const loadServerCertificate = (certFile: string, keyFile: string): Effect
     return { context, info }
   })
 
-/** Wraps an accepted socket as the server side of TLS; the handshake runs as it is read. */
-export const secureServerSocket = (socket: net.Socket, context: tls.SecureContext): tls.TLSSocket => {
-  const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context })
+/**
+ * Wraps an accepted socket as the server side of TLS; the handshake runs as it is read. The
+ * certificate is `context`, or what `SNICallback` picks for the name the client asks for.
+ */
+export const secureServerSocket = (
+  socket: net.Socket,
+  options: {
+    readonly context: tls.SecureContext | undefined
+    readonly SNICallback?: tls.TlsOptions["SNICallback"]
+  }
+): tls.TLSSocket => {
+  const secure = new tls.TLSSocket(socket, {
+    isServer: true,
+    ...(options.context !== undefined ? { secureContext: options.context } : {}),
+    ...(options.SNICallback !== undefined ? { SNICallback: options.SNICallback } : {})
+  })
   // A failed handshake (a plaintext peer, a scanner) errors the socket before anyone reads it.
   secure.on("error", () => {})
   return secure
@@ -115,8 +130,12 @@ export const parseFingerprint = (text: string): Either.Either<string, string> =>
     : Either.left(`--tls-fingerprint must be a SHA-256 fingerprint (64 hex digits, colons allowed), not ${text}`)
 }
 
+/** Whether a connection's error code is a certificate that did not pass its check (not a network failure). */
+export const isCertificateRejection = (code: string | undefined) =>
+  code !== undefined && /^(ERR_TLS_CERT_ALTNAME_INVALID|CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO_SELF_SIGNED)/.test(code)
+
 /** OpenSSL's code for a failed check, with what to do about it. */
-const explainVerifyError = (code: string) => {
+export const explainVerifyError = (code: string) => {
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID") return `its certificate is not for this name (${code}): give the name it is for with --tls-servername`
   if (code === "CERT_HAS_EXPIRED") return `its certificate has expired (${code})`
   if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) {

@@ -14,7 +14,7 @@ import { listenManaged } from "../net/listener.js"
 import { secureServerSocket } from "../net/tls.js"
 import { makeAuthenticator } from "../protocol/auth.js"
 import { encodeServerMessage, ServerMessages } from "../protocol/messages.js"
-import { makeCertificateStore } from "./certificate-store.js"
+import { OperatorCertificate } from "../net/certificate-store.js"
 import type { ServerConfig } from "./config.js"
 import { handleConnection } from "./connection.js"
 
@@ -56,10 +56,14 @@ export const make = (config: ServerConfig) =>
       return ControlListener.of({ port: listener.port, tlsPort: Option.none(), reloadCertificate: Effect.void })
     }
     const tls = config.tls.value
-    const certificates = yield* makeCertificateStore(tls)
+    // Built from the same files as config.tls (cli/layers.ts), shared with the HTTPS front.
+    const certificates = Option.getOrThrowWith(
+      yield* OperatorCertificate,
+      () => new Error("TLS asked for without its certificate: cli/layers.ts builds both from the same flags")
+    )
     const tlsListener = yield* listenOn(tls.port, (socket) =>
       Effect.suspend(() => {
-        const secure = secureServerSocket(socket, certificates.current())
+        const secure = secureServerSocket(socket, { context: certificates.current() })
         return Effect.ensuring(serve(secure), Effect.sync(() => secure.destroy()))
       }))
     const plain = yield* listenOn(config.controlPort, tls.require ? refusePlaintext(tlsListener.port) : serve)

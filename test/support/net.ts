@@ -79,6 +79,7 @@ export const startRunningServer = (options: TestServerOptions = {}) => {
       port: 0,
       domain: Option.none(),
       dashboard: Option.none(),
+      https: Option.none(),
       ...http,
       limits: { ...DEFAULT_LIMITS, visitors: makeVisitorFilter([], []), ...options.limits }
     })))

@@ -7,9 +7,9 @@
  */
 import * as fs from "node:fs"
 import type * as tls from "node:tls"
-import { Effect, Runtime, type Scope } from "effect"
+import { Context, Effect, Layer, Option, Runtime, type Scope } from "effect"
 import type { TlsConfigError } from "../errors.js"
-import { describeLine, loadServerCertificate } from "../net/tls.js"
+import { describeLine, loadServerCertificate } from "./tls.js"
 
 export interface CertificateStore {
   /** The certificate new connections get. */
@@ -60,3 +60,12 @@ export const makeCertificateStore = (files: { readonly certFile: string; readonl
     )
     return { current: () => loaded.context, reload }
   })
+
+/**
+ * The operator's certificate (`--tls-cert/--tls-key`), if the server was given one: one store
+ * for the TLS control port and the HTTPS front, so the files are read, logged and watched once.
+ */
+export class OperatorCertificate extends Context.Tag("spore/OperatorCertificate")<OperatorCertificate, Option.Option<CertificateStore>>() {}
+
+export const layer = (files: Option.Option<{ readonly certFile: string; readonly keyFile: string }>) =>
+  Layer.scoped(OperatorCertificate, Effect.transposeMapOption(files, makeCertificateStore))
