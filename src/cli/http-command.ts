@@ -7,6 +7,7 @@ import { Config, Console, Duration, Effect, Option, Redacted } from "effect"
 import * as Drain from "../net/drain.js"
 import * as HttpClient from "../client/http-client.js"
 import type { HttpClientStatus } from "../client/status.js"
+import { makeClientTls } from "../net/tls.js"
 import * as Logging from "./logger.js"
 import { checkPort, checkSeconds, optionalTextOption, textOption, UsageError } from "./options.js"
 import { reconnectLine, tunnelOptions } from "./tunnel-flags.js"
@@ -26,6 +27,14 @@ const options = {
   name: optionalTextOption("name", "The tunnel's name (its URL is http://NAME.DOMAIN). Default: one the server picks, kept across reconnects.", {
     env: ["SPORE_NAME"]
   }),
+  tlsCa: optionalTextOption("tls-ca", "With an https:// --to: trust only this PEM CA file for the server's certificate. Default: the system's CAs.", {
+    env: ["SPORE_TLS_CA"]
+  }),
+  tlsServername: optionalTextOption(
+    "tls-servername",
+    "With an https:// --to: the name to ask for (SNI) and to find in its certificate. Default: the URL's host.",
+    { env: ["SPORE_TLS_SERVERNAME"] }
+  ),
   localHost: textOption("local-host", "Host of the local web app.", { default: "localhost", alias: "l" }),
   // The same reconnection, shutdown and log flags as `spore local`.
   noReconnect: tunnelOptions.noReconnect,
@@ -54,8 +63,16 @@ const toConfig = (flags: Flags): Effect.Effect<HttpClient.HttpClientConfig, Usag
     if (Option.isNone(flags.token) || Redacted.value(flags.token.value).length === 0) {
       return yield* new UsageError({ message: "missing --token: an API key of the server" })
     }
+    const server = yield* checkServerUrl(flags.to.value)
+    if (server.protocol !== "https:" && (Option.isSome(flags.tlsCa) || Option.isSome(flags.tlsServername))) {
+      return yield* new UsageError({ message: "--tls-ca and --tls-servername need an https:// --to" })
+    }
+    const tls = yield* makeClientTls({ caFile: flags.tlsCa, servername: flags.tlsServername, fingerprint: Option.none() }).pipe(
+      Effect.mapError((error) => new UsageError({ message: error.message }))
+    )
     return {
-      server: yield* checkServerUrl(flags.to.value),
+      server,
+      tls: { context: tls.context, servername: tls.servername },
       token: flags.token.value,
       name: flags.name,
       localHost: flags.localHost,

@@ -7,9 +7,13 @@
  * the server no longer knows it (a restart), by creating the tunnel again under the same name,
  * random names included. Visitors already connected keep flowing meanwhile.
  */
+import * as http from "node:http"
+import * as https from "node:https"
+import type * as tls from "node:tls"
 import { Clock, Duration, Effect, FiberSet, Option, Redacted, type Scope } from "effect"
 import { WebSocket } from "ws"
-import { ControlConnectionLost, HttpApiError } from "../errors.js"
+import { ControlConnectionLost, HttpApiError, TlsVerifyError } from "../errors.js"
+import { explainVerifyError, isCertificateRejection } from "../net/tls.js"
 import { Drain, tracked } from "../net/drain.js"
 import { connect } from "../net/socket.js"
 import { parseUuid, type Uuid } from "../protocol/uuid.js"
@@ -25,8 +29,16 @@ import { type HeldWebSocket, holdMessages, MAX_MESSAGE_BYTES, spliceChannel } fr
 export const PING_TIMEOUT = Duration.seconds(75)
 
 export interface HttpClientConfig {
-  /** The server's HTTP front, `http://host:port` or `https://host` (behind a TLS terminator). */
+  /** The server's HTTP front, `http://host:port` or `https://host`. */
   readonly server: URL
+  /**
+   * How an https server is checked: the CAs to trust (the system's, or `--tls-ca`) and the name
+   * its certificate must have (`--tls-servername`; default: the URL's host).
+   */
+  readonly tls: {
+    readonly context: tls.SecureContext
+    readonly servername: Option.Option<string>
+  }
   readonly token: Redacted.Redacted<string>
   /** The name to ask for; the server picks one when none. */
   readonly name: Option.Option<string>
@@ -53,25 +65,67 @@ const endpoint = (config: HttpClientConfig, path: string, websocket: boolean) =>
   return url
 }
 
+/** What https connections to the server are given: its CAs and the name to check. */
+const tlsOptions = (config: HttpClientConfig) => ({
+  secureContext: config.tls.context,
+  ...Option.match(config.tls.servername, { onNone: () => ({}), onSome: (servername) => ({ servername }) })
+})
+
+/** A redirect to https (a front with --https-addr) is the user's URL to fix, said so. */
+const redirectReason = (status: number, location: string | undefined) =>
+  location?.startsWith("https:") === true
+    ? `the server serves its API over https only: use --to https://${new URL(location).host}`
+    : `the server answered ${status} (a redirect to ${location ?? "nowhere"})`
+
+/**
+ * A failed connection: a certificate that does not pass is a TlsVerifyError (fatal, as for
+ * `spore local --tls`: no retry mends it), anything else an unreachable server (retried).
+ */
+const unreachable = (config: HttpClientConfig, error: unknown) => {
+  const code = causeOf(error)
+  return isCertificateRejection(code)
+    ? new TlsVerifyError({ host: config.server.host, reason: explainVerifyError(code) })
+    : new HttpApiError({ status: 0, reason: `cannot reach ${config.server.origin}: ${code}` })
+}
+
+/** One JSON request to the API, answered by its status and parsed body (node's http, for --tls-ca). */
+const requestJson = (config: HttpClientConfig, method: string, path: string, body: unknown) =>
+  Effect.async<{ status: number; body: Record<string, unknown> }, HttpApiError | TlsVerifyError>((resume) => {
+    const url = endpoint(config, path, false)
+    const text = JSON.stringify(body)
+    const options = {
+      method,
+      headers: { ...authorization(config), "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) },
+      ...(url.protocol === "https:" ? tlsOptions(config) : {})
+    }
+    const request = (url.protocol === "https:" ? https : http).request(url, options, (response) => {
+      const status = response.statusCode ?? 0
+      if (status >= 300 && status < 400) {
+        response.resume()
+        return resume(Effect.fail(new HttpApiError({ status, reason: redirectReason(status, response.headers.location) })))
+      }
+      const chunks: Array<Buffer> = []
+      response.on("data", (chunk: Buffer) => chunks.push(chunk))
+      response.once("error", (error) => resume(Effect.fail(new HttpApiError({ status, reason: `the answer was cut: ${causeOf(error)}` }))))
+      response.once("end", () => {
+        try {
+          resume(Effect.succeed({ status, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown> }))
+        } catch {
+          resume(Effect.fail(new HttpApiError({ status, reason: `the server answered ${status} without JSON` })))
+        }
+      })
+    })
+    request.once("error", (error) => resume(Effect.fail(unreachable(config, error))))
+    request.end(text)
+    return Effect.sync(() => request.destroy())
+  }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new HttpApiError({ status: 0, reason: "the API did not answer in 10 s" }) }))
+
 /** POST /v1/tunnels: a new tunnel, or the one of that name we already own. */
 const createTunnel = (config: HttpClientConfig, name: Option.Option<string>) =>
   Effect.gen(function*() {
-    const response = yield* Effect.tryPromise({
-      try: (signal) =>
-        fetch(endpoint(config, "/v1/tunnels", false), {
-          method: "POST",
-          headers: { ...authorization(config), "Content-Type": "application/json" },
-          body: JSON.stringify(Option.isSome(name) ? { name: name.value } : {}),
-          signal
-        }),
-      catch: (error) => new HttpApiError({ status: 0, reason: `cannot reach ${config.server.origin}: ${causeOf(error)}` })
-    }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new HttpApiError({ status: 0, reason: "the API did not answer in 10 s" }) }))
-    const body = yield* Effect.tryPromise({
-      try: () => response.json() as Promise<Record<string, unknown>>,
-      catch: () => new HttpApiError({ status: response.status, reason: `the server answered ${response.status} without JSON` })
-    })
-    if (!response.ok) {
-      return yield* new HttpApiError({ status: response.status, reason: String(body.error ?? `the server answered ${response.status}`) })
+    const { body, status } = yield* requestJson(config, "POST", "/v1/tunnels", Option.isSome(name) ? { name: name.value } : {})
+    if (status < 200 || status >= 300) {
+      return yield* new HttpApiError({ status, reason: String(body.error ?? `the server answered ${status}`) })
     }
     if (typeof body.id !== "string" || typeof body.name !== "string" || typeof body.url !== "string") {
       return yield* new HttpApiError({ status: 502, reason: "the server's answer lacks the tunnel's id, name or url" })
@@ -79,9 +133,10 @@ const createTunnel = (config: HttpClientConfig, name: Option.Option<string>) =>
     return { id: body.id, name: body.name, url: body.url } satisfies TunnelInfo
   })
 
+/** The code of a failed connection (ECONNREFUSED, a TLS check's code such as CERT_HAS_EXPIRED), else its message. */
 const causeOf = (error: unknown) => {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause
-  return cause?.code ?? cause?.message ?? String(error)
+  const failure = error as { code?: string; message?: string; cause?: { code?: string; message?: string } }
+  return failure.code ?? failure.cause?.code ?? failure.message ?? String(error)
 }
 
 /** A refused upgrade's reason: the `error` of its JSON body, else its status. */
@@ -115,8 +170,13 @@ const readBody = (response: NodeJS.ReadableStream) =>
 
 /** Opens a WebSocket; an HTTP refusal fails with its status (404: the server forgot the tunnel). */
 const openWebSocket = (url: URL, config: HttpClientConfig) =>
-  Effect.async<HeldWebSocket, HttpApiError>((resume) => {
-    const ws = new WebSocket(url, { headers: authorization(config), maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: 10_000 })
+  Effect.async<HeldWebSocket, HttpApiError | TlsVerifyError>((resume) => {
+    const ws = new WebSocket(url, {
+      headers: authorization(config),
+      maxPayload: MAX_MESSAGE_BYTES,
+      handshakeTimeout: 10_000,
+      ...(url.protocol === "wss:" ? tlsOptions(config) : {})
+    })
     // Held from the start: the server may send before the caller is ready to listen.
     const held = holdMessages(ws)
     ws.once("open", () => {
@@ -129,13 +189,17 @@ const openWebSocket = (url: URL, config: HttpClientConfig) =>
       // The refusal's JSON error is the server's own words for the status line; a body that
       // does not come within a second is done without.
       const status = response.statusCode ?? 0
+      if (status >= 300 && status < 400) {
+        ws.terminate()
+        return resume(Effect.fail(new HttpApiError({ status, reason: redirectReason(status, response.headers.location) })))
+      }
       resume(readBody(response).pipe(
         Effect.timeoutTo({ duration: "1 second", onSuccess: (body) => body, onTimeout: () => "" }),
         Effect.flatMap((body) => Effect.fail(new HttpApiError({ status, reason: refusalReason(status, body) }))),
         Effect.ensuring(Effect.sync(() => ws.terminate()))
       ))
     })
-    ws.once("error", (error) => resume(Effect.fail(new HttpApiError({ status: 0, reason: `cannot reach ${url.host}: ${causeOf(error)}` }))))
+    ws.once("error", (error) => resume(Effect.fail(unreachable(config, error))))
     return Effect.sync(() => ws.terminate())
   })
 
@@ -200,7 +264,7 @@ const serveControl = <R>(
 export const run = (
   config: HttpClientConfig,
   report: (status: HttpClientStatus) => Effect.Effect<void>
-): Effect.Effect<never, HttpApiError | ControlConnectionLost, Drain | Scope.Scope> =>
+): Effect.Effect<never, HttpApiError | TlsVerifyError | ControlConnectionLost, Drain | Scope.Scope> =>
   Effect.gen(function*() {
     // Visitors belong to the client, not to one control connection.
     const visitors = yield* FiberSet.make<void, never>()
@@ -215,7 +279,7 @@ export const run = (
       if (Option.isSome(known)) {
         const reopened = yield* Effect.either(openWebSocket(endpoint(config, `/ws/control?tunnel_id=${known.value.id}`, true), config))
         if (reopened._tag === "Right") return { tunnel: known.value, ws: reopened.right }
-        if (reopened.left.status !== 404) return yield* reopened.left
+        if (reopened.left._tag !== "HttpApiError" || reopened.left.status !== 404) return yield* reopened.left
       }
       // The name we were given last time, random ones too: that is how a restart keeps URLs.
       const name = Option.isSome(known) ? Option.some(known.value.name) : config.name

@@ -3,6 +3,7 @@
  * the TestClock standing in for its ping timeout and backoff: what it asks for, when it gives up
  * on a silent server, how it comes back (same tunnel, or the same name anew) and what is fatal.
  */
+import * as tls from "node:tls"
 import { describe, expect, it } from "@effect/vitest"
 import * as http from "node:http"
 import type * as net from "node:net"
@@ -79,6 +80,7 @@ const fakeFront = Effect.acquireRelease(
 
 const config = (port: number, name?: string): HttpClient.HttpClientConfig => ({
   server: new URL(`http://${LOOPBACK}:${port}`),
+  tls: { context: tls.createSecureContext(), servername: Option.none() },
   token: Redacted.make(TOKEN),
   name: Option.fromNullable(name),
   localHost: LOOPBACK,
