@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes the TLS test fixtures in test/fixtures/tls (committed; run again only to change them):
 # a CA, two server certificates it signed for localhost and 127.0.0.1 (the second stands in for
-# a renewal), and one it signed for another name. Valid for a century, so tests never expire.
+# a renewal), one it signed for another name, and a wildcard for the HTTPS front's
+# *.spore.test. Valid for a century, so tests never expire.
 set -euo pipefail
 cd "$(dirname "$0")/../test/fixtures/tls"
 days=36500
@@ -17,4 +18,5 @@ leaf() { # name, subjectAltName
 leaf server localhost "DNS:localhost,IP:127.0.0.1"
 leaf renewed localhost "DNS:localhost,IP:127.0.0.1"
 leaf other other.example "DNS:other.example"
+leaf wildcard "*.spore.test" "DNS:spore.test,DNS:*.spore.test,DNS:localhost,IP:127.0.0.1"
 rm -f ca.srl

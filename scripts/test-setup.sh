@@ -6,6 +6,8 @@
 # - rdkafka-client (test/support/rdkafka-client.c on the mock's librdkafka 2.15.1, for the
 #   flexible API versions), built beside it in under a second;
 # - kcat, a librdkafka 2.0 client, from Debian's packages when it is missing;
+# - pebble, the ACME test server (with pebble-challtestsrv), for the certificate issuance tests,
+#   from Debian's packages when it is missing;
 # - Debian's Chromium, for the HTTP tunnels' browser tests, when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,14 @@ if ! command -v kcat >/dev/null; then
     (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null
   else
     echo "kcat is missing: install it (sudo apt-get install kcat) and run the tests again" >&2
+    exit 1
+  fi
+fi
+if [ ! -x /usr/bin/pebble ]; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq pebble) >/dev/null
+  else
+    echo "pebble is missing: install it (sudo apt-get install pebble) and run the tests again" >&2
     exit 1
   fi
 fi

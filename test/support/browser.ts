@@ -31,16 +31,16 @@ const chromiumArgs = [
 ]
 
 /** A headless Chromium; playwright gives it a fresh, temporary user data dir. Close it yourself. */
-export const launchBrowser = (): Promise<Browser> =>
-  chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs, timeout: 30_000 })
+export const launchBrowser = (extraArgs: ReadonlyArray<string> = []): Promise<Browser> =>
+  chromium.launch({ executablePath: chromiumPath, headless: true, args: [...chromiumArgs, ...extraArgs], timeout: 30_000 })
 
 /**
  * Runs `fn` with a page in a browser of its own and always closes that browser, whether `fn`
  * returns or throws. Every playwright wait on the page is bounded by `timeoutMs` unless the call
  * says otherwise, and an uncaught exception in the page's scripts fails the run.
  */
-export const withPage = async <A>(fn: (page: Page) => Promise<A>, timeoutMs = 5_000): Promise<A> => {
-  const browser = await launchBrowser()
+export const withPage = async <A>(fn: (page: Page) => Promise<A>, timeoutMs = 5_000, extraArgs: ReadonlyArray<string> = []): Promise<A> => {
+  const browser = await launchBrowser(extraArgs)
   try {
     const page = await browser.newPage()
     page.setDefaultTimeout(timeoutMs)

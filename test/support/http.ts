@@ -80,12 +80,15 @@ export const loopbackLookup = (
   else callback(null, LOOPBACK, 4)
 }
 
-/** An undici Agent whose connections all go to 127.0.0.1, whatever the URL's host; keep-alive pooled. */
-export const loopbackAgent = (options: { connections?: number } = {}) =>
+/**
+ * An undici Agent whose connections all go to 127.0.0.1, whatever the URL's host; keep-alive
+ * pooled. With `ca`, https URLs are checked against that CA (and only it).
+ */
+export const loopbackAgent = (options: { connections?: number; ca?: string | Buffer } = {}) =>
   Effect.acquireRelease(
     Effect.sync(() =>
       new Agent({
-        connect: { lookup: loopbackLookup as never },
+        connect: { lookup: loopbackLookup as never, ...(options.ca === undefined ? {} : { ca: options.ca }) },
         ...(options.connections === undefined ? {} : { connections: options.connections }),
         // Bounded: no test waits forever on a response.
         headersTimeout: 10_000,
@@ -101,6 +104,8 @@ export interface HttpServer {
   readonly port: number
   /** The port of the operator's status page, with `dashboard`. */
   readonly dashboardPort: number | undefined
+  /** The HTTPS port, when `extra` asked for `--https-addr`. */
+  readonly httpsPort: number | undefined
   readonly keysFile: string
 }
 
@@ -109,18 +114,25 @@ export const startHttpServer = (options: {
   readonly keysFile: string
   readonly port?: number
   readonly dashboard?: boolean
+  /** More flags (`--https-addr` and its certificate flags, say). */
+  readonly extra?: ReadonlyArray<string>
 }) =>
   Effect.gen(function*() {
+    const https = options.extra?.includes("--https-addr") === true
     const process = yield* startSpore([
       "server", "--bind-addr", LOOPBACK, "--control-port", "0", "--min-port", "38000", "--max-port", "38100",
       "--http-addr", `${LOOPBACK}:${options.port ?? 0}`, "--domain", DOMAIN, "--api-keys", options.keysFile,
-      ...(options.dashboard === true ? ["--dashboard", `${LOOPBACK}:0`] : [])
+      ...(options.dashboard === true ? ["--dashboard", `${LOOPBACK}:0`] : []),
+      ...(options.extra ?? [])
     ])
     const port = Number((yield* within("the http front", 15, process.waitFor(/http front listening on 127\.0\.0\.1:(\d+)/)))[1])
-    const dashboardPort = options.dashboard === true
-      ? Number((yield* within("the dashboard", 15, process.waitFor(/status page of every http tunnel at http:\/\/127\.0\.0\.1:(\d+)\//)))[1])
+    const httpsPort = https
+      ? Number((yield* within("the https front", 15, process.waitFor(/https front listening on 127\.0\.0\.1:(\d+)/)))[1])
       : undefined
-    return { process, port, dashboardPort, keysFile: options.keysFile } satisfies HttpServer
+    const dashboardPort = options.dashboard === true
+      ? Number((yield* within("the dashboard", 15, process.waitFor(/status page of every http tunnel at https?:\/\/127\.0\.0\.1:(\d+)\//)))[1])
+      : undefined
+    return { process, port, httpsPort, dashboardPort, keysFile: options.keysFile } satisfies HttpServer
   })
 
 export interface HttpClient {
@@ -133,11 +145,17 @@ export interface HttpClient {
 export const startHttpClient = (
   serverPort: number,
   localPort: number,
-  options: { readonly key: string; readonly name?: string; readonly extra?: ReadonlyArray<string> }
+  options: {
+    readonly key: string
+    readonly name?: string
+    readonly extra?: ReadonlyArray<string>
+    /** The server's URL, if not http://127.0.0.1:serverPort. */
+    readonly to?: string
+  }
 ) =>
   Effect.gen(function*() {
     const process = yield* startSpore([
-      "http", String(localPort), "--to", `http://${LOOPBACK}:${serverPort}`, "--token", options.key,
+      "http", String(localPort), "--to", options.to ?? `http://${LOOPBACK}:${serverPort}`, "--token", options.key,
       "--local-host", LOOPBACK,
       ...(options.name === undefined ? [] : ["--name", options.name]),
       ...(options.extra ?? [])
