@@ -46,6 +46,12 @@ export interface AcmeCertificates {
 }
 
 const ORDER_TIMEOUT = Duration.minutes(2)
+/**
+ * How long a handshake waits for its name's first certificate (an order takes a few seconds;
+ * acme-client's own retries of a directory that is down take over a minute). The order goes on
+ * without it, for the next visitor.
+ */
+const HANDSHAKE_WAIT = Duration.seconds(20)
 const WEEK_MS = 7 * 24 * 3600_000
 const FIRST_RETRY_MS = 10 * 60_000
 const LAST_RETRY_MS = 6 * 3600_000
@@ -209,7 +215,8 @@ export const makeAcmeCertificates = (
         // None yet, or expired: this visitor waits for the order (a renewal if one was held).
         const fetched = yield* Deferred.make<Option.Option<Held>>()
         yield* inBackground(Effect.flatMap(obtain(name, Option.isSome(current)), (result) => Deferred.succeed(fetched, result)))
-        return Option.map(yield* Deferred.await(fetched), (value) => value.context)
+        const result = yield* Deferred.await(fetched).pipe(Effect.timeoutTo({ duration: HANDSHAKE_WAIT, onSuccess: (held) => held, onTimeout: Option.none }))
+        return Option.map(result, (value) => value.context)
       }).pipe(
         Effect.catchAll((error) => Effect.as(Effect.logError(error.message), Option.none<tls.SecureContext>()))
       )

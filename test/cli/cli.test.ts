@@ -45,7 +45,8 @@ describe("spore CLI", () => {
         "--max-handshakes", `Default: ${DEFAULT_LIMITS.maxHandshakes}`, "--max-conns-per-ip", "Default: 32", "--max-tunnels", "Default: 1024",
         "--max-pending", "Default: 1024", "--max-conns-per-tunnel", "SPORE_MAX_CONNS_PER_TUNNEL", "--allow-visitor", "--deny-visitor", "--trusted-proxy",
         "--drain-seconds", "Default: 10", "SPORE_DRAIN_SECONDS", "--tls-cert", "SPORE_TLS_CERT", "--tls-key", "--tls-port", "Default: 7836",
-        "--require-tls", "bore clients then cannot connect"]) {
+        "--require-tls", "bore clients then cannot connect", "--https-addr", "SPORE_HTTPS_ADDR", "--acme-email", "--acme-directory",
+        "Default: https://acme-v02.api.letsencrypt.org/directory", "--acme-ca", "--acme-weekly-limit", "Default: 40", "--state-dir", "SPORE_STATE_DIR"]) {
         expect(server).toContain(text)
       }
       expect((yield* runSpore(["server", "--help"], { SPORE_SECRET: "do-not-print-me" })).stdout).not.toContain("do-not-print-me")
@@ -55,6 +56,8 @@ describe("spore CLI", () => {
         expect(kafka).toContain(text)
       }
       expect(kafka).not.toContain("do-not-print-me")
+      const http = (yield* runSpore(["http", "--help"])).stdout
+      for (const text of ["--to", "--token", "--tls-ca", "SPORE_TLS_CA", "--tls-servername"]) expect(http).toContain(text)
       const local = (yield* runSpore(["local", "--help"], { BORE_SECRET: "do-not-print-me" })).stdout
       for (const text of ["LOCAL_PORT", "--local-port", "--local-host", "Default: localhost", "--to",
         "SPORE_SERVER, BORE_SERVER", "--port", "Default: 0", "--secret", "--control-port", "--no-reconnect", "--drain-seconds",
@@ -67,7 +70,21 @@ describe("spore CLI", () => {
 
   it.live("bad arguments get one clear line and exit code 2, never a stack trace", () =>
     Effect.gen(function*() {
+      const front = ["server", "--http-addr", "127.0.0.1:0", "--api-keys", writeKeys(KEY_A)]
+      const acme = [...front, "--https-addr", "127.0.0.1:0", "--domain", "spore.test"]
       const cases: Array<[ReadonlyArray<string>, RegExp]> = [
+        [["server", "--https-addr", "127.0.0.1:443"], /--https-addr needs --http-addr/],
+        [["server", "--acme-email", "ops@example.com"], /--acme-email needs --http-addr/],
+        [[...front, "--https-addr", "127.0.0.1:443"], /--https-addr needs a certificate: --tls-cert and --tls-key .* or --acme-email/],
+        [[...front, "--https-addr", "443"], /--https-addr/],
+        [[...front, "--acme-email", "ops@example.com"], /--acme-email needs --https-addr/],
+        [[...front, "--https-addr", "127.0.0.1:0", "--acme-email", "ops@example.com"], /--acme-email needs --domain/],
+        [[...acme, "--acme-email", "ops"], /--acme-email must be an e-mail address, not ops/],
+        [[...acme, "--acme-email", "ops@example.com", "--acme-directory", "http://acme.example/dir"], /--acme-directory must be an https:\/\/ URL/],
+        [[...acme, "--acme-email", "ops@example.com", "--acme-weekly-limit", "0"], /--acme-weekly-limit must be a whole number from 1/],
+        [[...acme, "--tls-cert", "c.pem", "--tls-key", "k.pem", "--acme-ca", "ca.pem"], /--acme-ca needs --acme-email/],
+        [["http", "3000", "--to", "http://x.example", "--token", "k", "--tls-ca", "ca.pem"], /--tls-ca and --tls-servername need an https:\/\/ --to/],
+        [["http", "3000", "--to", "https://x.example", "--token", "k", "--tls-ca", "/nonexistent/ca.pem"], /\/nonexistent\/ca\.pem: ENOENT/],
         [["server", "--min-port", "70000"], /--min-port must be a port number/],
         [["server", "--min-port", "5000", "--max-port", "10"], /port range is empty/],
         [["server", "--bind-addr", "not-an-ip"], /--bind-addr must be an IP address/],

@@ -7,6 +7,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { createHash, randomBytes, X509Certificate } from "node:crypto"
 import * as fs from "node:fs"
+import * as https from "node:https"
+import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import * as tls from "node:tls"
@@ -112,6 +114,39 @@ describe("the HTTPS front with the operator's certificate", () => {
       expect(plain.code).toBe(1)
       expect(plain.stderr).toContain(`serves its API over https only: use --to https://localhost:${server.httpsPort}`)
     }).pipe(Effect.scoped), 90_000)
+})
+
+describe("the HTTPS front when the ACME directory fails", () => {
+  it.live("a handshake gets no certificate, the failure is logged once and not retried at once, and the server serves on", () =>
+    Effect.gen(function*() {
+      // A directory that answers, but not as ACME: every order fails at its first request.
+      const directory = yield* Effect.acquireRelease(
+        Effect.async<https.Server>((resume) => {
+          const server = https.createServer({ cert: fs.readFileSync(tlsFixture("server.pem")), key: fs.readFileSync(tlsFixture("server-key.pem")) }, (_request, response) => {
+            response.writeHead(404, { "Content-Type": "application/json" })
+            response.end(JSON.stringify({ type: "urn:ietf:params:acme:error:malformed", detail: "no directory here" }))
+          })
+          server.listen(0, LOOPBACK, () => resume(Effect.succeed(server)))
+        }),
+        (server) => Effect.sync(() => server.close())
+      )
+      const server = yield* startHttpServer({
+        keysFile: writeKeys(KEY_A),
+        extra: [
+          ...HTTPS, "--acme-email", "ops@spore.test", "--acme-ca", tlsFixture("ca.pem"), "--state-dir", tempDir("spore-acme-"),
+          "--acme-directory", `https://${LOOPBACK}:${(directory.address() as AddressInfo).port}/dir`
+        ]
+      })
+      const first = yield* presented(server.httpsPort!, DOMAIN, CA)
+      expect(first).toHaveProperty("error")
+      yield* within("the failure's log line", 10, server.process.waitFor(/no certificate for spore\.test: .* \(tried again after 10m\)/))
+      const again = yield* presented(server.httpsPort!, DOMAIN, CA)
+      expect(again).toHaveProperty("error")
+      expect(server.process.stderr().match(/no certificate for spore\.test/g)).toHaveLength(1)
+      const agent = yield* loopbackAgent()
+      const plain = yield* send(agent, `http://app.${DOMAIN}:${server.port}/`)
+      expect(plain.status).toBe(308)
+    }).pipe(Effect.scoped), 60_000)
 })
 
 /** A server whose front gets its certificates from `pebble`, on the plain port pebble validates on. */
