@@ -1,6 +1,11 @@
+import { readFileSync } from "node:fs"
 import { defineConfig } from "vitest/config"
 
+const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8")) as { version: string }
+
 export default defineConfig({
+  // What the bundler puts in (scripts/bundle.mjs), so that tests see the version the program shows.
+  define: { SPORE_VERSION: JSON.stringify(version) },
   test: {
     include: ["test/**/*.test.ts"],
     globalSetup: ["test/global-setup.ts"],

@@ -249,6 +249,15 @@ export class ControlConnectionLost extends Data.TaggedError("ControlConnectionLo
   }
 }
 
+/** `spore http`: the server ended the tunnel because its ttl ran out (control closed with 1000). */
+export class TunnelExpired extends Data.TaggedError("TunnelExpired")<{
+  readonly reason: string
+}> {
+  override get message() {
+    return `the server ended the tunnel: its ttl ran out${this.reason === "" ? "" : ` (${this.reason})`}`
+  }
+}
+
 /**
  * `spore kafka-proxy`: a response named broker `nodeId`, whose tunnel did not open in time (10 s);
  * the connection that carried the response is closed.
@@ -377,6 +386,7 @@ const API_REFUSAL_STATUS = {
   "rate-limited": 429,
   "no-such-endpoint": 404,
   "no-such-tunnel": 404,
+  "no-such-visitor": 404,
   "invalid-name": 400,
   "name-taken": 409,
   "max-tunnels": 429,
@@ -417,6 +427,8 @@ export class ApiRefusal extends Data.TaggedError("ApiRefusal")<{
         return `no such endpoint: ${this.detail}`
       case "no-such-tunnel":
         return "no such tunnel"
+      case "no-such-visitor":
+        return "connection not found or expired"
       case "invalid-name":
         return `invalid name: ${this.detail}`
       case "name-taken":

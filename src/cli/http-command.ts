@@ -3,7 +3,8 @@
  * the server's HTTP front (WebSockets, so it passes where port 7835 is closed).
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Config, Console, Duration, Effect, Option, Redacted } from "effect"
+import { Config, Console, Duration, Effect, Either, Option, Redacted } from "effect"
+import { parseGoDuration } from "../protocol/go-duration.js"
 import * as Drain from "../net/drain.js"
 import * as HttpClient from "../client/http-client.js"
 import type { HttpClientStatus } from "../client/status.js"
@@ -26,6 +27,12 @@ const options = {
   ),
   name: optionalTextOption("name", "The tunnel's name (its URL is http://NAME.DOMAIN). Default: one the server picks, kept across reconnects.", {
     env: ["SPORE_NAME"]
+  }),
+  ttl: optionalTextOption("ttl", "End the tunnel this long after it is created, a Go duration such as 30m or 1h30m; the client then exits. Default: no end.", {
+    env: ["SPORE_TTL"]
+  }),
+  basicAuth: optionalTextOption("basic-auth", "USER:PASS visitors must give (HTTP basic auth), checked by the server; the app never sees it.", {
+    env: ["SPORE_BASIC_AUTH"]
   }),
   tlsCa: optionalTextOption("tls-ca", "With an https:// --to: trust only this PEM CA file for the server's certificate. Default: the system's CAs.", {
     env: ["SPORE_TLS_CA"]
@@ -57,6 +64,27 @@ const checkServerUrl = (text: string) => {
     : Effect.fail(new UsageError({ message: `--to must be the server's URL, like https://tunnel.example.com or http://host:8080, not ${text}` }))
 }
 
+const checkTtl = (ttl: Option.Option<string>) =>
+  Option.match(ttl, {
+    onNone: () => Effect.succeedNone,
+    onSome: (text) =>
+      Either.match(parseGoDuration(text), {
+        onLeft: (problem) => Effect.fail(new UsageError({ message: `--ttl: ${problem}` })),
+        onRight: (ms) => ms === 0 ? Effect.succeedNone : Effect.succeedSome(text)
+      })
+  })
+
+const checkBasicAuth = (credential: Option.Option<string>) =>
+  Option.match(credential, {
+    onNone: () => Effect.succeedNone,
+    onSome: (text) => {
+      const colon = text.indexOf(":")
+      return colon < 1 || colon === text.length - 1
+        ? Effect.fail(new UsageError({ message: "--basic-auth must be USER:PASS, both non-empty" }))
+        : Effect.succeedSome({ user: text.slice(0, colon), password: text.slice(colon + 1) })
+    }
+  })
+
 const toConfig = (flags: Flags): Effect.Effect<HttpClient.HttpClientConfig, UsageError> =>
   Effect.gen(function*() {
     if (Option.isNone(flags.to)) return yield* new UsageError({ message: "missing --to: the URL of the server's HTTP front" })
@@ -75,6 +103,8 @@ const toConfig = (flags: Flags): Effect.Effect<HttpClient.HttpClientConfig, Usag
       tls: { context: tls.context, servername: tls.servername },
       token: flags.token.value,
       name: flags.name,
+      ttl: yield* checkTtl(flags.ttl),
+      basicAuth: yield* checkBasicAuth(flags.basicAuth),
       localHost: flags.localHost,
       localPort: yield* checkPort("local-port", flags.localPort, { allowZero: false }),
       reconnect: !flags.noReconnect,
@@ -93,10 +123,11 @@ export const httpCommand = Command.make("http", options, (flags) =>
   Logging.withLogFormat(flags.logFormat, (format) =>
     Effect.gen(function*() {
       const config = yield* toConfig(flags)
-      return yield* HttpClient.run(config, (status) => {
-        const line = httpStatusLine(status)
-        return format === "json" ? Effect.logInfo(line) : Console.error(line)
-      })
+      const say = (line: string) => format === "json" ? Effect.logInfo(line) : Console.error(line)
+      return yield* HttpClient.run(config, (status) => say(httpStatusLine(status))).pipe(
+        // The end --ttl asked for (or the server's own ttl): done, not failed, so exit 0.
+        Effect.catchTag("TunnelExpired", (expired) => say(`${expired.message}; exiting`))
+      )
     }).pipe(Effect.scoped, Effect.provide(Drain.layer)))).pipe(
     Command.withDescription("Expose a local web app at a named URL through a server's HTTP front.")
   )

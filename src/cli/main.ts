@@ -13,10 +13,9 @@ import { kafkaCommand } from "./kafka-command.js"
 import { localCommand } from "./local-command.js"
 import * as Logging from "./logger.js"
 import { serverCommand } from "./server-command.js"
+import { VERSION } from "../version.js"
 
-/** package.json's version, put in by the bundler (scripts/bundle.mjs). */
-declare const SPORE_VERSION: string
-const version = SPORE_VERSION
+const version = VERSION
 
 const spore = Command.make("spore").pipe(
   Command.withDescription("A TCP tunnel that speaks the bore protocol."),

@@ -6,13 +6,19 @@
  * lost it comes back with the same backoff as `spore local`: first to the same tunnel id, and if
  * the server no longer knows it (a restart), by creating the tunnel again under the same name,
  * random names included. Visitors already connected keep flowing meanwhile.
+ *
+ * It speaks NullBore's API, so a NullBore server serves it too: the create request carries
+ * `local_port` (and `ttl`, `auth_user`/`auth_pass` when asked), the answer's `slug` and
+ * `public_url` stand for Spore's `name` and `url`, channels are framed as the server answers the
+ * control connection's FRAMING_HEADER (ws-channel.ts), and a control connection the server closes
+ * with 1000 means the tunnel's ttl is over: the client ends rather than come back.
  */
 import * as http from "node:http"
 import * as https from "node:https"
 import type * as tls from "node:tls"
 import { Clock, Duration, Effect, FiberSet, Option, Redacted, type Scope } from "effect"
 import { WebSocket } from "ws"
-import { ControlConnectionLost, HttpApiError, TlsVerifyError } from "../errors.js"
+import { ControlConnectionLost, HttpApiError, TlsVerifyError, TunnelExpired } from "../errors.js"
 import { explainVerifyError, isCertificateRejection } from "../net/tls.js"
 import { Drain, tracked } from "../net/drain.js"
 import { connect } from "../net/socket.js"
@@ -20,7 +26,17 @@ import { parseUuid, type Uuid } from "../protocol/uuid.js"
 import { reconnecting } from "./reconnect.js"
 import { silenceWatchdog } from "./silence-watchdog.js"
 import type { HttpClientStatus } from "./status.js"
-import { type HeldWebSocket, holdMessages, MAX_MESSAGE_BYTES, spliceChannel } from "../net/ws-channel.js"
+import {
+  EXPIRED_CLOSE_CODE,
+  FRAMING_HEADER,
+  type Framing,
+  framingOf,
+  type HeldWebSocket,
+  holdMessages,
+  MAX_MESSAGE_BYTES,
+  MAX_SERVER_MESSAGE_BYTES,
+  spliceChannel
+} from "../net/ws-channel.js"
 
 /**
  * The server pings every 30 s; this long without a ping (or any message) means the control
@@ -42,6 +58,10 @@ export interface HttpClientConfig {
   readonly token: Redacted.Redacted<string>
   /** The name to ask for; the server picks one when none. */
   readonly name: Option.Option<string>
+  /** The tunnel's lifetime, a Go duration ("1h"), if it is to end by itself. */
+  readonly ttl: Option.Option<string>
+  /** What visitors must give (HTTP basic auth), checked by the server's front. */
+  readonly basicAuth: Option.Option<{ readonly user: string; readonly password: string }>
   readonly localHost: string
   readonly localPort: number
   readonly reconnect: boolean
@@ -120,17 +140,32 @@ const requestJson = (config: HttpClientConfig, method: string, path: string, bod
     return Effect.sync(() => request.destroy())
   }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new HttpApiError({ status: 0, reason: "the API did not answer in 10 s" }) }))
 
+/** The create request: NullBore's fields, which Spore's front takes too. */
+const createBody = (config: HttpClientConfig, name: Option.Option<string>) => ({
+  local_port: config.localPort,
+  source: "spore",
+  ...Option.match(name, { onNone: () => ({}), onSome: (name) => ({ name }) }),
+  ...Option.match(config.ttl, { onNone: () => ({}), onSome: (ttl) => ({ ttl }) }),
+  ...Option.match(config.basicAuth, { onNone: () => ({}), onSome: ({ password, user }) => ({ auth_user: user, auth_pass: password }) })
+})
+
 /** POST /v1/tunnels: a new tunnel, or the one of that name we already own. */
 const createTunnel = (config: HttpClientConfig, name: Option.Option<string>) =>
   Effect.gen(function*() {
-    const { body, status } = yield* requestJson(config, "POST", "/v1/tunnels", Option.isSome(name) ? { name: name.value } : {})
+    const { body, status } = yield* requestJson(config, "POST", "/v1/tunnels", createBody(config, name))
     if (status < 200 || status >= 300) {
       return yield* new HttpApiError({ status, reason: String(body.error ?? `the server answered ${status}`) })
     }
-    if (typeof body.id !== "string" || typeof body.name !== "string" || typeof body.url !== "string") {
-      return yield* new HttpApiError({ status: 502, reason: "the server's answer lacks the tunnel's id, name or url" })
+    // Spore's fields, else NullBore's (whose public_url may be a path without the server's host).
+    const tunnelName = typeof body.name === "string" ? body.name : body.slug
+    const url = typeof body.url === "string" ? body.url : body.public_url
+    if (typeof body.id !== "string" || typeof tunnelName !== "string") {
+      return yield* new HttpApiError({ status: 502, reason: "the server's answer lacks the tunnel's id or name" })
     }
-    return { id: body.id, name: body.name, url: body.url } satisfies TunnelInfo
+    const whole = typeof url === "string" && /^https?:\/\//.test(url)
+      ? url
+      : new URL(typeof url === "string" && url !== "" ? url : `/t/${tunnelName}`, config.server).href
+    return { id: body.id, name: tunnelName, url: whole } satisfies TunnelInfo
   })
 
 /** The code of a failed connection (ECONNREFUSED, a TLS check's code such as CERT_HAS_EXPIRED), else its message. */
@@ -168,21 +203,35 @@ const readBody = (response: NodeJS.ReadableStream) =>
     response.once("close", done)
   })
 
-/** Opens a WebSocket; an HTTP refusal fails with its status (404: the server forgot the tunnel). */
-const openWebSocket = (url: URL, config: HttpClientConfig) =>
-  Effect.async<HeldWebSocket, HttpApiError | TlsVerifyError>((resume) => {
+/** An open WebSocket, and how the server said its channels are framed (only a control connection asks). */
+interface OpenedWebSocket {
+  readonly held: HeldWebSocket
+  readonly framing: Framing
+}
+
+/**
+ * Opens a WebSocket; an HTTP refusal fails with its status (404: the server forgot the tunnel).
+ * The control connection carries the key and asks for half-close; a data channel carries nothing
+ * (its id is its credential) and takes messages as large as a NullBore server sends.
+ */
+const openWebSocket = (url: URL, config: HttpClientConfig, kind: "control" | "data") =>
+  Effect.async<OpenedWebSocket, HttpApiError | TlsVerifyError>((resume) => {
     const ws = new WebSocket(url, {
-      headers: authorization(config),
-      maxPayload: MAX_MESSAGE_BYTES,
+      headers: kind === "control" ? { ...authorization(config), [FRAMING_HEADER]: "half-close" } : {},
+      maxPayload: kind === "control" ? MAX_MESSAGE_BYTES : MAX_SERVER_MESSAGE_BYTES,
       handshakeTimeout: 10_000,
       ...(url.protocol === "wss:" ? tlsOptions(config) : {})
     })
     // Held from the start: the server may send before the caller is ready to listen.
     const held = holdMessages(ws)
+    let framing: Framing = "close-ends"
+    ws.once("upgrade", (response) => {
+      framing = framingOf(response.headers[FRAMING_HEADER.toLowerCase()])
+    })
     ws.once("open", () => {
       ws.removeAllListeners("error")
       ws.on("error", () => {})
-      resume(Effect.succeed(held))
+      resume(Effect.succeed({ held, framing }))
     })
     ws.once("unexpected-response", (_request, response) => {
       ws.on("error", () => {})
@@ -203,20 +252,29 @@ const openWebSocket = (url: URL, config: HttpClientConfig) =>
     return Effect.sync(() => ws.terminate())
   })
 
+/** What ended a data channel badly, in words (ws's own text for a message over maxPayload is terse). */
+const channelFailure = (error: Error & { code?: string }) =>
+  error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"
+    ? `the server sent a message over ${MAX_SERVER_MESSAGE_BYTES / 1024 / 1024} MiB`
+    : error.message
+
 /** Serves one visitor: connects to the local app and opens its data channel, spliced until both are done. */
-const serveVisitorChannel = (config: HttpClientConfig, id: Uuid) =>
+const serveVisitorChannel = (config: HttpClientConfig, id: Uuid, framing: Framing) =>
   Effect.gen(function*() {
     // Both at once: a new visitor waits for one round trip less.
-    const [local, held] = yield* Effect.all([
+    const [local, { held }] = yield* Effect.all([
       Effect.either(connect(config.localHost, config.localPort)),
-      openWebSocket(endpoint(config, `/ws/data?id=${id}`, true), config)
+      openWebSocket(endpoint(config, `/ws/data?id=${id}`, true), config, "data")
     ], { concurrency: 2 })
     if (local._tag === "Left") {
       // Closing the channel unused tells the server to show the visitor a 502.
       held.ws.close(4502, "local service unreachable")
       return yield* Effect.logWarning(`visitor ${id}: cannot reach ${config.localHost}:${config.localPort}: ${local.left.reason}`)
     }
-    yield* tracked(spliceChannel(local.right, held))
+    let failure: string | undefined
+    held.ws.on("error", (error: Error) => (failure ??= channelFailure(error)))
+    yield* tracked(spliceChannel(local.right, held, framing))
+    if (failure !== undefined) yield* Effect.logWarning(`visitor ${id} dropped: ${failure}`)
   }).pipe(
     Effect.catchAll((error) => Effect.logWarning(`visitor ${id} dropped: ${error.message}`)),
     Effect.scoped
@@ -226,7 +284,7 @@ const serveVisitorChannel = (config: HttpClientConfig, id: Uuid) =>
 const serveControl = <R>(
   { takeMessages, ws }: HeldWebSocket,
   onVisitor: (id: Uuid) => Effect.Effect<unknown, never, R>
-): Effect.Effect<never, ControlConnectionLost, R> =>
+): Effect.Effect<never, ControlConnectionLost | TunnelExpired, R> =>
   Effect.gen(function*() {
     const run = yield* FiberSet.makeRuntime<R>()
     // When the server was last heard from (a ping or any message), on the Effect clock.
@@ -245,10 +303,13 @@ const serveControl = <R>(
       const id = typeof message.id === "string" ? parseUuid(message.id) : undefined
       if (message.type === "connection" && id !== undefined) run(onVisitor(id))
     })
-    const closed = Effect.async<never, ControlConnectionLost>((resume) => {
+    const closed = Effect.async<never, ControlConnectionLost | TunnelExpired>((resume) => {
       if (ws.readyState === ws.CLOSED) return resume(Effect.fail(new ControlConnectionLost({ reason: "the server closed it" })))
-      ws.once("close", (code: number, reason: Buffer) =>
-        resume(Effect.fail(new ControlConnectionLost({ reason: `the server closed it (${code}${reason.length > 0 ? ` ${reason.toString()}` : ""})` }))))
+      ws.once("close", (code: number, reason: Buffer) => {
+        // 1000 is the server saying the tunnel's time is up (NullBore's meaning, and Spore's).
+        if (code === EXPIRED_CLOSE_CODE) return resume(Effect.fail(new TunnelExpired({ reason: reason.toString() })))
+        resume(Effect.fail(new ControlConnectionLost({ reason: `the server closed it (${code}${reason.length > 0 ? ` ${reason.toString()}` : ""})` })))
+      })
     })
     const watchdog = silenceWatchdog(PING_TIMEOUT, () => lastHeard, () =>
       new ControlConnectionLost({ reason: `no ping from the server for ${Duration.format(PING_TIMEOUT)}` })).pipe(
@@ -264,7 +325,7 @@ const serveControl = <R>(
 export const run = (
   config: HttpClientConfig,
   report: (status: HttpClientStatus) => Effect.Effect<void>
-): Effect.Effect<never, HttpApiError | TlsVerifyError | ControlConnectionLost, Drain | Scope.Scope> =>
+): Effect.Effect<never, HttpApiError | TlsVerifyError | ControlConnectionLost | TunnelExpired, Drain | Scope.Scope> =>
   Effect.gen(function*() {
     // Visitors belong to the client, not to one control connection.
     const visitors = yield* FiberSet.make<void, never>()
@@ -274,26 +335,41 @@ export const run = (
     let known = Option.none<TunnelInfo>()
     let online = false
 
+    const controlOf = (tunnel: TunnelInfo) =>
+      openWebSocket(endpoint(config, `/ws/control?tunnel_id=${tunnel.id}`, true), config, "control")
+
+    /** A new tunnel under the name we had, or else (a name of the server's choosing) under any. */
+    const recreate = Effect.gen(function*() {
+      if (Option.isNone(known)) return yield* createTunnel(config, config.name)
+      // The name we were given last time, random ones too: that is how a restart keeps URLs.
+      const again = yield* Effect.either(createTunnel(config, Option.some(known.value.name)))
+      if (again._tag === "Right") return again.right
+      // A NullBore server gives names only to accounts with a namespace (403): a name it picked
+      // is then gone for good, and a new one is better than no tunnel.
+      if (Option.isSome(config.name) || again.left._tag !== "HttpApiError" || again.left.status !== 403) return yield* again.left
+      yield* Effect.logWarning(`the server no longer gives the name ${known.value.name} (${again.left.reason}); asking for a new one`)
+      return yield* createTunnel(config, Option.none())
+    })
+
     /** The control connection of our tunnel: the one we know, else a new one under our name. */
     const establish = Effect.gen(function*() {
       if (Option.isSome(known)) {
-        const reopened = yield* Effect.either(openWebSocket(endpoint(config, `/ws/control?tunnel_id=${known.value.id}`, true), config))
-        if (reopened._tag === "Right") return { tunnel: known.value, ws: reopened.right }
+        const reopened = yield* Effect.either(controlOf(known.value))
+        if (reopened._tag === "Right") return { tunnel: known.value, ...reopened.right }
         if (reopened.left._tag !== "HttpApiError" || reopened.left.status !== 404) return yield* reopened.left
       }
-      // The name we were given last time, random ones too: that is how a restart keeps URLs.
-      const name = Option.isSome(known) ? Option.some(known.value.name) : config.name
-      const tunnel = yield* createTunnel(config, name)
+      const tunnel = yield* recreate
       known = Option.some(tunnel)
-      const ws = yield* openWebSocket(endpoint(config, `/ws/control?tunnel_id=${tunnel.id}`, true), config)
-      return { tunnel, ws }
+      return { tunnel, ...(yield* controlOf(tunnel)) }
     })
 
-    const serve = ({ tunnel, ws }: { readonly tunnel: TunnelInfo; readonly ws: HeldWebSocket }) =>
+    const serve = ({ framing, held, tunnel }: OpenedWebSocket & { readonly tunnel: TunnelInfo }) =>
       Effect.gen(function*() {
         yield* report({ _tag: "Online", url: tunnel.url, name: tunnel.name, again: online })
         online = true
-        return yield* Effect.flip(serveControl(ws, (id) => FiberSet.run(visitors, serveVisitorChannel(config, id))))
+        const lost = yield* Effect.flip(serveControl(held, (id) => FiberSet.run(visitors, serveVisitorChannel(config, id, framing))))
+        // An expired tunnel is the end, not a loss to come back from.
+        return lost._tag === "TunnelExpired" ? yield* lost : lost
       })
     return yield* reconnecting(config, report, establish, serve)
   })

@@ -1,12 +1,16 @@
 /**
- * The HTTP front's REST API and status page, on Node's own HTTP server:
+ * The HTTP front's REST API and status page, on Node's own HTTP server. The API is NullBore's
+ * (its clients work against it unchanged), with Spore's own fields beside NullBore's:
  *
- *   POST   /v1/tunnels        {"name"?: string} → 201 (created) or 200 (the owner's, reclaimed)
- *   GET    /v1/tunnels        the owner's tunnels
- *   DELETE /v1/tunnels/{id}   204; 404 if it is not the owner's
+ *   POST   /v1/tunnels        create-request.ts's body → 201 (created) or 200 (the owner's, reclaimed)
+ *   GET    /v1/tunnels        the owner's tunnels, a bare array
+ *   GET    /v1/tunnels/{id}   one of them; 404 if it is not the owner's
+ *   DELETE /v1/tunnels/{id}   200 {"status":"closed"}; 404 if it is not the owner's
  *   GET    /v1/status         the owner's tunnels with live counts (what the status page polls)
+ *   GET    /health            {"status":"ok",...}, no key needed (NullBore's clients check it)
  *   GET    /                  the status page (it holds no data; its script asks /v1/status)
  *
+ * Every reply says `X-NullBore-API: 1`, the API version NullBore's clients check.
  * Every /v1 call needs `Authorization: Bearer KEY`. Wrong keys count towards the address's
  * lockout (the one the control port uses: 5 failures a minute refuse it for a minute); a request
  * that presents no key (no header, another scheme) is not a guess and does not count. The address
@@ -16,13 +20,19 @@
  * through the front's router again (a browser may follow a link from here to `/t/NAME/`).
  */
 import type * as http from "node:http"
-import { Effect, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { ApiRefusal } from "../errors.js"
 import type { AuthLockout } from "../limits/auth-lockout.js"
 import { type ApiKeys, type Owner, presentedKey } from "./api-keys.js"
 import { dashboardPage } from "./dashboard.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
 import type { RateLimit } from "../limits/rate-limit.js"
+import { formatGoDuration } from "../protocol/go-duration.js"
+import { VERSION } from "../version.js"
+import { parseCreateRequest } from "./create-request.js"
+
+/** The version of NullBore's API this front speaks, sent as X-NullBore-API. */
+export const NULLBORE_API_VERSION = "1"
 
 /** The largest request body the API reads. */
 export const MAX_API_BODY_BYTES = 4096
@@ -57,17 +67,42 @@ export const publicUrl = (tunnel: HttpTunnel, { host, proto }: Origin, domain: O
   return `${proto}://${tunnel.name}.${domain.value}${port === undefined ? "" : `:${port}`}`
 }
 
-/** A tunnel as the API shows it. */
-export const describe = (tunnel: HttpTunnel, origin: Origin, domain: Option.Option<string>) => ({
-  id: tunnel.id,
-  name: tunnel.name,
-  url: publicUrl(tunnel, origin, domain),
-  online: tunnel.control !== undefined,
-  connections: tunnel.counts.active,
-  totalConnections: tunnel.stats.connections,
-  bytesIn: tunnel.stats.bytesIn,
-  bytesOut: tunnel.stats.bytesOut
-})
+const isoTime = (ms: number | undefined) => ms === undefined ? undefined : new Date(ms).toISOString()
+
+/**
+ * A tunnel as the API shows it: NullBore's fields (snake_case; `public_url` whole, where
+ * NullBore's is a path without a base domain) and Spore's (camelCase). A tunnel without a ttl
+ * has no `ttl` or `expires_at`.
+ */
+export const describe = (tunnel: HttpTunnel, origin: Origin, domain: Option.Option<string>) => {
+  const url = publicUrl(tunnel, origin, domain)
+  return {
+    id: tunnel.id,
+    name: tunnel.name,
+    url,
+    online: tunnel.control !== undefined,
+    connections: tunnel.counts.active,
+    totalConnections: tunnel.stats.connections,
+    bytesIn: tunnel.stats.bytesIn,
+    bytesOut: tunnel.stats.bytesOut,
+    slug: tunnel.name,
+    client_id: tunnel.owner,
+    local_port: Option.getOrElse(tunnel.meta.localPort, () => 0),
+    ttl: Option.getOrUndefined(Option.map(tunnel.expiry.ttl, (ttl) => formatGoDuration(Duration.toMillis(ttl)))),
+    idle_ttl: tunnel.expiry.idle || undefined,
+    mode: "relay",
+    created_at: tunnel.meta.createdAt.toISOString(),
+    expires_at: isoTime(tunnel.expiry.expiresAt),
+    last_active: isoTime(tunnel.expiry.lastActive),
+    bytes_in: tunnel.stats.bytesIn,
+    bytes_out: tunnel.stats.bytesOut,
+    requests: tunnel.stats.requests,
+    device_name: Option.getOrUndefined(tunnel.meta.deviceName),
+    source: Option.getOrUndefined(tunnel.meta.source),
+    basic_auth: Option.isSome(tunnel.meta.basicAuth) || undefined,
+    public_url: url
+  }
+}
 
 const send = (response: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}) => {
   const text = body === undefined ? "" : JSON.stringify(body)
@@ -76,7 +111,8 @@ const send = (response: http.ServerResponse, status: number, body: unknown, head
     ...(body === undefined ? {} : { "Content-Type": "application/json" }),
     "Content-Length": Buffer.byteLength(text),
     "Cache-Control": "no-store",
-    "Connection": "close"
+    "Connection": "close",
+    "X-NullBore-API": NULLBORE_API_VERSION
   })
   response.end(text)
 }
@@ -106,40 +142,19 @@ const readJson = (request: http.IncomingMessage) =>
     request.on("error", () => resume(Effect.fail(new ApiRefusal({ reason: "bad-body", detail: "the request failed" }))))
   })
 
-const requestedName = (body: unknown): Effect.Effect<Option.Option<string>, ApiRefusal> => {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    return Effect.fail(new ApiRefusal({ reason: "bad-body", detail: "the body must be a JSON object" }))
-  }
-  const unknown = Object.keys(body).filter((key) => key !== "name")
-  if (unknown.length > 0) return Effect.fail(new ApiRefusal({ reason: "bad-body", detail: `unknown field ${unknown[0]}` }))
-  const name = (body as { name?: unknown }).name
-  if (name === undefined || name === null) return Effect.succeedNone
-  if (typeof name !== "string") return Effect.fail(new ApiRefusal({ reason: "bad-body", detail: "name must be a string" }))
-  return Effect.succeedSome(name)
-}
-
 /**
  * Who is calling: the key's owner, or a 401 (a 429 once the address is locked out). Shared with
- * the WebSocket endpoints.
+ * the control WebSocket endpoint.
  *
  * Only a presented key that is wrong counts as a failure. A locked-out address gets the same 429
- * whatever it presents, so the lockout is no oracle for guesses; `whileLockedOut` may let a right
- * key through all the same (a data channel for a visitor that is waiting, see channels.ts).
+ * whatever it presents, so the lockout is no oracle for guesses.
  */
-export const authenticate = (
-  context: ApiContext,
-  request: http.IncomingMessage,
-  options: { readonly whileLockedOut?: (owner: Owner) => Effect.Effect<boolean> } = {}
-) =>
+export const authenticate = (context: ApiContext, request: http.IncomingMessage) =>
   Effect.gen(function*() {
     const address = context.clientOf(request)
     const authorization = request.headers.authorization
     const owner = context.keys.ownerOf(authorization)
-    if (yield* context.lockout.isLocked(address)) {
-      const { whileLockedOut } = options
-      if (Option.isSome(owner) && whileLockedOut !== undefined && (yield* whileLockedOut(owner.value))) return owner.value
-      return yield* new ApiRefusal({ reason: "locked-out" })
-    }
+    if (yield* context.lockout.isLocked(address)) return yield* new ApiRefusal({ reason: "locked-out" })
     if (Option.isSome(owner)) return owner.value
     if (presentedKey(authorization) === undefined) {
       yield* Effect.logDebug("http api: refused a request without an API key").pipe(Effect.annotateLogs({ peer: address }))
@@ -167,9 +182,13 @@ const route = (context: ApiContext, request: http.IncomingMessage, response: htt
         "Content-Type": "text/html; charset=utf-8",
         "Content-Length": Buffer.byteLength(page),
         "Cache-Control": "no-store",
-        "Connection": "close"
+        "Connection": "close",
+        "X-NullBore-API": NULLBORE_API_VERSION
       })
       return response.end(method === "HEAD" ? undefined : page)
+    }
+    if (path === "/health" && (method === "GET" || method === "HEAD")) {
+      return send(response, 200, { status: "ok", version: VERSION, api_version: NULLBORE_API_VERSION })
     }
     if (!path.startsWith("/v1/")) return yield* new ApiRefusal({ reason: "no-such-endpoint", detail: path })
     const owner = yield* authenticate(context, request)
@@ -179,22 +198,23 @@ const route = (context: ApiContext, request: http.IncomingMessage, response: htt
     }
     yield* limited(context, owner)
     if (path === "/v1/tunnels" && method === "POST") {
-      const name = yield* Effect.flatMap(readJson(request), requestedName)
-      const { created, tunnel } = yield* tunnels.create(owner, name)
+      const { name, options } = yield* Effect.flatMap(readJson(request), parseCreateRequest)
+      const { created, tunnel } = yield* tunnels.create(owner, name, options)
       return send(response, created ? 201 : 200, describe(tunnel, originOf(request), context.domain))
     }
     if (path === "/v1/tunnels" && method === "GET") {
-      return send(response, 200, { tunnels: tunnels.list(Option.some(owner)).map((t) => describe(t, originOf(request), context.domain)) })
+      return send(response, 200, tunnels.list(Option.some(owner)).map((t) => describe(t, originOf(request), context.domain)))
     }
     const match = /^\/v1\/tunnels\/([^/]+)$/.exec(path)
-    if (match !== null && method === "DELETE") {
+    if (match !== null && (method === "GET" || method === "DELETE")) {
       const tunnel = tunnels.byId(decodeURIComponent(match[1]!))
       // Another owner's tunnel is as absent as a missing one: ids are not to be probed.
       if (Option.isNone(tunnel) || tunnel.value.owner !== owner) {
         return yield* new ApiRefusal({ reason: "no-such-tunnel" })
       }
+      if (method === "GET") return send(response, 200, describe(tunnel.value, originOf(request), context.domain))
       yield* tunnels.remove(tunnel.value)
-      return send(response, 204, undefined)
+      return send(response, 200, { status: "closed" })
     }
     return yield* new ApiRefusal({ reason: "no-such-endpoint", detail: `${method} ${path}` })
   })

@@ -30,7 +30,12 @@ const escapeHtml = (text: string) =>
  * from a request it refused (its body may not even be delimited); `no-store` so that no cache
  * keeps an error meant for one moment.
  */
-export const errorResponse = (status: number, title: string, detail: string): Uint8Array => {
+export const errorResponse = (
+  status: number,
+  title: string,
+  detail: string,
+  headers: ReadonlyArray<string> = []
+): Uint8Array => {
   const body = Buffer.from(
     "<!doctype html>\n" +
       `<html><head><meta charset="utf-8"><title>${status} ${escapeHtml(title)}</title></head>\n` +
@@ -42,6 +47,7 @@ export const errorResponse = (status: number, title: string, detail: string): Ui
     `Content-Length: ${body.length}\r\n` +
     "Connection: close\r\n" +
     "Cache-Control: no-store\r\n" +
+    headers.map((line) => `${line}\r\n`).join("") +
     "\r\n"
   return Buffer.concat([Buffer.from(head, "latin1"), body])
 }

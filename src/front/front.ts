@@ -35,7 +35,7 @@ import type { Cidr, VisitorFilter } from "../visitors/visitor-filter.js"
 import type { ApiKeys } from "./api-keys.js"
 import { type ApiContext, handleApiRequest, handleDashboardRequest } from "./api.js"
 import { MAX_MESSAGE_BYTES } from "../net/ws-channel.js"
-import { handleUpgrade } from "./ws-endpoints.js"
+import { answerFraming, handleUpgrade } from "./ws-endpoints.js"
 import { type ConnectionOrigin, forwardedForOf, makeTrustedProxies, originOfPeer, requestClient } from "./client-address.js"
 import { errorResponse } from "./error-page.js"
 import { type RequestHead, routeOf } from "./http-request.js"
@@ -106,6 +106,7 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
 
     const api = http.createServer((request, response) => run(handleApiRequest(context, request, response)))
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES })
+    answerFraming(wss)
     api.on("upgrade", (request, socket, head) => run(handleUpgrade(context, wss, request, socket, head)))
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {

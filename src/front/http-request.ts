@@ -9,6 +9,7 @@
  * concerned and reject anything two parsers could read differently (RFC 9112 §6, §11.2).
  * Responses are never parsed.
  */
+import { createHash, timingSafeEqual } from "node:crypto"
 import { Either } from "effect"
 import { HttpRequestError } from "../errors.js"
 
@@ -158,6 +159,8 @@ const framingOf = (
  * the relay vouches for them. X-Forwarded-For keeps the chain a visitor's proxies built and
  * appends the address the relay saw (`forwardedFor`); when the relay has read the chain itself
  * (from a trusted proxy, client-address.ts), `before` replaces it: the entries before the client.
+ * With `connectionClose` (one request per channel, NullBore's framing) the hop-by-hop headers
+ * go and `Connection: close` asks the app to close after its response; an upgrade keeps them.
  */
 export const rewriteHead = (
   head: RequestHead,
@@ -166,23 +169,39 @@ export const rewriteHead = (
     readonly forwardedFor: string
     readonly before?: ReadonlyArray<string> | undefined
     readonly proto: string
+    readonly connectionClose?: boolean
+    /** The visitor's Authorization was the front's (a tunnel's basic auth): the app never sees it. */
+    readonly dropAuthorization?: boolean
   }
 ): Uint8Array => {
   const forwardedFor: Array<string> = [...(options.before ?? [])]
+  const closing = options.connectionClose === true && !head.upgrade
   let text = `${head.method} ${options.target} ${head.version}\r\n`
   for (const [name, value] of head.headers) {
     const lower = name.toLowerCase()
+    if (closing && (lower === "connection" || lower === "keep-alive" || lower === "proxy-connection")) continue
+    if (options.dropAuthorization === true && lower === "authorization") continue
     if (lower === "x-forwarded-for") {
       if (value !== "" && options.before === undefined) forwardedFor.push(value)
     } else if (lower !== "x-forwarded-proto" && lower !== "x-forwarded-host") {
       text += `${name}: ${value}\r\n`
     }
   }
+  if (closing) text += "Connection: close\r\n"
   forwardedFor.push(options.forwardedFor)
   text += `X-Forwarded-For: ${forwardedFor.join(", ")}\r\n`
   text += `X-Forwarded-Proto: ${options.proto}\r\n`
   if (head.host !== undefined) text += `X-Forwarded-Host: ${head.host}\r\n`
   return Buffer.from(`${text}\r\n`, "latin1")
+}
+
+/** Whether the head's `Authorization: Basic ...` gives this user and password (compared in constant time). */
+export const givesBasicAuth = (head: RequestHead, expected: { readonly user: string; readonly password: string }): boolean => {
+  const values = head.headers.filter(([name]) => name.toLowerCase() === "authorization").map(([, value]) => value)
+  const given = values.length === 1 ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(values[0]!)?.[1] : undefined
+  const want = createHash("sha256").update(`${expected.user}:${expected.password}`, "utf8").digest()
+  const got = createHash("sha256").update(given === undefined ? "" : Buffer.from(given, "base64")).digest()
+  return given !== undefined && timingSafeEqual(want, got)
 }
 
 /** Which tunnel a request is for, or the front itself (its API and pages). */

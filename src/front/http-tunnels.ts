@@ -8,11 +8,16 @@
  * name forever). Creating a name its owner already holds returns that tunnel: this is how a
  * client reclaims its name after a reconnect, even before the server noticed the old connection
  * died (the new control connection then replaces the old one).
+ *
+ * A tunnel created with a ttl ends by itself: at its time it is removed and its control
+ * connection closed with 1000 (EXPIRED_CLOSE_CODE), which tells the client not to come back. An
+ * idle ttl counts from the last request (`touch`). Reclaiming a name does not move its end.
  */
-import { Context, Duration, Effect, Either, Exit, FiberMap, Layer, Option, Scope } from "effect"
+import { Clock, Context, Duration, Effect, Either, Exit, FiberMap, Layer, Option, Scope } from "effect"
 import type { WebSocket } from "ws"
 import { ApiRefusal } from "../errors.js"
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
+import { EXPIRED_CLOSE_CODE, type Framing } from "../net/ws-channel.js"
 import { makeVisitorCounts, type VisitorCounts } from "../visitors/pending-registry.js"
 import type { Owner } from "./api-keys.js"
 import { randomName, validateName } from "./names.js"
@@ -23,6 +28,8 @@ export const OFFLINE_TTL = Duration.minutes(5)
 /** A tunnel's control connection while it is online. */
 export interface ControlSession {
   readonly ws: WebSocket
+  /** How its data channels are framed: what its client asked for (ws-channel.ts). */
+  readonly framing: Framing
   /** The visitors waiting for this session's client live here; it closes with the session. */
   readonly scope: Scope.Scope
 }
@@ -32,9 +39,22 @@ export interface HttpTunnel {
   readonly name: string
   readonly owner: Owner
   readonly counts: VisitorCounts
-  /** Visitor connections served so far, and their bytes. */
-  readonly stats: { connections: number; bytesIn: number; bytesOut: number }
+  /** Visitor connections and requests served so far, and their bytes. */
+  readonly stats: { connections: number; requests: number; bytesIn: number; bytesOut: number }
+  /** What the creating request said of it. */
+  readonly meta: TunnelMeta
+  /** When it ends (a `ttl`), if ever, and when a visitor last came. */
+  readonly expiry: Expiry
   control: ControlSession | undefined
+}
+
+/** A tunnel's time: its `ttl`, counted from creation or (idle) from the last request. */
+export interface Expiry {
+  readonly ttl: Option.Option<Duration.Duration>
+  readonly idle: boolean
+  /** Epoch ms; moved on by each request when idle. */
+  expiresAt: number | undefined
+  lastActive: number | undefined
 }
 
 export class HttpTunnels extends Context.Tag("spore/HttpTunnels")<HttpTunnels, {
@@ -42,7 +62,7 @@ export class HttpTunnels extends Context.Tag("spore/HttpTunnels")<HttpTunnels, {
    * Creates a tunnel named `name` (a random name if none), or returns the owner's tunnel of that
    * name (`created` false). Fails with 400 (bad name), 409 (another owner's name) or 429 (too many).
    */
-  readonly create: (owner: Owner, name: Option.Option<string>) => Effect.Effect<{ tunnel: HttpTunnel; created: boolean }, ApiRefusal>
+  readonly create: (owner: Owner, name: Option.Option<string>, options?: CreateOptions) => Effect.Effect<{ tunnel: HttpTunnel; created: boolean }, ApiRefusal>
   readonly byName: (name: string) => Option.Option<HttpTunnel>
   readonly byId: (id: string) => Option.Option<HttpTunnel>
   /** Every tunnel, or the owner's, sorted by name. */
@@ -53,8 +73,48 @@ export class HttpTunnels extends Context.Tag("spore/HttpTunnels")<HttpTunnels, {
    * Brings a tunnel online over `ws` for as long as the caller's scope is open (replacing any
    * previous control connection); when it closes, the tunnel goes offline.
    */
-  readonly attach: (tunnel: HttpTunnel, ws: WebSocket) => Effect.Effect<ControlSession, never, Scope.Scope>
+  readonly attach: (tunnel: HttpTunnel, ws: WebSocket, framing: Framing) => Effect.Effect<ControlSession, never, Scope.Scope>
+  /** A request reached the tunnel: counted, and an idle ttl starts again. */
+  readonly touch: (tunnel: HttpTunnel) => Effect.Effect<void>
 }>() {}
+
+/** A tunnel's creation, as NullBore's API reports it (Spore's own clients leave most out). */
+export interface TunnelMeta {
+  readonly createdAt: Date
+  /** The client's local port, as its client reports it. */
+  readonly localPort: Option.Option<number>
+  readonly deviceName: Option.Option<string>
+  readonly source: Option.Option<string>
+  /** Visitors must give this user and password (HTTP basic auth), checked by the front. */
+  readonly basicAuth: Option.Option<BasicAuth>
+}
+
+export interface BasicAuth {
+  readonly user: string
+  readonly password: string
+}
+
+/** What a create request asks for besides a name. */
+export interface CreateOptions {
+  /** The tunnel ends this long after creation: removed, its control socket closed with 1000. */
+  readonly ttl: Option.Option<Duration.Duration>
+  /** The ttl counts from the last request instead (NullBore's `idle_ttl`). */
+  readonly idleTtl: boolean
+  readonly localPort: Option.Option<number>
+  readonly deviceName: Option.Option<string>
+  readonly source: Option.Option<string>
+  readonly basicAuth: Option.Option<BasicAuth>
+}
+
+export const NO_CREATE_OPTIONS: CreateOptions = {
+  ttl: Option.none(),
+  idleTtl: false,
+  localPort: Option.none(),
+  deviceName: Option.none(),
+  source: Option.none(),
+  basicAuth: Option.none()
+}
+
 
 export const make = (maxTunnels: number) =>
   Effect.gen(function*() {
@@ -62,6 +122,8 @@ export const make = (maxTunnels: number) =>
     const byId = new Map<string, HttpTunnel>()
     // One timer per offline tunnel; coming online interrupts it.
     const offlineTimers = yield* FiberMap.make<string>()
+    // One timer per tunnel with a ttl; removal interrupts it.
+    const expiryTimers = yield* FiberMap.make<string>()
 
     const forget = (tunnel: HttpTunnel) =>
       Effect.suspend(() => {
@@ -74,7 +136,7 @@ export const make = (maxTunnels: number) =>
     const goOffline = (tunnel: HttpTunnel) =>
       FiberMap.run(offlineTimers, tunnel.id, Effect.zipRight(Effect.sleep(OFFLINE_TTL), forget(tunnel)))
 
-    const create = (owner: Owner, requested: Option.Option<string>) =>
+    const create = (owner: Owner, requested: Option.Option<string>, options: CreateOptions = NO_CREATE_OPTIONS) =>
       Effect.gen(function*() {
         let name: string
         if (Option.isSome(requested)) {
@@ -93,35 +155,77 @@ export const make = (maxTunnels: number) =>
         if (byId.size >= maxTunnels) {
           return yield* new ApiRefusal({ reason: "max-tunnels", limit: maxTunnels })
         }
+        const now = yield* Clock.currentTimeMillis
         const tunnel: HttpTunnel = {
           id: yield* randomUuid,
           name,
           owner,
           counts: makeVisitorCounts(),
-          stats: { connections: 0, bytesIn: 0, bytesOut: 0 },
+          stats: { connections: 0, requests: 0, bytesIn: 0, bytesOut: 0 },
+          meta: {
+            createdAt: new Date(now),
+            localPort: options.localPort,
+            deviceName: options.deviceName,
+            source: options.source,
+            basicAuth: options.basicAuth
+          },
+          expiry: {
+            ttl: options.ttl,
+            idle: options.idleTtl && Option.isSome(options.ttl),
+            expiresAt: Option.match(options.ttl, { onNone: () => undefined, onSome: (ttl) => now + Duration.toMillis(ttl) }),
+            lastActive: undefined
+          },
           control: undefined
         }
         byName.set(name, tunnel)
         byId.set(tunnel.id, tunnel)
+        if (tunnel.expiry.expiresAt !== undefined) yield* FiberMap.run(expiryTimers, tunnel.id, expireWhenDue(tunnel))
         // Offline until its client connects, and removed if it never does.
         yield* goOffline(tunnel)
         yield* Effect.logInfo(`http tunnel ${name} created`).pipe(Effect.annotateLogs({ tunnel: name }))
         return { tunnel, created: true }
       })
 
-    const remove = (tunnel: HttpTunnel) =>
+    const end = (tunnel: HttpTunnel, code: number, reason: string) =>
       Effect.gen(function*() {
         yield* forget(tunnel)
         yield* FiberMap.remove(offlineTimers, tunnel.id)
         // Its handler's scope ends with the socket, which closes the session.
-        tunnel.control?.ws.close(4001, "tunnel deleted")
+        tunnel.control?.ws.close(code, reason)
       })
 
-    const attach = (tunnel: HttpTunnel, ws: WebSocket) =>
+    const remove = (tunnel: HttpTunnel) =>
+      Effect.zipRight(end(tunnel, 4001, "tunnel deleted"), FiberMap.remove(expiryTimers, tunnel.id))
+
+    // The tunnel's own expiry timer: it sleeps until the time due, which requests may have moved
+    // on meanwhile (an idle ttl), so it looks again when it wakes. It ends the tunnel itself, so
+    // it must not interrupt itself through `remove`.
+    const expireWhenDue = (tunnel: HttpTunnel) =>
+      Effect.gen(function*() {
+        while (true) {
+          const now = yield* Clock.currentTimeMillis
+          const due = tunnel.expiry.expiresAt ?? now
+          if (due <= now) break
+          yield* Effect.sleep(Duration.millis(due - now))
+        }
+        yield* Effect.logInfo(`http tunnel ${tunnel.name} expired (its ttl)`).pipe(Effect.annotateLogs({ tunnel: tunnel.name }))
+        yield* end(tunnel, EXPIRED_CLOSE_CODE, "tunnel expired")
+      })
+
+    const touch = (tunnel: HttpTunnel) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        tunnel.stats.requests++
+        tunnel.expiry.lastActive = now
+        if (tunnel.expiry.idle && Option.isSome(tunnel.expiry.ttl)) {
+          tunnel.expiry.expiresAt = now + Duration.toMillis(tunnel.expiry.ttl.value)
+        }
+      })
+
+    const attach = (tunnel: HttpTunnel, ws: WebSocket, framing: Framing) =>
       Effect.gen(function*() {
         tunnel.control?.ws.close(4000, "replaced by a new control connection")
         const scope = yield* Scope.make()
-        const session: ControlSession = { ws, scope }
+        const session: ControlSession = { ws, framing, scope }
         tunnel.control = session
         yield* FiberMap.remove(offlineTimers, tunnel.id)
         yield* Effect.addFinalizer(() =>
@@ -145,7 +249,8 @@ export const make = (maxTunnels: number) =>
           .filter((tunnel) => Option.isNone(owner) || tunnel.owner === owner.value)
           .sort((a, b) => a.name.localeCompare(b.name)),
       remove,
-      attach
+      attach,
+      touch
     })
   })
 

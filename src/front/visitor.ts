@@ -11,6 +11,10 @@
  * Each request's client (client-address.ts: the peer, or what a trusted proxy says of it; a
  * proxy may send several clients' requests down one connection) must pass the visitor filter.
  *
+ * A tunnel whose client frames channels NullBore's way (close-ends, ws-channel.ts) gets one request
+ * per channel, its head saying `Connection: close`; the channel's close ends the response, and
+ * the visitor's connection with it.
+ *
  * A request that cannot be served gets an error page and the connection is closed: 403 a client
  * the filter refuses, 404 unknown tunnel, 502 offline tunnel or unreachable local service, 503 too
  * many waiting visitors, 504 no data channel within the pending timeout.
@@ -22,7 +26,7 @@ import { type HttpRequestError, VisitorRefused } from "../errors.js"
 import { type ChannelState, type HeldWebSocket, onClosed, openChannel, untilWebSocketClosed } from "../net/ws-channel.js"
 import { errorResponse } from "./error-page.js"
 import type { RequestClient } from "./client-address.js"
-import { rewriteHead, routeOf, type RequestHead } from "./http-request.js"
+import { givesBasicAuth, rewriteHead, routeOf, type RequestHead } from "./http-request.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
 import { validateName } from "./names.js"
 import type { RequestReader } from "./request-reader.js"
@@ -112,7 +116,7 @@ export const serveVisitor = (
             switching: false,
             state: openChannel(held, socket, () => {
               if (!open.switching && !socket.destroyed) socket.end()
-            })
+            }, control.framing)
           }
           tunnel.stats.connections++
           // A visitor that resets its connection ends its channel at once.
@@ -123,11 +127,16 @@ export const serveVisitor = (
             tunnel.counts.active--
             tunnel.stats.bytesIn += open.state.sender.sent()
             tunnel.stats.bytesOut += open.state.received()
-            if (open.switching || open.state.bothEnded()) return
+            const halfClose = open.state.framing === "half-close"
+            if (open.switching || (halfClose && open.state.bothEnded())) return
             // Closed with nothing sent back: the client could not reach its local service.
             if (open.state.received() === 0) {
-              socket.end(errorResponse(502, "Local service unreachable", `The tunnel ${tunnel.name} could not reach its local service.`))
-            } else socket.destroy()
+              if (!socket.destroyed) {
+                socket.end(errorResponse(502, "Local service unreachable", `The tunnel ${tunnel.name} could not reach its local service.`))
+              }
+            } else if (halfClose) socket.destroy()
+            // NullBore's client ends a response by closing: what came is all of it.
+            else socket.end()
           })
           return open
         })
@@ -164,6 +173,16 @@ export const serveVisitor = (
             errorResponse(404, "No such tunnel", route._tag === "Tunnel" ? `There is no tunnel named ${route.name}.` : "Nothing is served here.")
           )
         }
+        const basicAuth = tunnel.value.meta.basicAuth
+        if (Option.isSome(basicAuth) && !givesBasicAuth(request.head, basicAuth.value)) {
+          if (current !== undefined) yield* finish(current, true)
+          current = undefined
+          yield* Effect.logDebug(`visitor of ${tunnel.value.name} without the tunnel's basic auth`)
+          return yield* respondAndClose(socket, errorResponse(401, "Unauthorized", `The tunnel ${tunnel.value.name} asks for a user and password.`, [
+            `WWW-Authenticate: Basic realm="${tunnel.value.name}", charset="UTF-8"`
+          ]))
+        }
+        yield* tunnels.touch(tunnel.value)
         if (current === undefined) {
           const opened = yield* Effect.either(openFor(tunnel.value))
           if (Either.isLeft(opened)) {
@@ -173,7 +192,15 @@ export const serveVisitor = (
           current = opened.right
         }
         const channel = current
-        channel.state.sender.send(rewriteHead(request.head, { target: route.target, forwardedFor: client.address, before: client.before, proto: options.proto }))
+        const oneRequest = channel.state.framing === "close-ends"
+        channel.state.sender.send(rewriteHead(request.head, {
+          target: route.target,
+          forwardedFor: client.address,
+          before: client.before,
+          proto: options.proto,
+          connectionClose: oneRequest,
+          dropAuthorization: Option.isSome(basicAuth)
+        }))
         if (request.head.upgrade) {
           // From here on the connection belongs to whatever protocol the app switches to.
           reader.pipeRest(channel.state.sender)
@@ -186,7 +213,7 @@ export const serveVisitor = (
           channel.ws.terminate()
           return socket.destroy()
         }
-        if (body.right === "visitor-ended") return yield* finish(channel, false)
+        if (body.right === "visitor-ended" || oneRequest) return yield* finish(channel, false)
         const next = yield* Effect.either(reader.readHead.pipe(Effect.timeoutOption(`${REQUEST_HEAD_TIMEOUT_SECONDS} seconds`)))
         if (Either.isLeft(next)) {
           // The responses so far are let through first; the refusal comes after them.

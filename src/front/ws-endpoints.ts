@@ -4,15 +4,14 @@
  *   GET /ws/control?tunnel_id=ID   the tunnel's client (Bearer key of its owner). The server sends
  *                                  `{"type":"connection","id":"<uuid>"}` per visitor and pings every
  *                                  PING_INTERVAL; a client that answers no ping for two intervals
- *                                  (60 s) is dropped.
- *   GET /ws/data?id=UUID           a data channel for visitor UUID (any valid key; the id, which
- *                                  only the control connection learns, names the visitor).
- *
- * A data channel for a visitor that is waiting is served even while the address is locked out
- * for wrong keys, as long as its key is right: the lockout is there to stop guessing, and a
- * tunnel that is online (its client shares an address with whoever guessed) must not stop
- * serving. Any other request from a locked-out address gets the lockout's 429, a wrong key and an
- * unknown id alike, so the exception tells a guesser nothing.
+ *                                  (60 s) is dropped. A client that sends `X-Spore-Framing:
+ *                                  half-close` gets it back and Spore's framing on its data
+ *                                  channels; any other (NullBore's) gets NullBore's (ws-channel.ts).
+ *   GET /ws/data?id=UUID           a data channel for visitor UUID. No key: the id, a random UUID
+ *                                  only the control connection learns, is the capability (NullBore's
+ *                                  client dials it with no headers). Any credential sent is ignored,
+ *                                  so a wrong one is no guess and counts towards no lockout. An id
+ *                                  no visitor is waiting for is refused before the upgrade (404).
  *
  * Refusals happen before the upgrade, as plain HTTP responses with a JSON error.
  */
@@ -21,9 +20,9 @@ import { STATUS_CODES } from "node:http"
 import type * as stream from "node:stream"
 import { Deferred, Duration, Effect, Option } from "effect"
 import type { WebSocketServer } from "ws"
-import { type HeldWebSocket, holdMessages } from "../net/ws-channel.js"
+import { FRAMING_HEADER, type Framing, framingOf, type HeldWebSocket, holdMessages } from "../net/ws-channel.js"
 import { ApiRefusal } from "../errors.js"
-import { parseUuid } from "../protocol/uuid.js"
+import { parseUuid, type Uuid } from "../protocol/uuid.js"
 import { type ApiContext, authenticate } from "./api.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
 import { WaitingVisitors } from "../visitors/waiting-visitors.js"
@@ -56,11 +55,20 @@ const upgrade = (wss: WebSocketServer, request: http.IncomingMessage, socket: st
     })
   })
 
+/**
+ * Makes the server's 101 answer a control connection's FRAMING_HEADER with the same, so its
+ * client knows it got half-close (a NullBore server would not answer it).
+ */
+export const answerFraming = (wss: WebSocketServer) =>
+  wss.on("headers", (headers: Array<string>, request: http.IncomingMessage) => {
+    if (framingOf(request.headers[FRAMING_HEADER.toLowerCase()]) === "half-close") headers.push(`${FRAMING_HEADER}: half-close`)
+  })
+
 /** A tunnel's control connection, from upgrade to close. */
-const serveControlSocket = (tunnel: HttpTunnel, { ws }: HeldWebSocket) =>
+const serveControlSocket = (tunnel: HttpTunnel, { ws }: HeldWebSocket, framing: Framing) =>
   Effect.scoped(Effect.gen(function*() {
     const tunnels = yield* HttpTunnels
-    yield* tunnels.attach(tunnel, ws)
+    yield* tunnels.attach(tunnel, ws, framing)
     // The server's scope closing (shutdown) ends the connection too.
     yield* Effect.addFinalizer(() => Effect.sync(() => ws.terminate()))
     const log = (message: string) => Effect.logInfo(message).pipe(Effect.annotateLogs({ tunnel: tunnel.name }))
@@ -92,11 +100,11 @@ const serveControlSocket = (tunnel: HttpTunnel, { ws }: HeldWebSocket) =>
   }))
 
 /** A data channel: hands the WebSocket to the visitor waiting for it. */
-const serveData = (id: string | null, held: HeldWebSocket) =>
+const serveData = (id: Uuid, held: HeldWebSocket) =>
   Effect.gen(function*() {
     const waiting = yield* WaitingVisitors
-    const uuid = parseUuid(id ?? "")
-    const claimed = uuid === undefined ? Option.none() : yield* waiting.claim(uuid)
+    // Waiting a moment ago, but it may have left (or been claimed) during the upgrade.
+    const claimed = yield* waiting.claim(id)
     if (Option.isNone(claimed)) return held.ws.close(4404, "unknown or expired visitor id")
     const taken = yield* Deferred.succeed(claimed.value.visitor.channel, held)
     if (!taken) {
@@ -120,15 +128,17 @@ export const handleUpgrade = (
     if (url.pathname !== "/ws/control" && url.pathname !== "/ws/data") {
       return yield* new ApiRefusal({ reason: "no-such-endpoint", detail: url.pathname })
     }
-    const waiting = yield* WaitingVisitors
-    const dataFor = url.pathname === "/ws/data" ? parseUuid(url.searchParams.get("id") ?? "") : undefined
-    const owner = yield* authenticate(context, request, {
-      whileLockedOut: () => dataFor === undefined ? Effect.succeed(false) : waiting.isWaiting(dataFor)
-    })
-    if (url.pathname === "/ws/data") return yield* serveData(url.searchParams.get("id"), yield* upgrade(wss, request, socket, head))
+    if (url.pathname === "/ws/data") {
+      const waiting = yield* WaitingVisitors
+      const id = parseUuid(url.searchParams.get("id") ?? "")
+      if (id === undefined || !(yield* waiting.isWaiting(id))) return yield* new ApiRefusal({ reason: "no-such-visitor" })
+      return yield* serveData(id, yield* upgrade(wss, request, socket, head))
+    }
+    const owner = yield* authenticate(context, request)
     const tunnel = tunnels.byId(url.searchParams.get("tunnel_id") ?? "")
     if (Option.isNone(tunnel) || tunnel.value.owner !== owner) {
       return yield* new ApiRefusal({ reason: "no-such-tunnel" })
     }
-    yield* serveControlSocket(tunnel.value, yield* upgrade(wss, request, socket, head))
+    const framing = framingOf(request.headers[FRAMING_HEADER.toLowerCase()])
+    yield* serveControlSocket(tunnel.value, yield* upgrade(wss, request, socket, head), framing)
   }).pipe(Effect.catchTag("ApiRefusal", (error) => refuse(socket, error)))

@@ -83,6 +83,8 @@ const config = (port: number, name?: string): HttpClient.HttpClientConfig => ({
   tls: { context: tls.createSecureContext(), servername: Option.none() },
   token: Redacted.make(TOKEN),
   name: Option.fromNullable(name),
+  ttl: Option.none(),
+  basicAuth: Option.none(),
   localHost: LOOPBACK,
   localPort: 9,
   reconnect: true,

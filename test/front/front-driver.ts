@@ -129,12 +129,23 @@ export const visit = (port: number, request: string | Buffer, from?: string) =>
     return (yield* readAll(socket)).toString("latin1")
   }))
 
-/** A WebSocket to the front, open or refused with a status; it collects what it receives from the start. */
-export const openWs = (port: number, path: string, options: { key?: string; autoPong?: boolean; from?: string } = {}) =>
+/**
+ * A WebSocket to the front, open or refused with a status; it collects what it receives from the
+ * start. It sends KEY (`key: null`: no Authorization at all) and asks for Spore's half-close
+ * framing, as `spore http` does, unless `nullbore` (NullBore's client asks for nothing).
+ */
+export const openWs = (
+  port: number,
+  path: string,
+  options: { key?: string | null; autoPong?: boolean; from?: string; nullbore?: boolean } = {}
+) =>
   Effect.acquireRelease(
     Effect.async<WebSocket & { received: Received }, Error>((resume) => {
       const ws = new WebSocket(`ws://${LOOPBACK}:${port}${path}`, {
-        headers: { Authorization: `Bearer ${options.key ?? KEY}` },
+        headers: {
+          ...(options.key === null ? {} : { Authorization: `Bearer ${options.key ?? KEY}` }),
+          ...(options.nullbore === true ? {} : { "X-Spore-Framing": "half-close" })
+        },
         autoPong: options.autoPong ?? true,
         ...(options.from === undefined ? {} : { localAddress: options.from })
       })
@@ -151,7 +162,7 @@ export const openWs = (port: number, path: string, options: { key?: string; auto
   )
 
 /** A hand-written `spore http` client: its control connection and the visitor ids it hears of. */
-export const fakeClient = (port: number, tunnelId: string, options: { autoPong?: boolean } = {}) =>
+export const fakeClient = (port: number, tunnelId: string, options: { autoPong?: boolean; nullbore?: boolean } = {}) =>
   Effect.gen(function*() {
     const ws = yield* openWs(port, `/ws/control?tunnel_id=${tunnelId}`, options)
     let seen = 0

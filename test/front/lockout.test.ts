@@ -1,7 +1,8 @@
 /**
  * The API-key lockout of the HTTP front: only wrong keys count, and it never cuts a live tunnel's
- * data channels (a visitor that is waiting is served while its client's address is locked out),
- * without telling a guesser anything. In one process, real sockets, the window on the TestClock.
+ * data channels: those need no key at all (the visitor's id is the capability, as NullBore's
+ * client expects), so whatever key they carry is ignored. In one process, real sockets, the
+ * window on the TestClock.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Fiber, TestClock } from "effect"
@@ -16,7 +17,7 @@ const WRONG = "wrong-key-0123456789abcdef"
 const visitor = (port: number, name: string) => visit(port, `GET /t/${name}/ HTTP/1.1\r\nHost: x\r\n\r\n`, VISITOR)
 
 /** Answers the visitor `id` through a data channel opened from CLIENT with `key`; the channel. */
-const answer = (port: number, id: string, key = KEY) =>
+const answer = (port: number, id: string, key: string | null = KEY) =>
   Effect.gen(function*() {
     const data = yield* openWs(port, `/ws/data?id=${id}`, { key, from: CLIENT })
     data.send(Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"))
@@ -61,29 +62,35 @@ describe("HTTP front: the API-key lockout", () => {
       expect(yield* apiFrom(port, CLIENT, { key: KEY })).toBe(200)
     }))
 
-  it.scoped("a locked-out address gets the same 429 from /ws/data for a wrong key, an unknown id or no visitor at all", () =>
+  it.scoped("/ws/data is admitted by the visitor's id alone: any key or none, locked out or not; unknown ids are a 404 and count for nothing", () =>
     Effect.gen(function*() {
       const port = yield* startFront()
       const tunnel = yield* create(port, "app")
       const client = yield* fakeClient(port, tunnel.id)
+      // Unknown ids, with a wrong key, no key or the right one: 404 before any upgrade, never a guess.
+      for (let attempt = 0; attempt < 10; attempt++) {
+        for (const key of [WRONG, KEY]) {
+          expect(statusOf(yield* upgradeFrom(port, CLIENT, `/ws/data?id=${randomUUID()}`, key))).toBe(404)
+        }
+      }
+      expect(statusOf(yield* upgradeFrom(port, CLIENT, "/ws/data?id=not-a-uuid", WRONG))).toBe(404)
+      expect(statusOf(yield* upgradeFrom(port, CLIENT, "/ws/data", WRONG))).toBe(404)
+      expect(yield* apiFrom(port, CLIENT, { key: KEY })).toBe(200)
+
+      // A wrong key on a waiting visitor's channel is ignored: the visitor is served.
+      const first = yield* Effect.fork(visitor(port, "app"))
+      yield* answer(port, yield* client.nextVisitor, WRONG)
+      expect(yield* Fiber.join(first)).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*ok$/)
+      // No key at all, as NullBore's client dials it.
+      const second = yield* Effect.fork(visitor(port, "app"))
+      yield* answer(port, yield* client.nextVisitor, null)
+      expect(yield* Fiber.join(second)).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*ok$/)
+
+      // Locked out for the API, the address still serves its visitors by id.
       for (let attempt = 0; attempt < 5; attempt++) expect(yield* apiFrom(port, CLIENT, { key: WRONG })).toBe(401)
-
-      const page = yield* Effect.fork(visitor(port, "app"))
-      const id = yield* client.nextVisitor
-      const refusals = [
-        yield* upgradeFrom(port, CLIENT, `/ws/data?id=${id}`, WRONG),
-        yield* upgradeFrom(port, CLIENT, `/ws/data?id=${randomUUID()}`, KEY),
-        yield* upgradeFrom(port, CLIENT, `/ws/data?id=${randomUUID()}`, WRONG),
-        yield* upgradeFrom(port, CLIENT, "/ws/data?id=not-a-uuid", KEY),
-        yield* upgradeFrom(port, CLIENT, "/ws/data", KEY)
-      ]
-      expect(statusOf(refusals[0]!)).toBe(429)
-      for (const refusal of refusals) expect(refusal).toBe(refusals[0])
-      // Not locked out, the same requests are told apart as usual: a wrong key is a 401.
-      expect(statusOf(yield* upgradeFrom(port, VISITOR, `/ws/data?id=${id}`, WRONG))).toBe(401)
-
-      // The visitor is still waiting, and the right key from the locked-out address serves it.
-      yield* answer(port, id)
-      expect(yield* Fiber.join(page)).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*ok$/)
+      expect(yield* apiFrom(port, CLIENT, { key: KEY })).toBe(429)
+      const third = yield* Effect.fork(visitor(port, "app"))
+      yield* answer(port, yield* client.nextVisitor, WRONG)
+      expect(yield* Fiber.join(third)).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*ok$/)
     }))
 })

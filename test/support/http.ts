@@ -109,19 +109,22 @@ export interface HttpServer {
   readonly keysFile: string
 }
 
-/** `spore server` with an HTTP front on 127.0.0.1 (port 0 unless `port`), tunnels at NAME.spore.test. */
+/** `spore server` with an HTTP front on 127.0.0.1 (port 0 unless `port`), tunnels at NAME.spore.test (unless `noDomain`). */
 export const startHttpServer = (options: {
   readonly keysFile: string
   readonly port?: number
   readonly dashboard?: boolean
   /** More flags (`--https-addr` and its certificate flags, say). */
   readonly extra?: ReadonlyArray<string>
+  /** Without `--domain`: tunnels only at /t/NAME/, their URLs on 127.0.0.1. */
+  readonly noDomain?: boolean
 }) =>
   Effect.gen(function*() {
     const https = options.extra?.includes("--https-addr") === true
     const process = yield* startSpore([
       "server", "--bind-addr", LOOPBACK, "--control-port", "0", "--min-port", "38000", "--max-port", "38100",
-      "--http-addr", `${LOOPBACK}:${options.port ?? 0}`, "--domain", DOMAIN, "--api-keys", options.keysFile,
+      "--http-addr", `${LOOPBACK}:${options.port ?? 0}`, ...(options.noDomain === true ? [] : ["--domain", DOMAIN]),
+      "--api-keys", options.keysFile,
       ...(options.dashboard === true ? ["--dashboard", `${LOOPBACK}:0`] : []),
       ...(options.extra ?? [])
     ])
@@ -201,6 +204,7 @@ const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest(
  *   /page          a small HTML page with `<h1 id="app-title">`
  *   /hash          the request body's length, SHA-256 and Transfer-Encoding, as JSON
  *   /download      DOWNLOAD_BYTES random bytes, their SHA-256 in `X-Sha256`
+ *   /bytes?size=N  N random bytes (the same for the same N), their SHA-256 in `X-Sha256`
  *   /stream        STREAM_CHUNKS chunks of `chunk N\n`, chunked; the last waits for `/release`
  *   /release       lets `/stream` write its last chunk
  *   /echo (WS)     a WebSocket echo server
@@ -216,6 +220,7 @@ export const localApp = Effect.acquireRelease(
       }
       return made
     }
+    const sized = new Map<number, Buffer>()
     let streamed = 0
     let release: (() => void) | undefined
     const released = new Promise<void>((resolve) => (release = resolve))
@@ -239,6 +244,13 @@ export const localApp = Effect.acquireRelease(
           length += chunk.length
         }
         return json(response, { length, sha256: hash.digest("hex"), transferEncoding: request.headers["transfer-encoding"] ?? null })
+      }
+      if (path === "/bytes") {
+        const size = Number(new URL(request.url ?? "/", "http://app").searchParams.get("size"))
+        const bytes = sized.get(size) ?? randomBytes(size)
+        sized.set(size, bytes)
+        response.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": bytes.length, "X-Sha256": sha256(bytes) })
+        return response.end(bytes)
       }
       if (path === "/download") {
         const { bytes, sha256: digest } = download()
