@@ -57,7 +57,9 @@ describe("spore CLI", () => {
       }
       expect(kafka).not.toContain("do-not-print-me")
       const http = (yield* runSpore(["http", "--help"])).stdout
-      for (const text of ["--to", "--token", "--tls-ca", "SPORE_TLS_CA", "--tls-servername"]) expect(http).toContain(text)
+      for (const text of ["--to", "--token", "--tls-ca", "SPORE_TLS_CA", "--tls-servername", "--ttl", "SPORE_TTL", "--basic-auth"]) {
+        expect(http).toContain(text)
+      }
       const local = (yield* runSpore(["local", "--help"], { BORE_SECRET: "do-not-print-me" })).stdout
       for (const text of ["LOCAL_PORT", "--local-port", "--local-host", "Default: localhost", "--to",
         "SPORE_SERVER, BORE_SERVER", "--port", "Default: 0", "--secret", "--control-port", "--no-reconnect", "--drain-seconds",
@@ -84,6 +86,10 @@ describe("spore CLI", () => {
         [[...acme, "--acme-email", "ops@example.com", "--acme-weekly-limit", "0"], /--acme-weekly-limit must be a whole number from 1/],
         [[...acme, "--tls-cert", "c.pem", "--tls-key", "k.pem", "--acme-ca", "ca.pem"], /--acme-ca needs --acme-email/],
         [["http", "3000", "--to", "http://x.example", "--token", "k", "--tls-ca", "ca.pem"], /--tls-ca and --tls-servername need an https:\/\/ --to/],
+        [["http", "3000", "--to", "http://x.example", "--token", "k", "--ttl", "soon"], /--ttl: "soon" is not a duration \(such as 90s, 30m, 1h30m\)/],
+        [["http", "3000", "--to", "http://x.example", "--token", "k", "--ttl", "-5m"], /--ttl: "-5m" is negative/],
+        [["http", "3000", "--to", "http://x.example", "--token", "k", "--basic-auth", "nopassword"], /--basic-auth must be USER:PASS, both non-empty/],
+        [["http", "3000", "--to", "http://x.example", "--token", "k", "--basic-auth", ":pass"], /--basic-auth must be USER:PASS, both non-empty/],
         [["http", "3000", "--to", "https://x.example", "--token", "k", "--tls-ca", "/nonexistent/ca.pem"], /\/nonexistent\/ca\.pem: ENOENT/],
         [["server", "--min-port", "70000"], /--min-port must be a port number/],
         [["server", "--min-port", "5000", "--max-port", "10"], /port range is empty/],
