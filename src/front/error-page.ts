@@ -4,6 +4,8 @@
  */
 
 const REASONS: Record<number, string> = {
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
   400: "Bad Request",
   401: "Unauthorized",
   403: "Forbidden",

@@ -170,7 +170,7 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
         if (origin.trusted && origin.proxied === undefined && !(yield* slots.take(clientOf(request.head).address))) {
           return yield* tooMany(socket)
         }
-        if (routeOf(request.head, domain)._tag === "Tunnel") {
+        if (routeOf(request.head, domain)._tag !== "Front") {
           const options = { domain, limits: config.limits, clientOf, allows: config.limits.visitors.allows, proto: secure ? "https" as const : "http" as const }
           return yield* tracked(serveVisitor(socket, reader, request, options))
         }

@@ -155,7 +155,8 @@ const framingOf = (
 
 /**
  * The head as the local service gets it: the new target, every header line as it came (names in
- * their case, in order) except the X-Forwarded-* ones a visitor could forge, then those three as
+ * their case, in order) except the X-Forwarded-* ones a visitor could forge, then those three (and
+ * X-Forwarded-Prefix for a path-routed request) as
  * the relay vouches for them. X-Forwarded-For keeps the chain a visitor's proxies built and
  * appends the address the relay saw (`forwardedFor`); when the relay has read the chain itself
  * (from a trusted proxy, client-address.ts), `before` replaces it: the entries before the client.
@@ -172,6 +173,8 @@ export const rewriteHead = (
     readonly connectionClose?: boolean
     /** The visitor's Authorization was the front's (a tunnel's basic auth): the app never sees it. */
     readonly dropAuthorization?: boolean
+    /** The path prefix the visitor reached the app under (`/t/NAME`), sent as X-Forwarded-Prefix. */
+    readonly prefix?: string | undefined
   }
 ): Uint8Array => {
   const forwardedFor: Array<string> = [...(options.before ?? [])]
@@ -183,7 +186,7 @@ export const rewriteHead = (
     if (options.dropAuthorization === true && lower === "authorization") continue
     if (lower === "x-forwarded-for") {
       if (value !== "" && options.before === undefined) forwardedFor.push(value)
-    } else if (lower !== "x-forwarded-proto" && lower !== "x-forwarded-host") {
+    } else if (lower !== "x-forwarded-proto" && lower !== "x-forwarded-host" && lower !== "x-forwarded-prefix") {
       text += `${name}: ${value}\r\n`
     }
   }
@@ -192,6 +195,7 @@ export const rewriteHead = (
   text += `X-Forwarded-For: ${forwardedFor.join(", ")}\r\n`
   text += `X-Forwarded-Proto: ${options.proto}\r\n`
   if (head.host !== undefined) text += `X-Forwarded-Host: ${head.host}\r\n`
+  if (options.prefix !== undefined) text += `X-Forwarded-Prefix: ${options.prefix}\r\n`
   return Buffer.from(`${text}\r\n`, "latin1")
 }
 
@@ -204,17 +208,49 @@ export const givesBasicAuth = (head: RequestHead, expected: { readonly user: str
   return given !== undefined && timingSafeEqual(want, got)
 }
 
-/** Which tunnel a request is for, or the front itself (its API and pages). */
+/**
+ * Which tunnel a request is for, a redirect, or the front itself (its API and pages). A tunnel
+ * reached by path has its `prefix` (`/t/NAME`, as the visitor wrote it), which the service never
+ * sees in the target but is told of (X-Forwarded-Prefix), and which its redirects and cookies
+ * are kept inside (response-head.ts).
+ */
 export type Route =
-  | { readonly _tag: "Tunnel"; readonly name: string; readonly target: string }
+  | { readonly _tag: "Tunnel"; readonly name: string; readonly target: string; readonly prefix: string | undefined }
+  | { readonly _tag: "Redirect"; readonly status: 307 | 308; readonly location: string }
   | { readonly _tag: "Front" }
 
 const withoutTrailingDot = (name: string) => name.endsWith(".") ? name.slice(0, -1) : name
 
+/** The front's own paths, which a link from inside a tunnel's page never takes over. */
+const FRONT_PATHS = /^\/(?:v1|ws)(?:[/?]|$)|^\/health(?:\?|$)/
+
+/**
+ * The tunnel a request's Referer says it came from: a page at `/t/NAME/...` on the same host.
+ * An app served by path links to `/style.css` or fetches `/api` as if it owned the host.
+ */
+const refererTunnel = (head: RequestHead): string | undefined => {
+  const referers = head.headers.filter(([name]) => name.toLowerCase() === "referer")
+  if (referers.length !== 1 || head.host === undefined) return undefined
+  let referer: URL
+  try {
+    referer = new URL(referers[0]![1])
+  } catch {
+    return undefined
+  }
+  if (referer.host.toLowerCase() !== head.host.toLowerCase()) return undefined
+  return /^\/t\/([^/?#]+)\//.exec(referer.pathname)?.[1]
+}
+
 /**
  * A request names its tunnel by host, `NAME.<domain>` (one label, when the server has a domain),
- * or else by path, `/t/NAME...`, which is stripped from the target the service sees. Names come
+ * or else by path, `/t/NAME/...`, which is stripped from the target the service sees. Names come
  * back lowercased but unchecked: the caller validates them.
+ *
+ * Path routing mends what it breaks where it can: `/t/NAME` is redirected (308) to `/t/NAME/`, so
+ * the page's relative links resolve inside the prefix, and a request for one of the host's other
+ * paths whose Referer is a page under `/t/NAME/` (an absolute link, `/style.css`) is redirected
+ * (307, method and body kept) to `/t/NAME/style.css`. The front's own paths (/v1/, /ws/, /health)
+ * stay the front's. Host routing needs none of this.
  */
 export const routeOf = (head: RequestHead, domain: string | undefined): Route => {
   if (domain !== undefined && head.host !== undefined) {
@@ -223,12 +259,15 @@ export const routeOf = (head: RequestHead, domain: string | undefined): Route =>
     const suffix = `.${withoutTrailingDot(domain.toLowerCase())}`
     const host = hostname === undefined ? "" : withoutTrailingDot(hostname.toLowerCase())
     const label = host.endsWith(suffix) ? host.slice(0, -suffix.length) : ""
-    if (label !== "" && !label.includes(".")) return { _tag: "Tunnel", name: label, target: head.target }
+    if (label !== "" && !label.includes(".")) return { _tag: "Tunnel", name: label, target: head.target, prefix: undefined }
   }
   const path = /^\/t\/([^/?]+)(.*)$/s.exec(head.target)
   if (path !== null) {
     const [, name, rest] = path as unknown as [string, string, string]
-    return { _tag: "Tunnel", name: name.toLowerCase(), target: rest.startsWith("/") ? rest : `/${rest}` }
+    if (!rest.startsWith("/")) return { _tag: "Redirect", status: 308, location: `/t/${name}/${rest}` }
+    return { _tag: "Tunnel", name: name.toLowerCase(), target: rest, prefix: `/t/${name}` }
   }
+  const from = head.target.startsWith("/") && !FRONT_PATHS.test(head.target) ? refererTunnel(head) : undefined
+  if (from !== undefined) return { _tag: "Redirect", status: 307, location: `/t/${from}${head.target}` }
   return { _tag: "Front" }
 }

@@ -27,6 +27,7 @@ import { type ChannelState, type HeldWebSocket, onClosed, openChannel, untilWebS
 import { errorResponse } from "./error-page.js"
 import type { RequestClient } from "./client-address.js"
 import { givesBasicAuth, rewriteHead, routeOf, type RequestHead } from "./http-request.js"
+import { keepInsidePrefix, type ResponseTransform } from "./response-head.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
 import { validateName } from "./names.js"
 import type { RequestReader } from "./request-reader.js"
@@ -49,6 +50,12 @@ interface OpenChannel {
   readonly state: ChannelState
   /** Set while the relay moves the visitor to another tunnel: the far EOF must not end it. */
   switching: boolean
+  /**
+   * Set for a channel of one request (path-routed, or a NullBore client): the app's EOF ends the
+   * channel, our EOF following it rather than going first (Node's server drops a response whose
+   * request was followed by a FIN).
+   */
+  endsWithApp: boolean
 }
 
 /** Ends the response side with `bytes` and waits (briefly) for the visitor to close. */
@@ -87,7 +94,7 @@ export const serveVisitor = (
       const tunnels = yield* HttpTunnels
       const waiting = yield* WaitingVisitors
 
-      const openFor = (tunnel: HttpTunnel) =>
+      const openFor = (tunnel: HttpTunnel, transform: ResponseTransform | undefined) =>
         Effect.gen(function*() {
           const control = tunnel.control
           if (control === undefined) {
@@ -114,9 +121,11 @@ export const serveVisitor = (
             tunnel,
             ws,
             switching: false,
+            endsWithApp: false,
             state: openChannel(held, socket, () => {
               if (!open.switching && !socket.destroyed) socket.end()
-            }, control.framing)
+              if (open.endsWithApp) open.state.sender.end()
+            }, control.framing, transform)
           }
           tunnel.stats.connections++
           // A visitor that resets its connection ends its channel at once.
@@ -159,6 +168,11 @@ export const serveVisitor = (
           return yield* respondAndClose(socket, errorResponse(403, "Forbidden", "Visitors from your address are not served here."))
         }
         const route = routeOf(request.head, options.domain)
+        if (route._tag === "Redirect") {
+          if (current !== undefined) yield* finish(current, true)
+          current = undefined
+          return yield* respondAndClose(socket, errorResponse(route.status, "Moved", `This page is at ${route.location}.`, [`Location: ${route.location}`]))
+        }
         // The front hands over only requests for tunnels; a later one for the front itself (the
         // API on a reused connection) is refused like an unknown tunnel.
         const name = route._tag === "Tunnel" ? Either.getOrUndefined(validateName(route.name)) : undefined
@@ -183,8 +197,14 @@ export const serveVisitor = (
           ]))
         }
         yield* tunnels.touch(tunnel.value)
+        // A path-routed response must be read to be kept inside its prefix: its channel is its own.
+        const keepInside = route.prefix === undefined ? undefined : keepInsidePrefix(route.prefix, request.head.host)
+        if (current !== undefined && keepInside !== undefined) {
+          yield* finish(current, true)
+          current = undefined
+        }
         if (current === undefined) {
-          const opened = yield* Effect.either(openFor(tunnel.value))
+          const opened = yield* Effect.either(openFor(tunnel.value, keepInside))
           if (Either.isLeft(opened)) {
             const refused = opened.left
             return yield* respondAndClose(socket, errorResponse(refused.status, refused.title, refused.message))
@@ -192,13 +212,14 @@ export const serveVisitor = (
           current = opened.right
         }
         const channel = current
-        const oneRequest = channel.state.framing === "close-ends"
+        const oneRequest = channel.state.framing === "close-ends" || route.prefix !== undefined
         channel.state.sender.send(rewriteHead(request.head, {
           target: route.target,
           forwardedFor: client.address,
           before: client.before,
           proto: options.proto,
           connectionClose: oneRequest,
+          prefix: route.prefix,
           dropAuthorization: Option.isSome(basicAuth)
         }))
         if (request.head.upgrade) {
@@ -213,7 +234,13 @@ export const serveVisitor = (
           channel.ws.terminate()
           return socket.destroy()
         }
-        if (body.right === "visitor-ended" || oneRequest) return yield* finish(channel, false)
+        if (body.right === "visitor-ended") return yield* finish(channel, false)
+        if (oneRequest) {
+          channel.endsWithApp = true
+          // The app's EOF may have come already (it answered before the body was through).
+          if (channel.state.farEnded()) channel.state.sender.end()
+          return yield* untilWebSocketClosed(channel.ws)
+        }
         const next = yield* Effect.either(reader.readHead.pipe(Effect.timeoutOption(`${REQUEST_HEAD_TIMEOUT_SECONDS} seconds`)))
         if (Either.isLeft(next)) {
           // The responses so far are let through first; the refusal comes after them.

@@ -113,13 +113,16 @@ export interface ChannelState {
  * Starts a channel over `ws`: the far side's bytes go into `socket`, and the returned sender
  * carries ours. With half-close, `onFarEof` runs when the far side has sent everything (default:
  * end the socket's write half). With close-ends there is no EOF message: our end sends nothing,
- * and the far side's end is the channel's close, which the caller handles.
+ * and the far side's end is the channel's close, which the caller handles. `transform` may
+ * rewrite the far side's bytes on their way into the socket (a response head, response-head.ts);
+ * what it still holds at the far end is written out then.
  */
 export const openChannel = (
   { takeMessages, ws }: HeldWebSocket,
   socket: net.Socket,
   onFarEof?: () => void,
-  framing: Framing = "half-close"
+  framing: Framing = "half-close",
+  transform?: { readonly push: (chunk: Buffer) => Buffer; readonly flush: () => Buffer }
 ): ChannelState => {
   const halfClose = framing === "half-close"
   let queued = 0
@@ -162,6 +165,8 @@ export const openChannel = (
     if (data.length === 0 && !halfClose) return
     if (data.length === 0) {
       farEof = true
+      const rest = transform?.flush()
+      if (rest !== undefined && rest.length > 0 && !socket.destroyed) socket.write(rest)
       if (onFarEof !== undefined) onFarEof()
       else if (!socket.destroyed) socket.end()
       closeIfDone()
@@ -169,13 +174,20 @@ export const openChannel = (
     }
     received += data.length
     if (socket.destroyed) return
-    if (!socket.write(data)) {
+    const bytes = transform === undefined ? data : transform.push(data)
+    if (bytes.length > 0 && !socket.write(bytes)) {
       ws.pause()
       socket.once("drain", () => ws.resume())
     }
   })
   ws.on("error", () => {})
-  if (!halfClose) onClosed(ws, () => (farEof = true))
+  if (!halfClose) {
+    onClosed(ws, () => {
+      farEof = true
+      const rest = transform?.flush()
+      if (rest !== undefined && rest.length > 0 && !socket.destroyed) socket.write(rest)
+    })
+  }
 
   return { sender, received: () => received, farEnded: () => farEof, bothEnded: () => ourEof && farEof, framing }
 }

@@ -140,7 +140,7 @@ describe("HTTP front: control and data channels", () => {
       const tunnel = (yield* create(port, "app"))
       const client = yield* fakeClient(port, tunnel.id)
       const visitor = yield* dial(port)
-      visitor.write("POST /t/app/upload?x=1 HTTP/1.1\r\nHost: front\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nContent-Length: 5\r\n\r\nhello")
+      visitor.write("POST /upload?x=1 HTTP/1.1\r\nHost: app.spore.test\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nContent-Length: 5\r\n\r\nhello")
       const id = yield* client.nextVisitor
       const data = yield* openWs(port, `/ws/data?id=${id}`)
       const received = data.received
@@ -149,8 +149,8 @@ describe("HTTP front: control and data channels", () => {
       expect(yield* readUntil(visitor, "ok")).toBe(response)
       yield* hasReceived(data, "\r\n\r\nhello", "the app has the request and its body")
       expect(received.text()).toBe(
-        "POST /upload?x=1 HTTP/1.1\r\nHost: front\r\nContent-Length: 5\r\n" +
-          "X-Forwarded-For: 10.0.0.1, 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: front\r\n\r\nhello"
+        "POST /upload?x=1 HTTP/1.1\r\nHost: app.spore.test\r\nContent-Length: 5\r\n" +
+          "X-Forwarded-For: 10.0.0.1, 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: app.spore.test\r\n\r\nhello"
       )
       // The app closes: its EOF reaches the visitor as a FIN, and the visitor's FIN comes back.
       data.send(Buffer.alloc(0))
@@ -161,19 +161,23 @@ describe("HTTP front: control and data channels", () => {
 
   it.scoped("a keep-alive connection moves to another tunnel once the first tunnel's response is through", () =>
     Effect.gen(function*() {
-      const port = yield* startFront()
+      // By host (a proxy may send several hosts' requests down one connection): a path-routed
+      // request has a channel of its own.
+      const port = yield* startFront("spore.test")
       const a = yield* fakeClient(port, (yield* create(port, "a")).id)
       const b = yield* fakeClient(port, (yield* create(port, "b")).id)
       const visitor = yield* dial(port)
-      visitor.write("GET /t/a/one HTTP/1.1\r\nHost: x\r\n\r\n")
+      visitor.write("GET /one HTTP/1.1\r\nHost: a.spore.test\r\n\r\n")
       const channelA = yield* openWs(port, `/ws/data?id=${yield* a.nextVisitor}`)
       channelA.send(Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA"))
       expect(yield* readUntil(visitor, "\r\n\r\nA")).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
       // The next request names another tunnel: tunnel a's channel is ended first (the app
       // answers the EOF with its own), and the visitor's connection stays open for b's answer.
-      visitor.write("GET /t/b/two HTTP/1.1\r\nHost: x\r\n\r\n")
+      visitor.write("GET /two HTTP/1.1\r\nHost: b.spore.test\r\n\r\n")
       yield* channelA.received.ended
-      expect(channelA.received.text()).toBe("GET /one HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: x\r\n\r\n")
+      expect(channelA.received.text()).toBe(
+        "GET /one HTTP/1.1\r\nHost: a.spore.test\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a.spore.test\r\n\r\n"
+      )
       channelA.send(Buffer.alloc(0))
       expect(yield* channelA.received.closed).toBe(1000)
       const channelB = yield* openWs(port, `/ws/data?id=${yield* b.nextVisitor}`)

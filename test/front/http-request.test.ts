@@ -403,10 +403,11 @@ describe("rewriteHead", () => {
 
 describe("routeOf", () => {
   /** A request for `target` with this Host; the server's domain is spore.example unless `domain` says (null: none). */
-  const route = (target: string, host: string | undefined, domain: string | null = "spore.example") =>
-    routeOf(parsed(`GET ${target} HTTP/1.1\r\n${host === undefined ? "" : `Host: ${host}\r\n`}\r\n`), domain ?? undefined)
-  const tunnel = (name: string, target: string) => ({ _tag: "Tunnel", name, target })
+  const route = (target: string, host: string | undefined, domain: string | null = "spore.example", headers = "") =>
+    routeOf(parsed(`GET ${target} HTTP/1.1\r\n${host === undefined ? "" : `Host: ${host}\r\n`}${headers}\r\n`), domain ?? undefined)
+  const tunnel = (name: string, target: string, prefix?: string) => ({ _tag: "Tunnel", name, target, prefix })
   const front = { _tag: "Front" }
+  const redirect = (status: number, location: string) => ({ _tag: "Redirect", status, location })
 
   it("routes NAME.<domain> to the tunnel NAME with the target unchanged", () => {
     expect(route("/t/other/x?q", "app.spore.example")).toEqual(tunnel("app", "/t/other/x?q"))
@@ -427,14 +428,30 @@ describe("routeOf", () => {
     expect(route("/", undefined)).toEqual(front)
   })
 
-  it("routes /t/NAME with the prefix stripped", () => {
-    expect(route("/t/app/x?y", "relay.example")).toEqual(tunnel("app", "/x?y"))
-    expect(route("/t/app", undefined)).toEqual(tunnel("app", "/"))
-    expect(route("/t/app/", undefined)).toEqual(tunnel("app", "/"))
-    expect(route("/t/app?q=1", undefined)).toEqual(tunnel("app", "/?q=1"))
-    expect(route("/t/App/x", undefined, null)).toEqual(tunnel("app", "/x"))
+  it("routes /t/NAME/ with the prefix stripped and kept apart; /t/NAME is redirected to /t/NAME/", () => {
+    expect(route("/t/app/x?y", "relay.example")).toEqual(tunnel("app", "/x?y", "/t/app"))
+    expect(route("/t/app/", undefined)).toEqual(tunnel("app", "/", "/t/app"))
+    expect(route("/t/App/x", undefined, null)).toEqual(tunnel("app", "/x", "/t/App"))
     // The host form wins where both apply; a host that misses falls back to the path.
-    expect(route("/t/app/x", "a.b.spore.example")).toEqual(tunnel("app", "/x"))
+    expect(route("/t/app/x", "a.b.spore.example")).toEqual(tunnel("app", "/x", "/t/app"))
+    // Without the slash, the page's relative links would leave the prefix.
+    expect(route("/t/app", undefined)).toEqual(redirect(308, "/t/app/"))
+    expect(route("/t/app?q=1", undefined)).toEqual(redirect(308, "/t/app/?q=1"))
+  })
+
+  it("sends a link that leaves a path-routed page back inside its tunnel, by its Referer on the same host", () => {
+    const from = (referer: string) => `Referer: ${referer}\r\n`
+    expect(route("/style.css", "relay.example", null, from("http://relay.example/t/app/page"))).toEqual(redirect(307, "/t/app/style.css"))
+    expect(route("/api?x=1", "relay.example:8080", null, from("https://relay.example:8080/t/app/"))).toEqual(redirect(307, "/t/app/api?x=1"))
+    expect(route("/", "relay.example", null, from("http://relay.example/t/app/x"))).toEqual(redirect(307, "/t/app/"))
+    // The front's own paths stay the front's; other hosts, other paths and bad referers change nothing.
+    for (const target of ["/v1/tunnels", "/ws/control?tunnel_id=x", "/health", "/v1"]) {
+      expect(route(target, "relay.example", null, from("http://relay.example/t/app/")), target).toEqual(front)
+    }
+    for (const referer of ["http://evil.example/t/app/", "http://relay.example/t/app", "http://relay.example/other/", "not a url"]) {
+      expect(route("/style.css", "relay.example", null, from(referer)), referer).toEqual(front)
+    }
+    expect(route("/style.css", "relay.example", null, from("http://relay.example/t/a/") + from("http://relay.example/t/b/"))).toEqual(front)
   })
 
   it("routes nothing by path near misses", () => {

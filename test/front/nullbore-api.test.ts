@@ -115,7 +115,8 @@ describe("HTTP front: NullBore's framing", () => {
       const data = yield* openWs(port, `/ws/data?id=${yield* client.nextVisitor}`, { key: null, nullbore: true })
       yield* until("the app has the request", Effect.sync(() => data.received.text().endsWith("\r\n\r\n")))
       expect(data.received.text()).toBe(
-        "GET /one HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: x\r\n\r\n"
+        "GET /one HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n" +
+          "X-Forwarded-Host: x\r\nX-Forwarded-Prefix: /t/nb\r\n\r\n"
       )
       // A response without a length, ended by the channel's close, as NullBore's client ends it.
       data.send(Buffer.from("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it"))
@@ -164,5 +165,38 @@ describe("HTTP front: a tunnel's basic auth", () => {
       expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
       expect(data.received.text()).toMatch(/^GET \/ HTTP\/1\.1\r\nHost: x\r\n/)
       expect(data.received.text()).not.toMatch(/authorization/i)
+    }))
+})
+
+describe("HTTP front: routing under /t/NAME/", () => {
+  it.scoped("redirects /t/NAME to /t/NAME/, links that leave the prefix back in, and keeps the app's redirects and cookies inside it", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      const tunnel = yield* create(port, "app")
+      const client = yield* fakeClient(port, tunnel.id)
+      const noSlash = yield* visit(port, "GET /t/app?q=1 HTTP/1.1\r\nHost: relay.example\r\n\r\n")
+      expect(noSlash).toMatch(/^HTTP\/1\.1 308 Permanent Redirect\r\n[^]*Location: \/t\/app\/\?q=1\r\n/)
+      const absolute = yield* visit(port, "GET /style.css HTTP/1.1\r\nHost: relay.example\r\nReferer: http://relay.example/t/app/page\r\n\r\n")
+      expect(absolute).toMatch(/^HTTP\/1\.1 307 Temporary Redirect\r\n[^]*Location: \/t\/app\/style\.css\r\n/)
+
+      // A path-routed request: the app is told the prefix, gets Connection: close, and its
+      // redirect and cookie come back inside the prefix; the body is untouched.
+      const page = yield* Effect.fork(visit(port, "GET /t/app/login HTTP/1.1\r\nHost: relay.example\r\nX-Forwarded-Prefix: /forged\r\n\r\n"))
+      const data = yield* openWs(port, `/ws/data?id=${yield* client.nextVisitor}`)
+      yield* until("the app has the request", Effect.sync(() => data.received.text().endsWith("\r\n\r\n")))
+      expect(data.received.text()).toBe(
+        "GET /login HTTP/1.1\r\nHost: relay.example\r\nConnection: close\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n" +
+          "X-Forwarded-Host: relay.example\r\nX-Forwarded-Prefix: /t/app\r\n\r\n"
+      )
+      data.send(Buffer.from("HTTP/1.1 302 Found\r\nLocation: http://relay.example/home\r\n"))
+      data.send(Buffer.from("Set-Cookie: sid=1; Path=/; HttpOnly\r\nContent-Length: 13\r\nConnection: close\r\n\r\nLocation: /no"))
+      // The app's EOF ends the channel: the front's own EOF follows it, and the visitor's connection ends.
+      data.send(Buffer.alloc(0))
+      yield* data.received.ended
+      expect(yield* data.received.closed).toBe(1000)
+      expect(yield* Fiber.join(page)).toBe(
+        "HTTP/1.1 302 Found\r\nLocation: http://relay.example/t/app/home\r\nSet-Cookie: sid=1; Path=/t/app/; HttpOnly\r\n" +
+          "Content-Length: 13\r\nConnection: close\r\n\r\nLocation: /no"
+      )
     }))
 })
