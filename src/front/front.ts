@@ -89,6 +89,9 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
     const proxies = makeTrustedProxies(config.trustedProxies ?? [])
     // What each connection handed to Node's HTTP server established about its origin.
     const origins = new WeakMap<net.Socket, ConnectionOrigin>()
+    // Wrong passwords of tunnels' basic auth, apart from the API's wrong keys: a visitor who
+    // mistypes one is not locked out of the API, nor a client of its tunnels' pages.
+    const basicAuthLockout = makeAuthLockout()
     const context: ApiContext = {
       keys: config.keys,
       lockout: makeAuthLockout(),
@@ -171,7 +174,14 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
           return yield* tooMany(socket)
         }
         if (routeOf(request.head, domain)._tag !== "Front") {
-          const options = { domain, limits: config.limits, clientOf, allows: config.limits.visitors.allows, proto: secure ? "https" as const : "http" as const }
+          const options = {
+            domain,
+            limits: config.limits,
+            clientOf,
+            allows: config.limits.visitors.allows,
+            proto: secure ? "https" as const : "http" as const,
+            basicAuthLockout
+          }
           return yield* tracked(serveVisitor(socket, reader, request, options))
         }
         origins.set(socket, origin)

@@ -23,6 +23,7 @@ import type * as net from "node:net"
 import { Deferred, Effect, Either, Option, Scope } from "effect"
 import type { WebSocket } from "ws"
 import { type HttpRequestError, VisitorRefused } from "../errors.js"
+import type { AuthLockout } from "../limits/auth-lockout.js"
 import { type ChannelState, type HeldWebSocket, onClosed, openChannel, untilWebSocketClosed } from "../net/ws-channel.js"
 import { errorResponse } from "./error-page.js"
 import type { RequestClient } from "./client-address.js"
@@ -86,6 +87,8 @@ export const serveVisitor = (
     readonly allows: (address: string) => boolean
     /** How the visitor reached the front (X-Forwarded-Proto): "http" or "https". */
     readonly proto: "http" | "https"
+    /** Wrong user and password pairs for tunnels' basic auth, by address. */
+    readonly basicAuthLockout: AuthLockout
   }
 ) =>
   Effect.suspend(() => {
@@ -188,13 +191,26 @@ export const serveVisitor = (
           )
         }
         const basicAuth = tunnel.value.meta.basicAuth
-        if (Option.isSome(basicAuth) && !givesBasicAuth(request.head, basicAuth.value)) {
-          if (current !== undefined) yield* finish(current, true)
-          current = undefined
-          yield* Effect.logDebug(`visitor of ${tunnel.value.name} without the tunnel's basic auth`)
-          return yield* respondAndClose(socket, errorResponse(401, "Unauthorized", `The tunnel ${tunnel.value.name} asks for a user and password.`, [
-            `WWW-Authenticate: Basic realm="${tunnel.value.name}", charset="UTF-8"`
-          ]))
+        if (Option.isSome(basicAuth)) {
+          // Locked out: the same 429 whatever is presented, so a right guess is not told apart.
+          const locked = yield* options.basicAuthLockout.isLocked(client.address)
+          const refusal = locked ? "locked" : givesBasicAuth(request.head, basicAuth.value) ? undefined : "wrong"
+          if (refusal !== undefined) {
+            if (current !== undefined) yield* finish(current, true)
+            current = undefined
+            // Only a credential presented and wrong is a guess; the browser's first, bare try is not.
+            const presented = request.head.headers.some(([name]) => name.toLowerCase() === "authorization")
+            const nowLocked = refusal === "wrong" && presented && (yield* options.basicAuthLockout.recordFailure(client.address))
+            yield* Effect.logDebug(`visitor of ${tunnel.value.name} without the tunnel's basic auth${nowLocked ? "; address locked out for a minute" : ""}`)
+            return yield* respondAndClose(
+              socket,
+              refusal === "locked"
+                ? errorResponse(429, "Too many wrong passwords", "Too many wrong passwords from your address: try again in a minute.", ["Retry-After: 60"])
+                : errorResponse(401, "Unauthorized", `The tunnel ${tunnel.value.name} asks for a user and password.`, [
+                  `WWW-Authenticate: Basic realm="${tunnel.value.name}", charset="UTF-8"`
+                ])
+            )
+          }
         }
         yield* tunnels.touch(tunnel.value)
         // A path-routed response must be read to be kept inside its prefix: its channel is its own.

@@ -13,9 +13,9 @@ import { api, create, fakeClient, KEY, openWs, startFront, timersArmed, until, v
 const NULLBORE_BODY = { device_name: "vm", local_port: 40193, source: "cli", ttl: "1h" }
 
 /** A visitor's GET of tunnel `name`, answered `ok` by a data channel for it; the whole answer. */
-const servedVisit = (port: number, client: { nextVisitor: Effect.Effect<string> }, name: string, headers = "") =>
+const servedVisit = (port: number, client: { nextVisitor: Effect.Effect<string> }, name: string, headers = "", from?: string) =>
   Effect.gen(function*() {
-    const page = yield* Effect.fork(visit(port, `GET /t/${name}/ HTTP/1.1\r\nHost: x\r\n${headers}\r\n`))
+    const page = yield* Effect.fork(visit(port, `GET /t/${name}/ HTTP/1.1\r\nHost: x\r\n${headers}\r\n`, from))
     const data = yield* openWs(port, `/ws/data?id=${yield* client.nextVisitor}`, { key: null, nullbore: true })
     data.send(Buffer.from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
     data.close(1000)
@@ -165,6 +165,27 @@ describe("HTTP front: a tunnel's basic auth", () => {
       expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
       expect(data.received.text()).toMatch(/^GET \/ HTTP\/1\.1\r\nHost: x\r\n/)
       expect(data.received.text()).not.toMatch(/authorization/i)
+    }))
+
+  it.scoped("five wrong passwords lock that address out for a minute, right password or not; other visitors are served meanwhile", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront()
+      const created = yield* api(port, "POST", "/v1/tunnels", { body: { name: "locked", auth_user: "ann", auth_pass: "s3cret" } })
+      const client = yield* fakeClient(port, String(created.body.id))
+      const basic = (credential: string) => `Authorization: Basic ${Buffer.from(credential).toString("base64")}\r\n`
+      const attempt = (from: string, credential: string | undefined) =>
+        visit(port, `GET /t/locked/ HTTP/1.1\r\nHost: x\r\n${credential === undefined ? "" : basic(credential)}\r\n`, from)
+      // The bare first try a browser makes is no guess.
+      for (let round = 0; round < 10; round++) expect(yield* attempt("127.0.0.2", undefined)).toMatch(/^HTTP\/1\.1 401 /)
+      for (let guess = 0; guess < 5; guess++) expect(yield* attempt("127.0.0.2", `ann:guess${guess}`)).toMatch(/^HTTP\/1\.1 401 /)
+      const locked = yield* attempt("127.0.0.2", "ann:s3cret")
+      expect(locked).toMatch(/^HTTP\/1\.1 429 [^]*Retry-After: 60\r\n/)
+      expect(yield* attempt("127.0.0.2", "ann:wrong")).toBe(locked)
+      for (const honest of ["127.0.0.3", "127.0.0.4"]) {
+        expect((yield* servedVisit(port, client, "locked", basic("ann:s3cret"), honest)).answer).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
+      }
+      yield* TestClock.adjust("61 seconds")
+      expect((yield* servedVisit(port, client, "locked", basic("ann:s3cret"), "127.0.0.2")).answer).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
     }))
 })
 
