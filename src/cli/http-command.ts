@@ -5,6 +5,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Config, Console, Duration, Effect, Either, Option, Redacted } from "effect"
 import { parseGoDuration } from "../protocol/go-duration.js"
+import { formatHostPort } from "../net/address.js"
 import * as Drain from "../net/drain.js"
 import * as HttpClient from "../client/http-client.js"
 import type { HttpClientStatus } from "../client/status.js"
@@ -34,6 +35,11 @@ const options = {
   basicAuth: optionalTextOption("basic-auth", "USER:PASS visitors must give (HTTP basic auth), checked by the server; the app never sees it.", {
     env: ["SPORE_BASIC_AUTH"]
   }),
+  hostHeader: optionalTextOption(
+    "host-header",
+    "The Host the app is sent: rewrite (LOCAL_HOST:LOCAL_PORT) or a VALUE, for dev servers that refuse a foreign Host. Default: the visitor's.",
+    { env: ["SPORE_HOST_HEADER"] }
+  ),
   tlsCa: optionalTextOption("tls-ca", "With an https:// --to: trust only this PEM CA file for the server's certificate. Default: the system's CAs.", {
     env: ["SPORE_TLS_CA"]
   }),
@@ -85,6 +91,17 @@ const checkBasicAuth = (credential: Option.Option<string>) =>
     }
   })
 
+const checkHostHeader = (value: Option.Option<string>, localHost: string, localPort: number) =>
+  Option.match(value, {
+    onNone: () => Effect.succeedNone,
+    onSome: (text) => {
+      const host = text === "rewrite" ? formatHostPort(localHost, localPort) : text
+      return /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/.test(host)
+        ? Effect.succeedSome(host)
+        : Effect.fail(new UsageError({ message: `--host-header must be rewrite or a host (with a port if any), not ${text}` }))
+    }
+  })
+
 const toConfig = (flags: Flags): Effect.Effect<HttpClient.HttpClientConfig, UsageError> =>
   Effect.gen(function*() {
     if (Option.isNone(flags.to)) return yield* new UsageError({ message: "missing --to: the URL of the server's HTTP front" })
@@ -95,6 +112,7 @@ const toConfig = (flags: Flags): Effect.Effect<HttpClient.HttpClientConfig, Usag
     if (server.protocol !== "https:" && (Option.isSome(flags.tlsCa) || Option.isSome(flags.tlsServername))) {
       return yield* new UsageError({ message: "--tls-ca and --tls-servername need an https:// --to" })
     }
+    const localPort = yield* checkPort("local-port", flags.localPort, { allowZero: false })
     const tls = yield* makeClientTls({ caFile: flags.tlsCa, servername: flags.tlsServername, fingerprint: Option.none() }).pipe(
       Effect.mapError((error) => new UsageError({ message: error.message }))
     )
@@ -105,8 +123,9 @@ const toConfig = (flags: Flags): Effect.Effect<HttpClient.HttpClientConfig, Usag
       name: flags.name,
       ttl: yield* checkTtl(flags.ttl),
       basicAuth: yield* checkBasicAuth(flags.basicAuth),
+      hostHeader: yield* checkHostHeader(flags.hostHeader, flags.localHost, localPort),
       localHost: flags.localHost,
-      localPort: yield* checkPort("local-port", flags.localPort, { allowZero: false }),
+      localPort,
       reconnect: !flags.noReconnect,
       maxReconnectDelay: Duration.seconds(yield* checkSeconds("max-reconnect-delay", flags.maxReconnectDelay, { min: 1 })),
       drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 }))

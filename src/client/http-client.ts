@@ -62,6 +62,8 @@ export interface HttpClientConfig {
   readonly ttl: Option.Option<string>
   /** What visitors must give (HTTP basic auth), checked by the server's front. */
   readonly basicAuth: Option.Option<{ readonly user: string; readonly password: string }>
+  /** The Host the app is to be sent instead of the visitor's (`--host-header`), set by Spore's front. */
+  readonly hostHeader: Option.Option<string>
   readonly localHost: string
   readonly localPort: number
   readonly reconnect: boolean
@@ -146,7 +148,8 @@ const createBody = (config: HttpClientConfig, name: Option.Option<string>) => ({
   source: "spore",
   ...Option.match(name, { onNone: () => ({}), onSome: (name) => ({ name }) }),
   ...Option.match(config.ttl, { onNone: () => ({}), onSome: (ttl) => ({ ttl }) }),
-  ...Option.match(config.basicAuth, { onNone: () => ({}), onSome: ({ password, user }) => ({ auth_user: user, auth_pass: password }) })
+  ...Option.match(config.basicAuth, { onNone: () => ({}), onSome: ({ password, user }) => ({ auth_user: user, auth_pass: password }) }),
+  ...Option.match(config.hostHeader, { onNone: () => ({}), onSome: (host) => ({ host_header: host }) })
 })
 
 /** POST /v1/tunnels: a new tunnel, or the one of that name we already own. */
@@ -161,6 +164,14 @@ const createTunnel = (config: HttpClientConfig, name: Option.Option<string>) =>
     const url = typeof body.url === "string" ? body.url : body.public_url
     if (typeof body.id !== "string" || typeof tunnelName !== "string") {
       return yield* new HttpApiError({ status: 502, reason: "the server's answer lacks the tunnel's id or name" })
+    }
+    // A server that does not know the field ignores it: better no tunnel than one that does not do what was asked.
+    if (Option.isSome(config.hostHeader) && body.host_header !== config.hostHeader.value) {
+      return yield* new HttpApiError({
+        status: 400,
+        reason: `the server's tunnel does not rewrite Host to ${config.hostHeader.value} (a NullBore server has no --host-header; ` +
+          `or a tunnel of this name was created without it)`
+      })
     }
     const whole = typeof url === "string" && /^https?:\/\//.test(url)
       ? url

@@ -100,6 +100,7 @@ export const describe = (tunnel: HttpTunnel, origin: Origin, domain: Option.Opti
     device_name: Option.getOrUndefined(tunnel.meta.deviceName),
     source: Option.getOrUndefined(tunnel.meta.source),
     basic_auth: Option.isSome(tunnel.meta.basicAuth) || undefined,
+    host_header: Option.getOrUndefined(tunnel.meta.hostHeader),
     public_url: url
   }
 }

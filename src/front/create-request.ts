@@ -13,6 +13,8 @@
  *   source        string   shown in the API ("cli", "daemon")
  *   auth_user     string   with auth_pass: visitors must give them (HTTP basic auth), which
  *   auth_pass     string   the front checks and takes off before the app sees the request
+ *   host_header   string   Spore's own: the Host the app is sent instead of the visitor's (dev
+ *                          servers such as Vite refuse a foreign one); X-Forwarded-Host keeps it
  *
  * Anything else is refused by name, so that a typo is not silently ignored.
  */
@@ -24,7 +26,10 @@ import type { CreateOptions } from "./http-tunnels.js"
 /** Longest text accepted in device_name, source, auth_user and auth_pass. */
 export const MAX_FIELD_LENGTH = 256
 
-const FIELDS = new Set(["name", "local_port", "ttl", "idle_ttl", "device_name", "source", "auth_user", "auth_pass"])
+const FIELDS = new Set(["name", "local_port", "ttl", "idle_ttl", "device_name", "source", "auth_user", "auth_pass", "host_header"])
+
+/** A Host value: a name or an address, with a port if any (no spaces, no controls, no path). */
+const HOST = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/
 
 export interface CreateRequest {
   readonly name: Option.Option<string>
@@ -70,9 +75,13 @@ export const checkCreateRequest = (body: unknown): Either.Either<CreateRequest, 
     if (Option.isSome(user) !== Option.isSome(password)) return yield* refuse("auth_user and auth_pass go together")
     if (Option.isSome(user) && user.value.includes(":")) return yield* refuse("auth_user may not contain a colon")
 
+    const hostHeader = yield* optionalText(fields, "host_header")
+    if (Option.isSome(hostHeader) && !HOST.test(hostHeader.value)) return yield* refuse("host_header must be a host, with a port if any")
+
     return {
       name,
       options: {
+        hostHeader,
         ttl,
         idleTtl: idle === true,
         localPort: typeof port === "number" ? Option.some(port) : Option.none(),

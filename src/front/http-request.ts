@@ -175,6 +175,8 @@ export const rewriteHead = (
     readonly dropAuthorization?: boolean
     /** The path prefix the visitor reached the app under (`/t/NAME`), sent as X-Forwarded-Prefix. */
     readonly prefix?: string | undefined
+    /** The Host to send instead of the visitor's (X-Forwarded-Host still says the visitor's). */
+    readonly host?: string | undefined
   }
 ): Uint8Array => {
   const forwardedFor: Array<string> = [...(options.before ?? [])]
@@ -184,12 +186,17 @@ export const rewriteHead = (
     const lower = name.toLowerCase()
     if (closing && (lower === "connection" || lower === "keep-alive" || lower === "proxy-connection")) continue
     if (options.dropAuthorization === true && lower === "authorization") continue
+    if (options.host !== undefined && lower === "host") {
+      text += `${name}: ${options.host}\r\n`
+      continue
+    }
     if (lower === "x-forwarded-for") {
       if (value !== "" && options.before === undefined) forwardedFor.push(value)
     } else if (lower !== "x-forwarded-proto" && lower !== "x-forwarded-host" && lower !== "x-forwarded-prefix") {
       text += `${name}: ${value}\r\n`
     }
   }
+  if (options.host !== undefined && head.host === undefined) text += `Host: ${options.host}\r\n`
   if (closing) text += "Connection: close\r\n"
   forwardedFor.push(options.forwardedFor)
   text += `X-Forwarded-For: ${forwardedFor.join(", ")}\r\n`

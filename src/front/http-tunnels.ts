@@ -87,6 +87,8 @@ export interface TunnelMeta {
   readonly source: Option.Option<string>
   /** Visitors must give this user and password (HTTP basic auth), checked by the front. */
   readonly basicAuth: Option.Option<BasicAuth>
+  /** The Host the app is sent instead of the visitor's. */
+  readonly hostHeader: Option.Option<string>
 }
 
 export interface BasicAuth {
@@ -104,6 +106,7 @@ export interface CreateOptions {
   readonly deviceName: Option.Option<string>
   readonly source: Option.Option<string>
   readonly basicAuth: Option.Option<BasicAuth>
+  readonly hostHeader: Option.Option<string>
 }
 
 export const NO_CREATE_OPTIONS: CreateOptions = {
@@ -112,7 +115,8 @@ export const NO_CREATE_OPTIONS: CreateOptions = {
   localPort: Option.none(),
   deviceName: Option.none(),
   source: Option.none(),
-  basicAuth: Option.none()
+  basicAuth: Option.none(),
+  hostHeader: Option.none()
 }
 
 
@@ -167,7 +171,8 @@ export const make = (maxTunnels: number) =>
             localPort: options.localPort,
             deviceName: options.deviceName,
             source: options.source,
-            basicAuth: options.basicAuth
+            basicAuth: options.basicAuth,
+            hostHeader: options.hostHeader
           },
           expiry: {
             ttl: options.ttl,

@@ -236,6 +236,7 @@ export const serveVisitor = (
           proto: options.proto,
           connectionClose: oneRequest,
           prefix: route.prefix,
+          host: Option.getOrUndefined(tunnel.value.meta.hostHeader),
           dropAuthorization: Option.isSome(basicAuth)
         }))
         if (request.head.upgrade) {

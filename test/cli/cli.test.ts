@@ -57,7 +57,7 @@ describe("spore CLI", () => {
       }
       expect(kafka).not.toContain("do-not-print-me")
       const http = (yield* runSpore(["http", "--help"])).stdout
-      for (const text of ["--to", "--token", "--tls-ca", "SPORE_TLS_CA", "--tls-servername", "--ttl", "SPORE_TTL", "--basic-auth"]) {
+      for (const text of ["--to", "--token", "--tls-ca", "SPORE_TLS_CA", "--tls-servername", "--ttl", "SPORE_TTL", "--basic-auth", "--host-header"]) {
         expect(http).toContain(text)
       }
       const local = (yield* runSpore(["local", "--help"], { BORE_SECRET: "do-not-print-me" })).stdout
@@ -90,6 +90,7 @@ describe("spore CLI", () => {
         [["http", "3000", "--to", "http://x.example", "--token", "k", "--ttl", "-5m"], /--ttl: "-5m" is negative/],
         [["http", "3000", "--to", "http://x.example", "--token", "k", "--basic-auth", "nopassword"], /--basic-auth must be USER:PASS, both non-empty/],
         [["http", "3000", "--to", "http://x.example", "--token", "k", "--basic-auth", ":pass"], /--basic-auth must be USER:PASS, both non-empty/],
+        [["http", "3000", "--to", "http://x.example", "--token", "k", "--host-header", "a b"], /--host-header must be rewrite or a host \(with a port if any\), not a b/],
         [["http", "3000", "--to", "https://x.example", "--token", "k", "--tls-ca", "/nonexistent/ca.pem"], /\/nonexistent\/ca\.pem: ENOENT/],
         [["server", "--min-port", "70000"], /--min-port must be a port number/],
         [["server", "--min-port", "5000", "--max-port", "10"], /port range is empty/],

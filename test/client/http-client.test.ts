@@ -85,6 +85,7 @@ const config = (port: number, name?: string): HttpClient.HttpClientConfig => ({
   name: Option.fromNullable(name),
   ttl: Option.none(),
   basicAuth: Option.none(),
+  hostHeader: Option.none(),
   localHost: LOOPBACK,
   localPort: 9,
   reconnect: true,

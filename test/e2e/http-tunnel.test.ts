@@ -65,11 +65,11 @@ const tunnelsOf = (port: number, key: string) =>
   })
 
 /** The local app, a server with two keys, and `spore http` exposing the app as `app` with KEY_A. */
-const appTunnel = (options: { dashboard?: boolean } = {}) =>
+const appTunnel = (options: { dashboard?: boolean; clientFlags?: ReadonlyArray<string> } = {}) =>
   Effect.gen(function*() {
     const app = yield* localApp
-    const server = yield* startHttpServer({ keysFile: writeKeys(KEY_A, KEY_B), ...options })
-    const client = yield* startHttpClient(server.port, app.port, { key: KEY_A, name: "app" })
+    const server = yield* startHttpServer({ keysFile: writeKeys(KEY_A, KEY_B), ...(options.dashboard === undefined ? {} : { dashboard: options.dashboard }) })
+    const client = yield* startHttpClient(server.port, app.port, { key: KEY_A, name: "app", extra: options.clientFlags ?? [] })
     const agent = yield* loopbackAgent()
     const host = `app.${DOMAIN}:${server.port}`
     return {
@@ -153,6 +153,13 @@ describe("routing", () => {
         forwardedProto: "http",
         forwardedHost: host
       })
+    }).pipe(Effect.scoped))
+
+  it.live("--host-header rewrite sends the app its own address as Host (a dev server's check passes); X-Forwarded-Host keeps the visitor's", () =>
+    Effect.gen(function*() {
+      const { agent, app, byHost, byPath, host } = yield* appTunnel({ clientFlags: ["--host-header", "rewrite"] })
+      expect(yield* getJson<Echo>(agent, byHost("/vite"))).toMatchObject({ url: "/vite", host: `${LOOPBACK}:${app.port}`, forwardedHost: host })
+      expect(yield* getJson<Echo>(agent, byPath("/vite"))).toMatchObject({ url: "/vite", host: `${LOOPBACK}:${app.port}` })
     }).pipe(Effect.scoped))
 
   it.live("a visitor's own X-Forwarded-Proto and -Host are replaced, its X-Forwarded-For chain extended", () =>

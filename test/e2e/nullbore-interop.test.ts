@@ -17,7 +17,7 @@ import { Agent, request } from "undici"
 import { WebSocket } from "ws"
 import { callApi, type Echo, localApp, startHttpClient, startHttpServer, writeKeys } from "../support/http.js"
 import { hasNullbore, NULLBORE_KEY, startNullboreClient, startNullboreServer } from "../support/nullbore.js"
-import { within } from "../support/process.js"
+import { runSpore, within } from "../support/process.js"
 
 interface Tunnel {
   /** The tunnel's public URL, without a trailing slash: `${base}/path` reaches the app's /path. */
@@ -193,3 +193,15 @@ for (const direction of DIRECTIONS) {
       }), 40_000)
   })
 }
+
+describe.skipIf(!hasNullbore())("NullBore interop: what NullBore's server has not", () => {
+  it.scopedLive("spore http --host-header against NullBore's server ends with a line saying the server does not apply it", () =>
+    Effect.gen(function*() {
+      const server = yield* startNullboreServer
+      const finished = yield* within("spore http's exit", 20, runSpore([
+        "http", "3000", "--to", server.url, "--token", NULLBORE_KEY, "--host-header", "rewrite"
+      ]))
+      expect(finished.code).toBe(1)
+      expect(finished.stderr).toContain("does not rewrite Host to localhost:3000 (a NullBore server has no --host-header")
+    }))
+})

@@ -61,6 +61,8 @@ describe("HTTP front: NullBore's API", () => {
         [{ auth_user: "u" }, "auth_user and auth_pass go together"],
         [{ auth_user: "a:b", auth_pass: "p" }, "auth_user may not contain a colon"],
         [{ device_name: "x".repeat(300) }, "device_name is longer than 256 characters"],
+        [{ host_header: "evil.example\r\nX-Injected: 1" }, "host_header must be a host, with a port if any"],
+        [{ host_header: "a/b" }, "host_header must be a host, with a port if any"],
         [{ tier: "pro" }, "unknown field tier"]
       ]
       for (const [body, error] of refusals) {
