@@ -20,7 +20,7 @@ import { openFileLimits } from "../src/net/descriptor-watch.js"
 import { BORE, inPrivateNamespace } from "./namespace.js"
 import { PAUSE_MS, RTT_MS, slowLinkFirstByte, VISITORS } from "./delayed.js"
 import type { ChildProcess } from "node:child_process"
-import { cpuMs, killAll, rss, type Side, sporeServerArgs, start, startClientOf, startHttpTunnel, startServerOf, startServices, startSpore } from "./processes.js"
+import { cpuMs, killAll, rss, type Side, sporeServerArgs, start, startClientOf, HTTP_BENCH_DOMAIN, startHttpTunnel, startServerOf, startServices, startSpore } from "./processes.js"
 
 inPrivateNamespace(import.meta.url, 25)
 
@@ -206,30 +206,38 @@ if (ONLY.has("startup")) {
 
 /** Spore's HTTP tunnels, against the web app directly (bore has none). */
 const httpRows: Array<{ readonly figure: string; readonly unit: string; readonly direct: number; readonly spore: number }> = []
-// HTTP tunnels: `spore http` through the server's front (path routing), against the web app.
+// HTTP tunnels: `spore http` through the server's front, against the web app; by host (the
+// tunnel has the host to itself, keep-alive kept), and the latencies by path too (/t/NAME/: a
+// channel per request, so that its response head can be kept inside the prefix).
 if (ONLY.has("http")) {
   const key = "bench-key-0123456789abcdef"
   const keyFile = join(mkdtempSync(join(tmpdir(), "spore-bench-")), "api-keys")
   writeFileSync(keyFile, `${key}\n`)
   const tunnel = await startHttpTunnel(services.web, keyFile, key)
   const direct = `http://127.0.0.1:${services.web}`
-  const spore = `http://127.0.0.1:${tunnel.front}/t/bench`
+  const spore = `http://127.0.0.1:${tunnel.front}`
+  const host = `bench.${HTTP_BENCH_DOMAIN}:${tunnel.front}`
+  const byPath = `http://127.0.0.1:${tunnel.front}/t/bench`
   const HTTP_BYTES = Math.min(TRANSFER, 256 * MiB)
   const size = `${HTTP_BYTES / MiB} MiB`
-  const up = { direct: await runs(() => upload(direct, HTTP_BYTES)), spore: await runs(() => upload(spore, HTTP_BYTES)) }
+  const up = { direct: await runs(() => upload(direct, HTTP_BYTES)), spore: await runs(() => upload(spore, HTTP_BYTES, host)) }
   httpRows.push({ figure: `http POST of ${size}`, unit: "MB/s", ...up })
-  const down = { direct: await runs(() => download(direct, HTTP_BYTES)), spore: await runs(() => download(spore, HTTP_BYTES)) }
+  const down = { direct: await runs(() => download(direct, HTTP_BYTES)), spore: await runs(() => download(spore, HTTP_BYTES, host)) }
   httpRows.push({ figure: `http GET of ${size}`, unit: "MB/s", ...down })
-  const kept = { direct: [] as Array<number>, spore: [] as Array<number> }
-  const fresh = { direct: [] as Array<number>, spore: [] as Array<number> }
+  const kept = { direct: [] as Array<number>, spore: [] as Array<number>, path: [] as Array<number> }
+  const fresh = { direct: [] as Array<number>, spore: [] as Array<number>, path: [] as Array<number> }
   for (let i = 0; i < RUNS; i++) {
     kept.direct.push((await requestLatency(direct, SEQUENTIAL)).p50)
-    kept.spore.push((await requestLatency(spore, SEQUENTIAL)).p50)
+    kept.spore.push((await requestLatency(spore, SEQUENTIAL, host)).p50)
+    kept.path.push((await requestLatency(byPath, SEQUENTIAL)).p50)
     fresh.direct.push(await newConnectionLatency(direct, SEQUENTIAL / 4))
-    fresh.spore.push(await newConnectionLatency(spore, SEQUENTIAL / 4))
+    fresh.spore.push(await newConnectionLatency(spore, SEQUENTIAL / 4, host))
+    fresh.path.push(await newConnectionLatency(byPath, SEQUENTIAL / 4))
   }
   httpRows.push({ figure: "http GET on a kept-alive connection, p50", unit: "ms", direct: median(kept.direct), spore: median(kept.spore) })
+  httpRows.push({ figure: "http GET on a kept-alive connection, by path, p50", unit: "ms", direct: median(kept.direct), spore: median(kept.path) })
   httpRows.push({ figure: "http GET on a new connection, p50", unit: "ms", direct: median(fresh.direct), spore: median(fresh.spore) })
+  httpRows.push({ figure: "http GET on a new connection, by path, p50", unit: "ms", direct: median(fresh.direct), spore: median(fresh.path) })
   tunnel.server.kill("SIGKILL"), tunnel.client.kill("SIGKILL")
 
   // Memory per idle kept-alive visitor (one request done, its data channel open): fresh
@@ -242,11 +250,12 @@ if (ONLY.has("http")) {
   for (let i = 0; i < MEMORY_RUNS; i++) {
     const fresh = await startServices()
     const idleTunnel = await startHttpTunnel(fresh.web, keyFile, key)
-    const base = `http://127.0.0.1:${idleTunnel.front}/t/bench`
-    await holdIdleVisitors(base, 50).then((held) => held.close())
+    const base = `http://127.0.0.1:${idleTunnel.front}`
+    const idleHost = `bench.${HTTP_BENCH_DOMAIN}:${idleTunnel.front}`
+    await holdIdleVisitors(base, 50, idleHost).then((held) => held.close())
     await sleep(1000)
     const before = { server: rss(idleTunnel.server), client: rss(idleTunnel.client) }
-    const held = await holdIdleVisitors(base, HTTP_IDLE)
+    const held = await holdIdleVisitors(base, HTTP_IDLE, idleHost)
     await sleep(2000)
     perServer.push((rss(idleTunnel.server) - before.server) / HTTP_IDLE / KiB)
     perClient.push((rss(idleTunnel.client) - before.client) / HTTP_IDLE / KiB)

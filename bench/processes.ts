@@ -151,9 +151,12 @@ export const rss = (child: ChildProcess): number => {
  * A Spore server with its HTTP front and a `spore http` client exposing `localPort` as
  * `bench`; returns the front's port (visitors use /t/bench/).
  */
+/** The bench's HTTP tunnel is `bench.HTTP_BENCH_DOMAIN` by host (on 127.0.0.1), and /t/bench/ by path. */
+export const HTTP_BENCH_DOMAIN = "spore.bench"
+
 export const startHttpTunnel = async (localPort: number, keyFile: string, key: string) => {
   const server = startSpore(["server", "--bind-addr", "127.0.0.1", "--control-port", "0", "--min-port", "30000", "--max-port", "32000",
-    "--http-addr", "127.0.0.1:0", "--api-keys", keyFile, "--max-pending", "10000", "--max-conns-per-tunnel", "10000",
+    "--http-addr", "127.0.0.1:0", "--domain", HTTP_BENCH_DOMAIN, "--api-keys", keyFile, "--max-pending", "10000", "--max-conns-per-tunnel", "10000",
     // The memory figure holds 1,000 visitors from 127.0.0.1, past the per-address default.
     "--max-http-conns-per-ip", "10000"])
   const front = Number((await server.waitFor(/http front listening on 127\.0\.0\.1:(\d+)/))[1])
