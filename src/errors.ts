@@ -387,6 +387,8 @@ const API_REFUSAL_STATUS = {
   "no-such-endpoint": 404,
   "no-such-tunnel": 404,
   "no-such-visitor": 404,
+  "no-such-request": 404,
+  "not-replayable": 409,
   "invalid-name": 400,
   "name-taken": 409,
   "max-tunnels": 429,
@@ -429,6 +431,10 @@ export class ApiRefusal extends Data.TaggedError("ApiRefusal")<{
         return "no such tunnel"
       case "no-such-visitor":
         return "connection not found or expired"
+      case "no-such-request":
+        return "no such request in the tunnel's log (it keeps the last 100)"
+      case "not-replayable":
+        return "this request cannot be replayed: its body was over 1 KiB, cut, or it was an upgrade"
       case "invalid-name":
         return `invalid name: ${this.detail}`
       case "name-taken":

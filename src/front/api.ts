@@ -20,7 +20,7 @@
  * through the front's router again (a browser may follow a link from here to `/t/NAME/`).
  */
 import type * as http from "node:http"
-import { Duration, Effect, Option } from "effect"
+import { Clock, Duration, Effect, Option } from "effect"
 import { ApiRefusal } from "../errors.js"
 import type { AuthLockout } from "../limits/auth-lockout.js"
 import { type ApiKeys, type Owner, presentedKey } from "./api-keys.js"
@@ -30,6 +30,7 @@ import type { RateLimit } from "../limits/rate-limit.js"
 import { formatGoDuration } from "../protocol/go-duration.js"
 import { VERSION } from "../version.js"
 import { parseCreateRequest } from "./create-request.js"
+import type { LoggedRequest } from "./request-log.js"
 
 /** The version of NullBore's API this front speaks, sent as X-NullBore-API. */
 export const NULLBORE_API_VERSION = "1"
@@ -45,6 +46,8 @@ export interface ApiContext {
   readonly clientOf: (request: http.IncomingMessage) => string
   /** The domain tunnels are served under (`NAME.DOMAIN`), if any. */
   readonly domain: Option.Option<string>
+  /** Sends a request (head and body, as a visitor sent them) through the front again, as a visitor of its own. */
+  readonly replay: (request: Buffer) => Effect.Effect<void>
 }
 
 /** Where a tunnel's links point: the scheme and the host (with its port) of the front. */
@@ -104,6 +107,66 @@ export const describe = (tunnel: HttpTunnel, origin: Origin, domain: Option.Opti
     public_url: url
   }
 }
+
+/** A tunnel as the status page shows it: live counts, and its traffic over the last 15 minutes. */
+const describeLive = (tunnel: HttpTunnel, origin: Origin, domain: Option.Option<string>, now: number) => ({
+  ...describe(tunnel, origin, domain),
+  series: tunnel.log.series(now)
+})
+
+const bodyText = (pieces: ReadonlyArray<Buffer>) => Buffer.concat(pieces).toString("utf8")
+
+/** A logged request in a list (NullBore's fields first, as its client's `requests` reads them). */
+const requestSummary = (tunnel: HttpTunnel, entry: LoggedRequest) => ({
+  id: String(entry.id),
+  tunnel_id: tunnel.id,
+  slug: tunnel.name,
+  method: entry.method,
+  path: entry.path,
+  headers: entry.requestHead,
+  body_size: entry.requestBytes - (entry.replayHead?.length ?? 0),
+  body_snippet: bodyText(entry.requestBody),
+  remote_ip: entry.visitor,
+  created_at: new Date(entry.at).toISOString(),
+  status: entry.status,
+  duration_ms: entry.durationMs,
+  bytes_in: entry.requestBytes,
+  bytes_out: entry.responseBytes,
+  replayable: entry.requestWhole
+})
+
+/** One logged request, both sides. */
+const requestDetail = (tunnel: HttpTunnel, entry: LoggedRequest) => ({
+  ...requestSummary(tunnel, entry),
+  request_head: entry.requestHead,
+  request_body: bodyText(entry.requestBody),
+  response_head: entry.responseHead,
+  response_body: bodyText(entry.responseBody)
+})
+
+/**
+ * The inspector's calls on one tunnel (`rest` is the path after /v1/tunnels/ID):
+ *
+ *   GET  /requests                the last requests, newest first
+ *   GET  /requests/N              one of them, both heads and the first KiB of both bodies
+ *   POST /requests/N/replay       sends it again through the tunnel (202); 409 when its body
+ *                                 was not kept whole (over 1 KiB) or it was an upgrade
+ *
+ * Shared by the owner's API and the operator's dashboard. Undefined when `rest` is none of them.
+ */
+const inspect = (context: ApiContext, tunnel: HttpTunnel, rest: string, method: string, response: http.ServerResponse) =>
+  Effect.gen(function*() {
+    if (rest === "/requests" && method === "GET") return send(response, 200, tunnel.log.entries().map((entry) => requestSummary(tunnel, entry)))
+    const one = /^\/requests\/(\d+)(\/replay)?$/.exec(rest)
+    if (one === null) return undefined
+    const entry = tunnel.log.byId(Number(one[1]))
+    if (entry === undefined) return yield* new ApiRefusal({ reason: "no-such-request" })
+    if (one[2] === undefined && method === "GET") return send(response, 200, requestDetail(tunnel, entry))
+    if (one[2] === undefined || method !== "POST") return undefined
+    if (!entry.requestWhole || entry.replayHead === undefined) return yield* new ApiRefusal({ reason: "not-replayable" })
+    yield* context.replay(Buffer.concat([entry.replayHead, ...entry.requestBody]))
+    return send(response, 202, { replayed: true })
+  })
 
 const send = (response: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}) => {
   const text = body === undefined ? "" : JSON.stringify(body)
@@ -194,7 +257,8 @@ const route = (context: ApiContext, request: http.IncomingMessage, response: htt
     if (!path.startsWith("/v1/")) return yield* new ApiRefusal({ reason: "no-such-endpoint", detail: path })
     const owner = yield* authenticate(context, request)
     if (path === "/v1/status" && method === "GET") {
-      const listed = tunnels.list(Option.some(owner)).map((tunnel) => describe(tunnel, originOf(request), context.domain))
+      const now = yield* Clock.currentTimeMillis
+      const listed = tunnels.list(Option.some(owner)).map((tunnel) => describeLive(tunnel, originOf(request), context.domain, now))
       return send(response, 200, { tunnels: listed })
     }
     yield* limited(context, owner)
@@ -206,16 +270,20 @@ const route = (context: ApiContext, request: http.IncomingMessage, response: htt
     if (path === "/v1/tunnels" && method === "GET") {
       return send(response, 200, tunnels.list(Option.some(owner)).map((t) => describe(t, originOf(request), context.domain)))
     }
-    const match = /^\/v1\/tunnels\/([^/]+)$/.exec(path)
-    if (match !== null && (method === "GET" || method === "DELETE")) {
+    const match = /^\/v1\/tunnels\/([^/]+)(\/.*)?$/.exec(path)
+    if (match !== null) {
       const tunnel = tunnels.byId(decodeURIComponent(match[1]!))
       // Another owner's tunnel is as absent as a missing one: ids are not to be probed.
       if (Option.isNone(tunnel) || tunnel.value.owner !== owner) {
         return yield* new ApiRefusal({ reason: "no-such-tunnel" })
       }
-      if (method === "GET") return send(response, 200, describe(tunnel.value, originOf(request), context.domain))
-      yield* tunnels.remove(tunnel.value)
-      return send(response, 200, { status: "closed" })
+      const rest = match[2]
+      if (rest === undefined && method === "GET") return send(response, 200, describe(tunnel.value, originOf(request), context.domain))
+      if (rest === undefined && method === "DELETE") {
+        yield* tunnels.remove(tunnel.value)
+        return send(response, 200, { status: "closed" })
+      }
+      if (rest !== undefined && (yield* inspect(context, tunnel.value, rest, method, response)) !== undefined) return
     }
     return yield* new ApiRefusal({ reason: "no-such-endpoint", detail: `${method} ${path}` })
   })
@@ -245,9 +313,18 @@ export const handleDashboardRequest = (
   Effect.gen(function*() {
     const tunnels = yield* HttpTunnels
     const path = new URL(request.url ?? "/", "http://dashboard").pathname
-    if (request.method !== "GET") return send(response, 405, { error: "method not allowed" }, { Allow: "GET" })
+    const method = request.method ?? "GET"
+    const inspected = /^\/v1\/tunnels\/([^/]+)(\/requests.*)$/.exec(path)
+    if (inspected !== null) {
+      const tunnel = tunnels.byId(decodeURIComponent(inspected[1]!))
+      if (Option.isNone(tunnel)) return yield* new ApiRefusal({ reason: "no-such-tunnel" })
+      if ((yield* inspect(context, tunnel.value, inspected[2]!, method, response)) !== undefined) return
+      return yield* new ApiRefusal({ reason: "no-such-endpoint", detail: `${method} ${path}` })
+    }
+    if (method !== "GET") return send(response, 405, { error: "method not allowed" }, { Allow: "GET" })
     if (path === "/v1/status") {
-      return send(response, 200, { tunnels: tunnels.list(Option.none()).map((t) => describe(t, front(request), context.domain)) })
+      const now = yield* Clock.currentTimeMillis
+      return send(response, 200, { tunnels: tunnels.list(Option.none()).map((t) => describeLive(t, front(request), context.domain, now)) })
     }
     if (path !== "/") return send(response, 404, { error: "not found" })
     const page = dashboardPage({ title: "spore tunnels (all)" })

@@ -1,13 +1,22 @@
 /**
- * The status page of Spore's HTTP tunnels: one self-contained HTML document (inline CSS and JS, no
- * external resources, no framework) that polls `GET /v1/status` and renders a table of tunnels.
+ * The status page and inspector of Spore's HTTP tunnels: one self-contained HTML document
+ * (inline CSS and JS, no external resources, no framework) that polls `GET /v1/status`, renders a
+ * table of tunnels with a plot of each one's last 15 minutes, and, for the tunnel picked, its
+ * request log (`GET /v1/tunnels/ID/requests`), one request's detail, and a replay button.
  *
  * DOM contract (tests and operators' scripts rely on it):
  * - `<table id="tunnels">` whose `<tbody>` holds one `<tr data-tunnel="NAME">` per tunnel, sorted
  *   by name, or a single `<tr id="no-tunnels">` when there are none;
  * - each row has one `<td data-field="...">` per field: name, url (a link), online ("online" or
  *   "offline"), connections, totalConnections, bytesIn, bytesOut; the four counters carry the
- *   exact number in `data-value` (the bytes cells' text is human-readable);
+ *   exact number in `data-value` (the bytes cells' text is human-readable); `plot` holds an
+ *   `<svg>` with one `<polyline data-series="requests|bytes">` each, `data-total` their sums;
+ * - clicking a row picks its tunnel (class `selected`): `<section id="inspector">` shows its
+ *   name in `#inspected` and `<table id="requests">`, one `<tr data-request="ID">` per logged
+ *   request, newest first, with cells method, path, status, duration, bytes, visitor;
+ * - clicking a request shows `<section id="detail">`: `#request-head`, `#request-body`,
+ *   `#response-head`, `#response-body`, and `<button id="replay">` (disabled when the request
+ *   cannot be replayed), whose answer is said in `#replay-status`;
  * - `<p id="status">`: "updated HH:MM:SS" after a good poll, otherwise an error text and the class
  *   `error`.
  */
@@ -57,9 +66,43 @@ function cell(field, text, value) {
   return td;
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+// A small plot of the last 15 minutes: requests and bytes, each scaled to its own peak.
+function plot(series) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("width", "180");
+  svg.setAttribute("height", "36");
+  svg.setAttribute("viewBox", "0 0 180 36");
+  const base = document.createElementNS(SVG, "line");
+  for (const [attribute, value] of [["x1", "0"], ["y1", "35"], ["x2", "180"], ["y2", "35"], ["stroke", "#ccc"]]) base.setAttribute(attribute, value);
+  svg.append(base);
+  // Requests as a filled area, bytes as a line over it; each scaled to its own peak.
+  for (const [name, values, color, filled] of [["requests", series.requests, "#1a73e8", true], ["bytes", series.bytes, "#e37400", false]]) {
+    const peak = Math.max(1, ...values);
+    const step = 180 / Math.max(1, values.length - 1);
+    const points = values.map((v, i) => (i * step).toFixed(1) + "," + (35 - (v / peak) * 32).toFixed(1));
+    const line = document.createElementNS(SVG, "polyline");
+    line.setAttribute("points", (filled ? ["0,35", ...points, "180,35"] : points).join(" "));
+    line.setAttribute("fill", filled ? "rgba(26,115,232,.25)" : "none");
+    line.setAttribute("stroke", color);
+    line.setAttribute("stroke-width", filled ? "1" : "1.5");
+    line.dataset.series = name;
+    line.dataset.total = String(values.reduce((a, b) => a + b, 0));
+    svg.append(line);
+  }
+  const per = series.bucketSeconds;
+  const title = document.createElementNS(SVG, "title");
+  const last = series.requests.length - 1;
+  title.textContent = "last 15 min; now " + (series.requests[last] / per).toFixed(1) + " req/s, " + humanBytes(Math.round(series.bytes[last] / per)) + "/s";
+  svg.append(title);
+  return svg;
+}
+
+let selected = null;
 function row(t) {
   const tr = document.createElement("tr");
   tr.dataset.tunnel = t.name;
+  if (selected && selected.id === t.id) tr.classList.add("selected");
   const link = document.createElement("a");
   link.textContent = t.url;
   // Only web links: a "javascript:" URL in a cell would run on click.
@@ -69,13 +112,26 @@ function row(t) {
   url.append(link);
   const online = cell("online", t.online ? "online" : "offline");
   online.className = t.online ? "online" : "offline";
+  const chart = cell("plot", "");
+  if (t.series) chart.append(plot(t.series));
   tr.append(
     cell("name", t.name), url, online,
     cell("connections", String(t.connections), t.connections),
     cell("totalConnections", String(t.totalConnections), t.totalConnections),
     cell("bytesIn", humanBytes(t.bytesIn), t.bytesIn),
-    cell("bytesOut", humanBytes(t.bytesOut), t.bytesOut)
+    cell("bytesOut", humanBytes(t.bytesOut), t.bytesOut),
+    chart
   );
+  tr.addEventListener("click", (event) => {
+    if (event.target instanceof HTMLAnchorElement) return;
+    selected = { id: t.id, name: t.name };
+    picked = null;
+    shown = null;
+    document.getElementById("inspected").textContent = t.name;
+    document.getElementById("inspector").hidden = false;
+    document.getElementById("detail").hidden = true;
+    inspect();
+  });
   return tr;
 }
 
@@ -90,7 +146,7 @@ function render(tunnels) {
     const tr = document.createElement("tr");
     tr.id = "no-tunnels";
     const td = document.createElement("td");
-    td.colSpan = 7;
+    td.colSpan = 8;
     td.textContent = "no tunnels";
     tr.append(td);
     tbody.replaceChildren(tr);
@@ -99,12 +155,89 @@ function render(tunnels) {
   }
 }
 
+function authHeaders() {
+  // Without a key the request still goes out: an operator's dashboard listener needs none.
+  return key ? { Authorization: "Bearer " + key } : {};
+}
+
+async function api(path, method) {
+  const response = await fetch(path, { method: method || "GET", headers: authHeaders(), cache: "no-store", signal: AbortSignal.timeout(5000) });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error || "HTTP " + response.status);
+  return body;
+}
+
+// The request log of the selected tunnel; rebuilt only when it changed.
+let logged = null;
+let picked = null;
+async function inspect() {
+  if (!selected) return;
+  const tunnel = selected;
+  let entries;
+  try {
+    entries = await api("/v1/tunnels/" + encodeURIComponent(tunnel.id) + "/requests");
+  } catch (error) {
+    document.getElementById("requests-status").textContent = "the log could not be read: " + error.message;
+    return;
+  }
+  if (selected !== tunnel) return;
+  document.getElementById("requests-status").textContent = entries.length + " request(s) logged (the last 100 are kept)";
+  const json = JSON.stringify(entries);
+  if (json === logged) return;
+  logged = json;
+  const rows = entries.map((e) => {
+    const tr = document.createElement("tr");
+    tr.dataset.request = e.id;
+    if (picked === e.id) tr.classList.add("selected");
+    tr.append(
+      cell("method", e.method),
+      cell("path", e.path),
+      cell("status", e.status === undefined ? "…" : String(e.status), e.status),
+      cell("duration", e.duration_ms === undefined ? "…" : e.duration_ms + " ms", e.duration_ms),
+      cell("bytes", humanBytes(e.bytes_in) + " / " + humanBytes(e.bytes_out), e.bytes_out),
+      cell("visitor", e.remote_ip)
+    );
+    tr.addEventListener("click", () => detail(tunnel, e.id));
+    return tr;
+  });
+  document.querySelector("#requests tbody").replaceChildren(...rows);
+}
+
+async function detail(tunnel, id) {
+  picked = id;
+  logged = null;
+  let e;
+  try {
+    e = await api("/v1/tunnels/" + encodeURIComponent(tunnel.id) + "/requests/" + id);
+  } catch (error) {
+    document.getElementById("replay-status").textContent = "the request could not be read: " + error.message;
+    return;
+  }
+  document.getElementById("detail").hidden = false;
+  document.getElementById("detail-title").textContent = e.method + " " + e.path + " → " + (e.status === undefined ? "no answer yet" : e.status);
+  document.getElementById("request-head").textContent = e.request_head;
+  document.getElementById("request-body").textContent = e.request_body || "(empty)";
+  document.getElementById("response-head").textContent = e.response_head || "(none yet)";
+  document.getElementById("response-body").textContent = e.response_body || "(empty)";
+  const button = document.getElementById("replay");
+  button.disabled = !e.replayable;
+  button.title = e.replayable ? "send this request again through the tunnel" : "its body was over 1 KiB, or it was an upgrade";
+  document.getElementById("replay-status").textContent = "";
+  button.onclick = async () => {
+    try {
+      await api("/v1/tunnels/" + encodeURIComponent(tunnel.id) + "/requests/" + id + "/replay", "POST");
+      document.getElementById("replay-status").textContent = "replayed: it shows at the top of the log";
+    } catch (error) {
+      document.getElementById("replay-status").textContent = "not replayed: " + error.message;
+    }
+  };
+  inspect();
+}
+
 async function poll() {
   try {
-    // Without a key the request still goes out: an operator's dashboard listener needs none.
-    const headers = key ? { Authorization: "Bearer " + key } : {};
     // Bounded, so a hung request cannot stop the polling.
-    const response = await fetch("/v1/status", { headers, cache: "no-store", signal: AbortSignal.timeout(5000) });
+    const response = await fetch("/v1/status", { headers: authHeaders(), cache: "no-store", signal: AbortSignal.timeout(5000) });
     if (response.status === 401) {
       showStatus("a valid API key is needed: open this page as /#token=YOUR_KEY", true);
     } else if (!response.ok) {
@@ -114,6 +247,7 @@ async function poll() {
       if (!Array.isArray(body.tunnels)) throw new Error("no tunnels in the response");
       render(body.tunnels);
       showStatus("updated " + new Date().toTimeString().slice(0, 8), false);
+      await inspect();
     }
   } catch {
     showStatus("server unreachable", true);
@@ -158,15 +292,38 @@ export const dashboardPage = (options: { readonly title: string }): string => {
   .offline { color: #888; }
   #status { color: #666; }
   #status.error { color: #b3261e; }
+  #tunnels tbody tr, #requests tbody tr { cursor: pointer; }
+  tr.selected { background: #eef3fd; }
+  section { margin-top: 1.5rem; }
+  pre { background: #f6f6f6; padding: .5rem; overflow-x: auto; max-height: 16rem; white-space: pre-wrap; word-break: break-all; }
+  .panes { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }
+  .legend span { margin-right: 1rem; }
 </style>
 </head>
 <body>
 <h1>${title}</h1>
 <p id="status"></p>
 <table id="tunnels">
-<thead><tr><th>name</th><th>url</th><th>status</th><th>connections</th><th>total</th><th>in</th><th>out</th></tr></thead>
+<thead><tr><th>name</th><th>url</th><th>status</th><th>connections</th><th>total</th><th>in</th><th>out</th><th>last 15 min</th></tr></thead>
 <tbody></tbody>
 </table>
+<p class="legend"><span style="color:#1a73e8">— requests/s</span><span style="color:#e37400">— bytes/s</span>click a tunnel for its requests</p>
+<section id="inspector" hidden>
+<h2>requests of <span id="inspected"></span></h2>
+<p id="requests-status"></p>
+<table id="requests">
+<thead><tr><th>method</th><th>path</th><th>status</th><th>time</th><th>in / out</th><th>visitor</th></tr></thead>
+<tbody></tbody>
+</table>
+</section>
+<section id="detail" hidden>
+<h2 id="detail-title"></h2>
+<p><button id="replay" type="button">replay</button> <span id="replay-status"></span></p>
+<div class="panes">
+<div><h3>request</h3><pre id="request-head"></pre><pre id="request-body"></pre></div>
+<div><h3>response</h3><pre id="response-head"></pre><pre id="response-body"></pre></div>
+</div>
+</section>
 <script>${script}</script>
 </body>
 </html>

@@ -20,6 +20,7 @@
  */
 import * as http from "node:http"
 import * as net from "node:net"
+import * as tls from "node:tls"
 import { Context, Effect, FiberSet, Layer, Option, type Scope } from "effect"
 import { WebSocketServer } from "ws"
 import type { AcmeError, BindError, StateDirError } from "../errors.js"
@@ -101,8 +102,34 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
         const origin = origins.get(request.socket as net.Socket) ?? originOfPeer(request.socket.remoteAddress, proxies)
         const values = request.headersDistinct["x-forwarded-for"] ?? []
         return requestClient(origin, values, proxies).address
-      }
+      },
+      replay: (bytes) => replay(bytes)
     }
+    // The inspector's replay: the request goes to the front's own port as a visitor of its own
+    // (over its TLS when it has some, since plain http then only redirects), so it is routed,
+    // checked and logged like any other. The answer is read and dropped; the log shows it.
+    const replay = (bytes: Buffer) =>
+      Effect.sync(() => {
+        const self = (host: string) => host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "::1" : host
+        const servername = /\r?\nhost:[ \t]*([^:\r\n]+)/i.exec(bytes.toString("latin1"))?.[1]
+        const socket: net.Socket = Option.isSome(config.https)
+          ? tls.connect({
+            host: self(config.https.value.host),
+            port: httpsPort,
+            // Our own certificate, on our own port: there is nobody in between to check for.
+            rejectUnauthorized: false,
+            ...(servername === undefined || net.isIP(servername) !== 0 ? {} : { servername })
+          })
+          : net.connect({ host: self(config.host), port: frontPort })
+        socket.setTimeout(30_000, () => socket.destroy())
+        socket.on("error", () => {})
+        socket.on("data", () => {})
+        // No FIN after it: a request followed by one is dropped by some servers (Node's among
+        // them); the front closes the connection after its 30 s wait for a next request.
+        socket.write(bytes)
+      })
+    // Set once the plain port is bound.
+    let frontPort = 0
     const domain = Option.getOrUndefined(config.domain)
     // Callbacks from Node's servers run as fibers of the front, interrupted when it closes.
     const run = yield* FiberSet.makeRuntime<HttpTunnels | WaitingVisitors>()
@@ -196,6 +223,7 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
       )
 
     const front = yield* listenManaged({ host: config.host, port: config.port, buffers: config.buffers ?? {} }, (socket) => serveConnection(socket, false))
+    frontPort = front.port
     yield* Effect.logInfo(`http front listening on ${config.host}:${front.port}` + (domain === undefined ? "" : `, tunnels at NAME.${domain}`))
     if (Option.isSome(config.https) && Option.isSome(frontTls)) {
       const { secure } = frontTls.value

@@ -21,6 +21,7 @@ import { EXPIRED_CLOSE_CODE, type Framing } from "../net/ws-channel.js"
 import { makeVisitorCounts, type VisitorCounts } from "../visitors/pending-registry.js"
 import type { Owner } from "./api-keys.js"
 import { randomName, validateName } from "./names.js"
+import { makeRequestLog, type RequestLog } from "./request-log.js"
 
 /** How long a tunnel without a control connection keeps its name. */
 export const OFFLINE_TTL = Duration.minutes(5)
@@ -45,6 +46,8 @@ export interface HttpTunnel {
   readonly meta: TunnelMeta
   /** When it ends (a `ttl`), if ever, and when a visitor last came. */
   readonly expiry: Expiry
+  /** Its last requests and its traffic over time, for the inspector. */
+  readonly log: RequestLog
   control: ControlSession | undefined
 }
 
@@ -180,6 +183,7 @@ export const make = (maxTunnels: number) =>
             expiresAt: Option.match(options.ttl, { onNone: () => undefined, onSome: (ttl) => now + Duration.toMillis(ttl) }),
             lastActive: undefined
           },
+          log: makeRequestLog(),
           control: undefined
         }
         byName.set(name, tunnel)

@@ -20,15 +20,17 @@
  * many waiting visitors, 504 no data channel within the pending timeout.
  */
 import type * as net from "node:net"
-import { Deferred, Effect, Either, Option, Scope } from "effect"
+import { Clock, Deferred, Effect, Either, Option, Runtime, Scope } from "effect"
 import type { WebSocket } from "ws"
 import { type HttpRequestError, VisitorRefused } from "../errors.js"
 import type { AuthLockout } from "../limits/auth-lockout.js"
-import { type ChannelState, type HeldWebSocket, onClosed, openChannel, untilWebSocketClosed } from "../net/ws-channel.js"
+import { type ChannelSender, type ChannelState, type HeldWebSocket, onClosed, openChannel, untilWebSocketClosed } from "../net/ws-channel.js"
 import { errorResponse } from "./error-page.js"
 import type { RequestClient } from "./client-address.js"
 import { givesBasicAuth, rewriteHead, routeOf, type RequestHead } from "./http-request.js"
 import { keepInsidePrefix, type ResponseTransform } from "./response-head.js"
+import { makeResponseTracker } from "./response-framing.js"
+import type { LoggedRequest } from "./request-log.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
 import { validateName } from "./names.js"
 import type { RequestReader } from "./request-reader.js"
@@ -57,7 +59,18 @@ interface OpenChannel {
    * request was followed by a FIN).
    */
   endsWithApp: boolean
+  /** Logs `entry` as the next request down this channel, its response read as it comes back. */
+  readonly record: (entry: LoggedRequest, method: string) => void
 }
+
+/** `sender`, with every byte sent also shown to `see`. */
+const tapped = (sender: ChannelSender, see: (bytes: Uint8Array) => void): ChannelSender => ({
+  ...sender,
+  send: (bytes) => {
+    see(bytes)
+    return sender.send(bytes)
+  }
+})
 
 /** Ends the response side with `bytes` and waits (briefly) for the visitor to close. */
 export const respondAndClose = (socket: net.Socket, bytes: Uint8Array): Effect.Effect<void> =>
@@ -97,7 +110,10 @@ export const serveVisitor = (
       const tunnels = yield* HttpTunnels
       const waiting = yield* WaitingVisitors
 
-      const openFor = (tunnel: HttpTunnel, transform: ResponseTransform | undefined) =>
+      const runtime = yield* Effect.runtime<never>()
+      const now = () => Runtime.runSync(runtime)(Clock.currentTimeMillis)
+
+      const openFor = (tunnel: HttpTunnel, keepInside: ResponseTransform | undefined) =>
         Effect.gen(function*() {
           const control = tunnel.control
           if (control === undefined) {
@@ -120,7 +136,28 @@ export const serveVisitor = (
             )
           )
           const { ws } = held
+          // The requests sent down this channel whose responses are still to come, oldest first.
+          const awaiting: Array<LoggedRequest> = []
+          const tracker = makeResponseTracker({
+            head: (status, text) => awaiting[0] !== undefined && tunnel.log.responseHead(now(), awaiting[0], status, text),
+            body: (bytes) => awaiting[0] !== undefined && tunnel.log.responseBody(awaiting[0], bytes),
+            end: (size) => {
+              const entry = awaiting.shift()
+              if (entry !== undefined) tunnel.log.responseDone(now(), entry, size)
+            }
+          })
+          const transform: ResponseTransform = {
+            push: (chunk) => {
+              tracker.push(chunk)
+              return keepInside === undefined ? chunk : keepInside.push(chunk)
+            },
+            flush: () => keepInside?.flush() ?? Buffer.alloc(0)
+          }
           const open: OpenChannel = {
+            record: (entry, method) => {
+              awaiting.push(entry)
+              tracker.expect(method)
+            },
             tunnel,
             ws,
             switching: false,
@@ -130,6 +167,7 @@ export const serveVisitor = (
               if (open.endsWithApp) open.state.sender.end()
             }, control.framing, transform)
           }
+          onClosed(ws, () => tracker.close())
           tunnel.stats.connections++
           // A visitor that resets its connection ends its channel at once.
           socket.once("close", (hadError) => {
@@ -228,6 +266,8 @@ export const serveVisitor = (
           current = opened.right
         }
         const channel = current
+        const entry = tunnel.value.log.begin(now(), request.raw, request.head, client.address)
+        channel.record(entry, request.head.method)
         const oneRequest = channel.state.framing === "close-ends" || route.prefix !== undefined
         channel.state.sender.send(rewriteHead(request.head, {
           target: route.target,
@@ -241,10 +281,12 @@ export const serveVisitor = (
         }))
         if (request.head.upgrade) {
           // From here on the connection belongs to whatever protocol the app switches to.
+          tunnel.value.log.requestDone(entry, false)
           reader.pipeRest(channel.state.sender)
           return yield* untilWebSocketClosed(channel.ws)
         }
-        const body = yield* Effect.either(reader.pipeBody(request.head, channel.state.sender))
+        const body = yield* Effect.either(reader.pipeBody(request.head, tapped(channel.state.sender, (bytes) => tunnel.value.log.requestBody(entry, bytes))))
+        tunnel.value.log.requestDone(entry, Either.isRight(body) && body.right !== "visitor-ended")
         if (Either.isLeft(body)) {
           // Part of a malformed body has gone to the app already: nothing sound can follow.
           yield* Effect.logDebug(`visitor of ${channel.tunnel.name} sent a malformed body: ${body.left.reason}`)

@@ -8,7 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, TestClock, TestServices } from "effect"
 import { WebSocket } from "ws"
 import { dial, LOOPBACK, readAll } from "../support/net.js"
-import { api, create, fakeClient, KEY, openWs, startFront, timersArmed, until, visit } from "./front-driver.js"
+import { api, create, fakeClient, KEY, OTHER_KEY, openWs, startFront, timersArmed, until, visit } from "./front-driver.js"
 
 const NULLBORE_BODY = { device_name: "vm", local_port: 40193, source: "cli", ttl: "1h" }
 
@@ -221,5 +221,30 @@ describe("HTTP front: routing under /t/NAME/", () => {
         "HTTP/1.1 302 Found\r\nLocation: http://relay.example/t/app/home\r\nSet-Cookie: sid=1; Path=/t/app/; HttpOnly\r\n" +
           "Content-Length: 13\r\nConnection: close\r\n\r\nLocation: /no"
       )
+    }))
+})
+
+describe("HTTP front: the request log's API", () => {
+  it.scoped("lists a tunnel's requests with their status, shows one, refuses to replay a body it did not keep whole, and only to its owner", () =>
+    Effect.gen(function*() {
+      const port = yield* startFront("spore.test")
+      const tunnel = yield* create(port, "app")
+      const client = yield* fakeClient(port, tunnel.id)
+      const body = "b".repeat(2000)
+      const page = yield* Effect.fork(visit(port, `POST /big HTTP/1.1\r\nHost: app.spore.test\r\nContent-Length: ${body.length}\r\n\r\n${body}`))
+      const data = yield* openWs(port, `/ws/data?id=${yield* client.nextVisitor}`)
+      data.send(Buffer.from("HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone"))
+      data.send(Buffer.alloc(0))
+      expect(yield* Fiber.join(page)).toMatch(/^HTTP\/1\.1 201 Created\r\n/)
+      const listed = (yield* api(port, "GET", `/v1/tunnels/${tunnel.id}/requests`)).body as unknown as ReadonlyArray<Record<string, unknown>>
+      expect(listed).toHaveLength(1)
+      expect(listed[0]).toMatchObject({ id: "1", method: "POST", path: "/big", status: 201, slug: "app", body_size: 2000, replayable: false, bytes_out: 47 })
+      const one = yield* api(port, "GET", `/v1/tunnels/${tunnel.id}/requests/1`)
+      expect(one.body).toMatchObject({ response_head: "HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\n", response_body: "done" })
+      expect(((one.body as Record<string, unknown>).request_body as string).length).toBe(1024)
+      const replay = yield* api(port, "POST", `/v1/tunnels/${tunnel.id}/requests/1/replay`)
+      expect([replay.status, replay.body.error]).toEqual([409, "this request cannot be replayed: its body was over 1 KiB, cut, or it was an upgrade"])
+      expect((yield* api(port, "GET", `/v1/tunnels/${tunnel.id}/requests/9`)).status).toBe(404)
+      expect((yield* api(port, "GET", `/v1/tunnels/${tunnel.id}/requests`, { key: OTHER_KEY })).status).toBe(404)
     }))
 })
