@@ -20,6 +20,7 @@ import type { ServerConfig } from "../server/config.js"
 import * as ControlListener from "../server/control-listener.js"
 import * as ServerMetrics from "../server/server-metrics.js"
 import * as Tunnels from "../server/tunnels.js"
+import { TcpTunnelDirectory } from "../visitors/tunnel-directory.js"
 import * as PendingRegistry from "../visitors/pending-registry.js"
 import * as WaitingVisitors from "../visitors/waiting-visitors.js"
 
@@ -53,7 +54,13 @@ const serverServices = (config: ServerProgramConfig) => {
   // One certificate store for the TLS control port and the HTTPS front.
   const certificate = CertificateStore.layer(Option.map(config.tls, ({ certFile, keyFile }) => ({ certFile, keyFile })))
   const base = Layer.mergeAll(ServerMetrics.layer, DescriptorWatch.layer, Drain.layer, certificate)
-  return Tunnels.layer(config).pipe(Layer.provideMerge(Layer.mergeAll(visitors, admission, httpTunnels)), Layer.provideMerge(base))
+  // The operator's dashboard lists the TCP tunnels through this window (front/ and server/ stay apart).
+  const directory = Layer.effect(TcpTunnelDirectory, Effect.map(Tunnels.Tunnels, (tunnels) => TcpTunnelDirectory.of({ list: tunnels.list })))
+  return directory.pipe(
+    Layer.provideMerge(Tunnels.layer(config)),
+    Layer.provideMerge(Layer.mergeAll(visitors, admission, httpTunnels)),
+    Layer.provideMerge(base)
+  )
 }
 
 /** On shutdown: visitors still waiting are closed, then the drain runs (see the module's comment). */

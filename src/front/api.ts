@@ -31,6 +31,7 @@ import { formatGoDuration } from "../protocol/go-duration.js"
 import { VERSION } from "../version.js"
 import { parseCreateRequest } from "./create-request.js"
 import type { LoggedRequest } from "./request-log.js"
+import { TcpTunnelDirectory } from "../visitors/tunnel-directory.js"
 
 /** The version of NullBore's API this front speaks, sent as X-NullBore-API. */
 export const NULLBORE_API_VERSION = "1"
@@ -84,6 +85,8 @@ export const describe = (tunnel: HttpTunnel, origin: Origin, domain: Option.Opti
     name: tunnel.name,
     url,
     online: tunnel.control !== undefined,
+    client: tunnel.control?.peer,
+    onlineSince: tunnel.control === undefined ? undefined : new Date(tunnel.control.since).toISOString(),
     connections: tunnel.counts.active,
     totalConnections: tunnel.stats.connections,
     bytesIn: tunnel.stats.bytesIn,
@@ -324,7 +327,9 @@ export const handleDashboardRequest = (
     if (method !== "GET") return send(response, 405, { error: "method not allowed" }, { Allow: "GET" })
     if (path === "/v1/status") {
       const now = yield* Clock.currentTimeMillis
-      return send(response, 200, { tunnels: tunnels.list(Option.none()).map((t) => describeLive(t, front(request), context.domain, now)) })
+      // The TCP tunnels too, here only: they have no owner, so no key's page may list them.
+      const tcp = (yield* (yield* TcpTunnelDirectory).list(now)).map((tunnel) => ({ ...tunnel, openedAt: new Date(tunnel.openedAt).toISOString() }))
+      return send(response, 200, { tunnels: tunnels.list(Option.none()).map((t) => describeLive(t, front(request), context.domain, now)), tcp })
     }
     if (path !== "/") return send(response, 404, { error: "not found" })
     const page = dashboardPage({ title: "spore tunnels (all)" })

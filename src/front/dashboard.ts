@@ -8,9 +8,13 @@
  * - `<table id="tunnels">` whose `<tbody>` holds one `<tr data-tunnel="NAME">` per tunnel, sorted
  *   by name, or a single `<tr id="no-tunnels">` when there are none;
  * - each row has one `<td data-field="...">` per field: name, url (a link), online ("online" or
- *   "offline"), connections, totalConnections, bytesIn, bytesOut; the four counters carry the
- *   exact number in `data-value` (the bytes cells' text is human-readable); `plot` holds an
- *   `<svg>` with one `<polyline data-series="requests|bytes">` each, `data-total` their sums;
+ *   "offline"), client (its client's address), up (how long it has been online; `data-since`),
+ *   connections, totalConnections, bytesIn, bytesOut, plot; the four counters carry the exact
+ *   number in `data-value` (the bytes cells' text is human-readable); `plot` holds an `<svg>`
+ *   with one `<polyline data-series="requests|bytes">` each, `data-total` their sums;
+ * - on the operator's dashboard, whose /v1/status also lists them, `<table id="tcp-tunnels">`
+ *   holds one `<tr data-port="PORT">` per TCP tunnel (Kafka proxies' included) with fields port,
+ *   client, up, visitors, totalVisitors, bytesIn, bytesOut, plot (its visitors as `requests`);
  * - clicking a row picks its tunnel (class `selected`): `<section id="inspector">` shows its
  *   name in `#inspected` and `<table id="requests">`, one `<tr data-request="ID">` per logged
  *   request, newest first, with cells method, path, status, duration, bytes, visitor;
@@ -98,6 +102,63 @@ function plot(series) {
   return svg;
 }
 
+// How long since \`since\` (an ISO time), kept current by tick() between renders.
+function ago(since) {
+  const seconds = Math.max(0, Math.floor((Date.now() - Date.parse(since)) / 1000));
+  if (seconds < 60) return seconds + " s";
+  if (seconds < 3600) return Math.floor(seconds / 60) + " min " + (seconds % 60) + " s";
+  if (seconds < 86400) return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
+  return Math.floor(seconds / 86400) + " d " + Math.floor((seconds % 86400) / 3600) + " h";
+}
+function uptime(since) {
+  const td = cell("up", since ? ago(since) : "—");
+  if (since) td.dataset.since = since;
+  return td;
+}
+function tick() {
+  for (const td of document.querySelectorAll("td[data-since]")) td.textContent = ago(td.dataset.since);
+}
+
+function chartOf(series) {
+  const td = cell("plot", "");
+  if (series) td.append(plot(series));
+  return td;
+}
+
+let shownTcp = null;
+function renderTcp(tunnels) {
+  const table = document.getElementById("tcp-tunnels");
+  table.hidden = false;
+  const json = JSON.stringify(tunnels);
+  if (json === shownTcp) return;
+  shownTcp = json;
+  const rows = tunnels.map((t) => {
+    const tr = document.createElement("tr");
+    tr.dataset.port = String(t.port);
+    tr.append(
+      cell("port", String(t.port), t.port),
+      cell("client", t.client || "offline (its lease holds the port)"),
+      uptime(t.openedAt),
+      cell("visitors", String(t.visitors), t.visitors),
+      cell("totalVisitors", String(t.totalVisitors), t.totalVisitors),
+      cell("bytesIn", humanBytes(t.bytesIn), t.bytesIn),
+      cell("bytesOut", humanBytes(t.bytesOut), t.bytesOut),
+      chartOf(t.series)
+    );
+    return tr;
+  });
+  if (rows.length === 0) {
+    const tr = document.createElement("tr");
+    tr.id = "no-tcp-tunnels";
+    const td = document.createElement("td");
+    td.colSpan = 8;
+    td.textContent = "no tcp tunnels";
+    tr.append(td);
+    rows.push(tr);
+  }
+  table.querySelector("tbody").replaceChildren(...rows);
+}
+
 let selected = null;
 function row(t) {
   const tr = document.createElement("tr");
@@ -112,10 +173,9 @@ function row(t) {
   url.append(link);
   const online = cell("online", t.online ? "online" : "offline");
   online.className = t.online ? "online" : "offline";
-  const chart = cell("plot", "");
-  if (t.series) chart.append(plot(t.series));
+  const chart = chartOf(t.series);
   tr.append(
-    cell("name", t.name), url, online,
+    cell("name", t.name), url, online, cell("client", t.client || "—"), uptime(t.onlineSince),
     cell("connections", String(t.connections), t.connections),
     cell("totalConnections", String(t.totalConnections), t.totalConnections),
     cell("bytesIn", humanBytes(t.bytesIn), t.bytesIn),
@@ -146,7 +206,7 @@ function render(tunnels) {
     const tr = document.createElement("tr");
     tr.id = "no-tunnels";
     const td = document.createElement("td");
-    td.colSpan = 8;
+    td.colSpan = 10;
     td.textContent = "no tunnels";
     tr.append(td);
     tbody.replaceChildren(tr);
@@ -246,6 +306,8 @@ async function poll() {
       const body = await response.json();
       if (!Array.isArray(body.tunnels)) throw new Error("no tunnels in the response");
       render(body.tunnels);
+      if (Array.isArray(body.tcp)) renderTcp(body.tcp);
+      tick();
       showStatus("updated " + new Date().toTimeString().slice(0, 8), false);
       await inspect();
     }
@@ -304,10 +366,14 @@ export const dashboardPage = (options: { readonly title: string }): string => {
 <h1>${title}</h1>
 <p id="status"></p>
 <table id="tunnels">
-<thead><tr><th>name</th><th>url</th><th>status</th><th>connections</th><th>total</th><th>in</th><th>out</th><th>last 15 min</th></tr></thead>
+<thead><tr><th>name</th><th>url</th><th>status</th><th>client</th><th>up</th><th>connections</th><th>total</th><th>in</th><th>out</th><th>last 15 min</th></tr></thead>
 <tbody></tbody>
 </table>
 <p class="legend"><span style="color:#1a73e8">— requests/s</span><span style="color:#e37400">— bytes/s</span>click a tunnel for its requests</p>
+<table id="tcp-tunnels" hidden>
+<thead><tr><th>tcp port</th><th>client</th><th>up</th><th>visitors now</th><th>total</th><th>in</th><th>out</th><th>last 15 min (visitors, bytes)</th></tr></thead>
+<tbody></tbody>
+</table>
 <section id="inspector" hidden>
 <h2>requests of <span id="inspected"></span></h2>
 <p id="requests-status"></p>

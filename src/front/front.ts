@@ -47,6 +47,7 @@ import { makeRateLimit } from "../limits/rate-limit.js"
 import { makeRequestReader } from "./request-reader.js"
 import { REQUEST_HEAD_TIMEOUT_SECONDS, requestRefusal, respondAndClose, serveVisitor, type VisitorLimits } from "./visitor.js"
 import { WaitingVisitors } from "../visitors/waiting-visitors.js"
+import type { TcpTunnelDirectory } from "../visitors/tunnel-directory.js"
 
 export interface HttpFrontConfig {
   readonly host: string
@@ -82,7 +83,7 @@ export class HttpFront extends Context.Tag("spore/HttpFront")<HttpFront, {
 }>() {}
 
 /** The services the front serves from: its tunnels and waiting visitors, the server's drain and descriptor watch. */
-type FrontServices = HttpTunnels | WaitingVisitors | Drain | DescriptorWatch | OperatorCertificate
+type FrontServices = HttpTunnels | WaitingVisitors | TcpTunnelDirectory | Drain | DescriptorWatch | OperatorCertificate
 
 /** Starts the front; it serves until the scope closes, which closes all its sockets. */
 export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], BindError | AcmeError | StateDirError, FrontServices | Scope.Scope> =>
@@ -132,7 +133,7 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
     let frontPort = 0
     const domain = Option.getOrUndefined(config.domain)
     // Callbacks from Node's servers run as fibers of the front, interrupted when it closes.
-    const run = yield* FiberSet.makeRuntime<HttpTunnels | WaitingVisitors>()
+    const run = yield* FiberSet.makeRuntime<HttpTunnels | WaitingVisitors | TcpTunnelDirectory>()
 
     const api = http.createServer((request, response) => run(handleApiRequest(context, request, response)))
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES })

@@ -31,6 +31,9 @@ export interface ControlSession {
   readonly ws: WebSocket
   /** How its data channels are framed: what its client asked for (ws-channel.ts). */
   readonly framing: Framing
+  /** Its client's address, and since when it has been online (epoch ms). */
+  readonly peer: string
+  readonly since: number
   /** The visitors waiting for this session's client live here; it closes with the session. */
   readonly scope: Scope.Scope
 }
@@ -76,7 +79,7 @@ export class HttpTunnels extends Context.Tag("spore/HttpTunnels")<HttpTunnels, {
    * Brings a tunnel online over `ws` for as long as the caller's scope is open (replacing any
    * previous control connection); when it closes, the tunnel goes offline.
    */
-  readonly attach: (tunnel: HttpTunnel, ws: WebSocket, framing: Framing) => Effect.Effect<ControlSession, never, Scope.Scope>
+  readonly attach: (tunnel: HttpTunnel, ws: WebSocket, framing: Framing, peer: string) => Effect.Effect<ControlSession, never, Scope.Scope>
   /** A request reached the tunnel: counted, and an idle ttl starts again. */
   readonly touch: (tunnel: HttpTunnel) => Effect.Effect<void>
 }>() {}
@@ -230,11 +233,11 @@ export const make = (maxTunnels: number) =>
         }
       })
 
-    const attach = (tunnel: HttpTunnel, ws: WebSocket, framing: Framing) =>
+    const attach = (tunnel: HttpTunnel, ws: WebSocket, framing: Framing, peer: string) =>
       Effect.gen(function*() {
         tunnel.control?.ws.close(4000, "replaced by a new control connection")
         const scope = yield* Scope.make()
-        const session: ControlSession = { ws, framing, scope }
+        const session: ControlSession = { ws, framing, peer, since: yield* Clock.currentTimeMillis, scope }
         tunnel.control = session
         yield* FiberMap.remove(offlineTimers, tunnel.id)
         yield* Effect.addFinalizer(() =>

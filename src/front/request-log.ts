@@ -1,7 +1,7 @@
 /**
  * What an HTTP tunnel's inspector shows: the last REQUEST_LOG_SIZE requests (method, path,
  * status, time, bytes, visitor; both heads and the first CAPTURE_BYTES of both bodies), and the
- * tunnel's requests and bytes over the last 15 minutes in SERIES_BUCKETS buckets.
+ * tunnel's requests and bytes over the last 15 minutes (metrics/series.ts).
  *
  * Bounded by construction: a full log drops its oldest entry; a head is kept up to
  * HEAD_TEXT_LIMIT (an over-long one is cut, and its request not replayable); bodies up to
@@ -14,8 +14,6 @@
 export const REQUEST_LOG_SIZE = 100
 export const CAPTURE_BYTES = 1024
 export const HEAD_TEXT_LIMIT = 8 * 1024
-export const SERIES_BUCKET_MS = 10_000
-export const SERIES_BUCKETS = 90
 
 export interface LoggedRequest {
   /** Increasing within the tunnel, from 1. */
@@ -52,12 +50,7 @@ const capture = (into: Array<Buffer>, bytes: Uint8Array) => {
   if (have < CAPTURE_BYTES) into.push(Buffer.from(bytes.subarray(0, CAPTURE_BYTES - have)))
 }
 
-/** Requests and bytes per bucket, the newest last; the oldest fall off as time goes. */
-export interface Series {
-  readonly requests: ReadonlyArray<number>
-  readonly bytes: ReadonlyArray<number>
-  readonly bucketSeconds: number
-}
+import { makeSeries, type Series } from "../metrics/series.js"
 
 /** Each call says what time it is (`now`, epoch ms, from the caller's clock). */
 export interface RequestLog {
@@ -77,27 +70,7 @@ export interface RequestLog {
 export const makeRequestLog = (): RequestLog => {
   const entries: Array<LoggedRequest> = []
   let nextId = 1
-  const requests = new Array<number>(SERIES_BUCKETS).fill(0)
-  const bytes = new Array<number>(SERIES_BUCKETS).fill(0)
-  // The bucket the arrays' last slot stands for.
-  let newest: number | undefined
-
-  const advance = (now: number) => {
-    const bucket = Math.floor(now / SERIES_BUCKET_MS)
-    newest ??= bucket
-    const steps = Math.min(SERIES_BUCKETS, bucket - newest)
-    for (let step = 0; step < steps; step++) {
-      requests.shift(), requests.push(0)
-      bytes.shift(), bytes.push(0)
-    }
-    newest = Math.max(newest, bucket)
-  }
-
-  const count = (now: number, requestCount: number, byteCount: number) => {
-    advance(now)
-    requests[SERIES_BUCKETS - 1]! += requestCount
-    bytes[SERIES_BUCKETS - 1]! += byteCount
-  }
+  const series = makeSeries()
 
   return {
     begin: (now, raw, head, visitor) => {
@@ -120,7 +93,7 @@ export const makeRequestLog = (): RequestLog => {
       }
       entries.push(entry)
       if (entries.length > REQUEST_LOG_SIZE) entries.shift()
-      count(now, 1, 0)
+      series.add(now, 1, 0)
       return entry
     },
     requestBody: (entry, chunk) => {
@@ -139,13 +112,10 @@ export const makeRequestLog = (): RequestLog => {
     responseDone: (now, entry, size) => {
       entry.responseBytes = size
       entry.durationMs = now - entry.at
-      count(now, 0, entry.requestBytes + size)
+      series.add(now, 0, entry.requestBytes + size)
     },
     entries: () => [...entries].reverse(),
     byId: (id) => entries.find((entry) => entry.id === id),
-    series: (now) => {
-      advance(now)
-      return { requests: [...requests], bytes: [...bytes], bucketSeconds: SERIES_BUCKET_MS / 1000 }
-    }
+    series: (now) => series.snapshot(now)
   }
 }

@@ -65,10 +65,10 @@ export const answerFraming = (wss: WebSocketServer) =>
   })
 
 /** A tunnel's control connection, from upgrade to close. */
-const serveControlSocket = (tunnel: HttpTunnel, { ws }: HeldWebSocket, framing: Framing) =>
+const serveControlSocket = (tunnel: HttpTunnel, { ws }: HeldWebSocket, framing: Framing, peer: string) =>
   Effect.scoped(Effect.gen(function*() {
     const tunnels = yield* HttpTunnels
-    yield* tunnels.attach(tunnel, ws, framing)
+    yield* tunnels.attach(tunnel, ws, framing, peer)
     // The server's scope closing (shutdown) ends the connection too.
     yield* Effect.addFinalizer(() => Effect.sync(() => ws.terminate()))
     const log = (message: string) => Effect.logInfo(message).pipe(Effect.annotateLogs({ tunnel: tunnel.name }))
@@ -140,5 +140,5 @@ export const handleUpgrade = (
       return yield* new ApiRefusal({ reason: "no-such-tunnel" })
     }
     const framing = framingOf(request.headers[FRAMING_HEADER.toLowerCase()])
-    yield* serveControlSocket(tunnel.value, yield* upgrade(wss, request, socket, head), framing)
+    yield* serveControlSocket(tunnel.value, yield* upgrade(wss, request, socket, head), framing, context.clientOf(request))
   }).pipe(Effect.catchTag("ApiRefusal", (error) => refuse(socket, error)))

@@ -11,7 +11,9 @@
  * are those announced on a connection that died silently and still wait.
  */
 import { randomBytes } from "node:crypto"
-import { Context, Deferred, Duration, Effect, ExecutionStrategy, Exit, FiberSet, Layer, Option, Queue, Ref, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, ExecutionStrategy, Exit, FiberSet, Layer, Option, Queue, Ref, Scope } from "effect"
+import type { TcpTunnelView } from "../visitors/tunnel-directory.js"
+import { makeSeries, type SeriesCounter } from "../metrics/series.js"
 import type * as net from "node:net"
 import { LimitReached, type PortUnavailable } from "../errors.js"
 import type { FramedSocket } from "../net/framed-socket.js"
@@ -57,7 +59,22 @@ export class Tunnels extends Context.Tag("spore/Tunnels")<Tunnels, {
    * sent) if it was not taken: no such tunnel, its pool not open, or full.
    */
   readonly pool: (token: string, stream: FramedSocket) => Effect.Effect<boolean, never, Scope.Scope>
+  /** Every open tunnel, as the operator's dashboard shows it, as of `now` (epoch ms). */
+  readonly list: (now: number) => Effect.Effect<ReadonlyArray<TcpTunnelView>>
 }>() {}
+
+/** What the dashboard shows of a tunnel, kept up to date as it runs. */
+interface TunnelStats {
+  readonly openedAt: number
+  client: string | undefined
+  totalVisitors: number
+  /** Bytes of visitors that have closed; the open ones are read from their sockets. */
+  closedIn: number
+  closedOut: number
+  readonly visitors: Set<net.Socket>
+  /** Visitors accepted and their bytes (counted as each closes) over 15 minutes. */
+  readonly series: SeriesCounter
+}
 
 export const make = (config: TunnelsConfig) =>
   Effect.gen(function*() {
@@ -69,7 +86,12 @@ export const make = (config: TunnelsConfig) =>
     const serverScope = yield* Effect.scope
     const tunnelFibers = yield* FiberSet.make<void, never>()
     /** What a token reaches: the tunnel's handoffs (Resume) and its state (Pool). */
-    const byToken = new Map<string, { readonly handoffs: Queue.Enqueue<Handoff>; readonly tunnel: TunnelState; readonly counts: VisitorCounts }>()
+    const byToken = new Map<string, {
+      readonly handoffs: Queue.Enqueue<Handoff>
+      readonly tunnel: TunnelState
+      readonly counts: VisitorCounts
+      readonly stats: TunnelStats
+    }>()
     const { limits } = config
     const refusalLog = makeRefusalLog()
     let openTunnels = 0
@@ -109,10 +131,11 @@ export const make = (config: TunnelsConfig) =>
     }
 
     /** Serves handed-off control connections until one is lost and no resume comes in time. */
-    const runTunnel = (tunnel: TunnelState, handoffs: Queue.Dequeue<Handoff>, first: Handoff) =>
+    const runTunnel = (tunnel: TunnelState, handoffs: Queue.Dequeue<Handoff>, first: Handoff, stats: TunnelStats) =>
       Effect.gen(function*() {
         let current = first
         while (true) {
+          stats.client = current.control.socket.remoteAddress
           const next = yield* Effect.raceFirst(
             serveControlSession(tunnel, current.control).pipe(
               Effect.ignore,
@@ -121,6 +144,7 @@ export const make = (config: TunnelsConfig) =>
             Effect.map(Queue.take(handoffs), Option.some)
           )
           yield* Deferred.done(current.released, Exit.void)
+          stats.client = undefined
           if (Option.isSome(next)) {
             yield* Effect.logInfo(`tunnel on port ${tunnel.port} taken over by a new control connection`)
             current = next.value
@@ -191,6 +215,17 @@ export const make = (config: TunnelsConfig) =>
             reroute: Effect.suspend(() => letGo() ? holdVisitor(visitor) : Effect.void)
           }
         }
+        const stats: TunnelStats = {
+          openedAt: yield* Clock.currentTimeMillis,
+          client: control.socket.remoteAddress,
+          totalVisitors: 0,
+          closedIn: 0,
+          closedOut: 0,
+          visitors: new Set(),
+          series: makeSeries()
+        }
+        // The series' clock: the fiber's (tests run it on theirs).
+        const clock = yield* Effect.clock
         const onVisitor = (visitor: net.Socket) =>
           Effect.suspend(() => {
             const refusal = visitorRefusal(visitor, counts)
@@ -204,6 +239,15 @@ export const make = (config: TunnelsConfig) =>
               return refusalLog(kind, line)
             }
             metrics.visitorsAccepted.inc()
+            stats.totalVisitors++
+            stats.visitors.add(visitor)
+            stats.series.add(clock.unsafeCurrentTimeMillis(), 1, 0)
+            visitor.once("close", () => {
+              stats.visitors.delete(visitor)
+              stats.closedIn += visitor.bytesRead
+              stats.closedOut += visitor.bytesWritten
+              stats.series.add(clock.unsafeCurrentTimeMillis(), 0, visitor.bytesRead + visitor.bytesWritten)
+            })
             if (pool.size() > 0) {
               const offered = handover(visitor)
               if (pool.hand(offered)) return Effect.void
@@ -227,7 +271,7 @@ export const make = (config: TunnelsConfig) =>
           pool
         }
         const handoffs = yield* Queue.unbounded<Handoff>()
-        byToken.set(tunnel.token, { handoffs, tunnel, counts })
+        byToken.set(tunnel.token, { handoffs, tunnel, counts, stats })
         yield* Scope.addFinalizer(scope, Effect.sync(() => {
           byToken.delete(tunnel.token)
           pool.close()
@@ -248,7 +292,7 @@ export const make = (config: TunnelsConfig) =>
         // this instant (a fiber interrupted before its first step skips its `ensuring`).
         yield* FiberSet.run(
           tunnelFibers,
-          runTunnel(tunnel, handoffs, first).pipe(
+          runTunnel(tunnel, handoffs, first, stats).pipe(
             Effect.annotateLogs({ tunnel: String(tunnel.port) }),
             Effect.interruptible,
             Effect.ensuring(Effect.zipRight(Scope.close(scope, Exit.void), releaseLeftovers))
@@ -291,7 +335,30 @@ export const make = (config: TunnelsConfig) =>
         return true
       })
 
-    return Tunnels.of({ open, resume, pool: poolStream })
+    const list = (now: number) => Effect.sync(() =>
+      [...byToken.values()]
+        .map(({ counts, stats, tunnel }): TcpTunnelView => {
+          let bytesIn = stats.closedIn
+          let bytesOut = stats.closedOut
+          for (const visitor of stats.visitors) {
+            bytesIn += visitor.bytesRead
+            bytesOut += visitor.bytesWritten
+          }
+          return {
+            port: tunnel.port,
+            client: stats.client,
+            openedAt: stats.openedAt,
+            visitors: counts.waiting + counts.active,
+            totalVisitors: stats.totalVisitors,
+            bytesIn,
+            bytesOut,
+            series: stats.series.snapshot(now)
+          }
+        })
+        .sort((a, b) => a.port - b.port)
+    )
+
+    return Tunnels.of({ open, resume, pool: poolStream, list })
   })
 
 export const layer = (config: TunnelsConfig) => Layer.scoped(Tunnels, make(config))

@@ -16,7 +16,7 @@ import type { Page } from "playwright-core"
 import { hasChromium, withPage } from "../support/browser.js"
 import { DOMAIN, KEY_A, localApp, loopbackAgent, startHttpClient, startHttpServer, writeKeys } from "../support/http.js"
 import { LOOPBACK } from "../support/net.js"
-import { within } from "../support/process.js"
+import { startSpore, within } from "../support/process.js"
 
 const SCREENSHOTS = process.env.SPORE_SCREENSHOTS ?? tmpdir()
 
@@ -26,7 +26,7 @@ const readInspector = async (page: Page, atLeast: number) => {
     await page.locator('#tunnels tr[data-tunnel="app"] td[data-field="name"]').click()
     await page.locator("#inspector").waitFor()
   }
-  await page.waitForFunction((count) => document.querySelectorAll("#requests tbody tr[data-request]").length >= count, atLeast)
+  await page.locator("#requests tbody tr[data-request]").nth(atLeast - 1).waitFor()
   const rows = await page.locator("#requests tbody tr").evaluateAll((rows) =>
     rows.map((row) => ({
       method: row.querySelector('[data-field="method"]')?.textContent,
@@ -43,6 +43,10 @@ describe.skipIf(!hasChromium())("the inspector, in Chromium", () => {
       const app = yield* localApp
       const server = yield* startHttpServer({ keysFile: writeKeys(KEY_A), dashboard: true })
       yield* startHttpClient(server.port, app.port, { key: KEY_A, name: "app" })
+      // A TCP tunnel to the same app, which only the operator's dashboard lists.
+      const controlPort = (yield* within("the control port", 15, server.process.waitFor(/server listening on 127\.0\.0\.1:(\d+)/)))[1]!
+      const tcp = yield* startSpore(["local", String(app.port), "--local-host", LOOPBACK, "--to", LOOPBACK, "--control-port", controlPort])
+      const tcpPort = Number((yield* within("the tcp tunnel", 15, tcp.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
       const agent = yield* loopbackAgent()
       const byHost = (path: string) => `http://app.${DOMAIN}:${server.port}${path}`
       yield* Effect.promise(async () => {
@@ -50,6 +54,7 @@ describe.skipIf(!hasChromium())("the inspector, in Chromium", () => {
           await (await fetch(url, { dispatcher: agent })).text()
         }
         await (await fetch(byHost("/hash"), { dispatcher: agent, method: "POST", body: "ping-body" })).text()
+        await (await fetch(`http://${LOOPBACK}:${tcpPort}/over-tcp`)).text()
       })
 
       const seen = yield* within("the browser", 50, Effect.promise(() =>
@@ -72,15 +77,28 @@ describe.skipIf(!hasChromium())("the inspector, in Chromium", () => {
           }
           await page.locator("#replay").click()
           await page.locator("#replay-status", { hasText: "replayed" }).waitFor()
-          await page.waitForFunction(() => document.querySelectorAll("#requests tbody tr[data-request]").length >= 4)
           const after = await readInspector(page, 4)
           await page.screenshot({ path: join(SCREENSHOTS, "spore-inspector.png"), fullPage: true })
 
           // The operator's dashboard, without a key, inspects the same tunnel.
           await page.goto(`http://${LOOPBACK}:${server.dashboardPort}/`)
           const operator = await readInspector(page, 4)
+          const tcpRow = page.locator(`#tcp-tunnels tr[data-port="${tcpPort}"]`)
+          await tcpRow.locator('td[data-field="totalVisitors"][data-value="1"]').waitFor()
+          const tcpSeen = {
+            client: await tcpRow.locator('td[data-field="client"]').textContent(),
+            up: await tcpRow.locator('td[data-field="up"]').textContent(),
+            bytesOut: Number(await tcpRow.locator('td[data-field="bytesOut"]').getAttribute("data-value")),
+            plotted: Number(await tcpRow.locator('polyline[data-series="requests"]').getAttribute("data-total")),
+            httpClient: await page.locator('#tunnels tr[data-tunnel="app"] td[data-field="client"]').textContent(),
+            httpUp: await page.locator('#tunnels tr[data-tunnel="app"] td[data-field="up"]').textContent()
+          }
           await page.screenshot({ path: join(SCREENSHOTS, "spore-inspector-operator.png"), fullPage: true })
-          return { before, detail, after, operator, consoleErrors }
+          // The owner's page lists no TCP tunnel: they have no owner.
+          await page.goto(`http://${LOOPBACK}:${server.port}/#token=${KEY_A}`)
+          await page.locator('#tunnels tr[data-tunnel="app"]').waitFor()
+          const ownerSeesTcp = await page.locator("#tcp-tunnels").isVisible()
+          return { before, detail, after, operator, tcpSeen, ownerSeesTcp, consoleErrors }
         }, 10_000)))
 
       expect(seen.before.rows).toEqual([
@@ -99,6 +117,13 @@ describe.skipIf(!hasChromium())("the inspector, in Chromium", () => {
       expect(seen.after.rows).toHaveLength(4)
       expect(seen.after.plotted).toBeGreaterThanOrEqual(4)
       expect(seen.operator.rows).toEqual(seen.after.rows)
+      expect(seen.tcpSeen.client).toBe(LOOPBACK)
+      expect(seen.tcpSeen.up).toMatch(/^\d+ s$/)
+      expect(seen.tcpSeen.bytesOut).toBeGreaterThan(100)
+      expect(seen.tcpSeen.plotted).toBe(1)
+      expect(seen.tcpSeen.httpClient).toBe(LOOPBACK)
+      expect(seen.tcpSeen.httpUp).toMatch(/^\d+ s$/)
+      expect(seen.ownerSeesTcp).toBe(false)
       expect(seen.consoleErrors).toEqual([])
     }))
 })

@@ -111,7 +111,7 @@ describe("the HTTP tunnels' dashboard in Chromium", () => {
         "beta"
       ])
       const fields = await rows.first().locator("td").evaluateAll((tds) => tds.map((td) => td.getAttribute("data-field")))
-      expect(fields).toEqual(["name", "url", "online", "connections", "totalConnections", "bytesIn", "bytesOut", "plot"])
+      expect(fields).toEqual(["name", "url", "online", "client", "up", "connections", "totalConnections", "bytesIn", "bytesOut", "plot"])
 
       expect(await cell(page, "alpha", "name").textContent()).toBe("alpha")
       const link = cell(page, "alpha", "url").locator("a")

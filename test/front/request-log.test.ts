@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest"
-import { CAPTURE_BYTES, HEAD_TEXT_LIMIT, makeRequestLog, REQUEST_LOG_SIZE, SERIES_BUCKET_MS, SERIES_BUCKETS } from "../../src/front/request-log.js"
+import { CAPTURE_BYTES, HEAD_TEXT_LIMIT, makeRequestLog, REQUEST_LOG_SIZE } from "../../src/front/request-log.js"
+import { SERIES_BUCKET_MS, SERIES_BUCKETS } from "../../src/metrics/series.js"
 
 const head = (extra = "") => Buffer.from(`GET /x HTTP/1.1\r\nHost: a\r\nAuthorization: Basic c2VjcmV0\r\nCookie: sid=1\r\n${extra}\r\n`, "latin1")
 
