@@ -11,6 +11,10 @@
  * Each request's client (client-address.ts: the peer, or what a trusted proxy says of it; a
  * proxy may send several clients' requests down one connection) must pass the visitor filter.
  *
+ * Every request is logged in its tunnel's request log (request-log.ts) for the inspector: the
+ * head and the first KiB of the body as they go down, the response's status, size and first KiB
+ * as its framing is read on the way back (response-framing.ts), which changes no byte.
+ *
  * A tunnel whose client frames channels NullBore's way (close-ends, ws-channel.ts) gets one request
  * per channel, its head saying `Connection: close`; the channel's close ends the response, and
  * the visitor's connection with it.
