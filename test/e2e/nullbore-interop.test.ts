@@ -194,7 +194,20 @@ for (const direction of DIRECTIONS) {
   })
 }
 
-describe.skipIf(!hasNullbore())("NullBore interop: what NullBore's server has not", () => {
+describe.skipIf(!hasNullbore())("NullBore interop: what NullBore's server refuses or has not", () => {
+  it.scopedLive("a second tunnel on one key is NullBore's 403: spore http ends with its words, exit 1; a wrong key too", () =>
+    Effect.gen(function*() {
+      const server = yield* startNullboreServer
+      const app = yield* localApp
+      yield* startHttpClient(server.port, app.port, { key: NULLBORE_KEY })
+      const second = yield* within("the second spore http's exit", 20, runSpore(["http", String(app.port), "--to", server.url, "--token", NULLBORE_KEY]))
+      expect(second.code).toBe(1)
+      expect(second.stderr).toMatch(/error: tunnel limit reached \(1\/1/)
+      const wrong = yield* within("a wrong key's exit", 20, runSpore(["http", String(app.port), "--to", server.url, "--token", "nbk_wrong_0123456789abcdef"]))
+      expect(wrong.code).toBe(1)
+      expect(wrong.stderr).toContain("error: invalid API key")
+    }))
+
   it.scopedLive("spore http --host-header against NullBore's server ends with a line saying the server does not apply it", () =>
     Effect.gen(function*() {
       const server = yield* startNullboreServer
