@@ -5,9 +5,11 @@
  * TCP_USER_TIMEOUT, need setsockopt. The constants are Linux's; elsewhere only what Node itself
  * offers is applied.
  */
-import { createRequire } from "node:module"
 import type * as net from "node:net"
 import { Duration } from "effect"
+// A CommonJS native add-on: imported statically, so that a bundler can put in its own loader
+// (the single executable's, scripts/build-exe.mjs, which loads it from the executable itself).
+import sockoptAddon from "sockopt"
 
 /** Anything with a file descriptor: a connected socket or a listening server. */
 type HasFd = net.Socket | net.Server
@@ -16,7 +18,7 @@ interface SockOpt {
   readonly getsockopt: (socket: HasFd, level: number, option: number) => number
   readonly setsockopt: (socket: HasFd, level: number, option: number, value: number) => void
 }
-const sockopt = createRequire(import.meta.url)("sockopt") as SockOpt
+const sockopt = sockoptAddon as SockOpt
 
 const SOL_SOCKET = 1
 const IPPROTO_TCP = 6

@@ -30,12 +30,16 @@ export interface LaunchOptions {
   readonly prefix?: readonly [string, ...Array<string>]
   /** How long the process may live before it is killed (PROCESS_LIMIT_MS by default). */
   readonly lifetimeMs?: number
-  /** The executable to run instead of this checkout's bin/spore.js (an installed package's, say). */
+  /** The script to run instead of this checkout's bin/spore.js (an installed package's, say). */
   readonly bin?: string
+  /** An executable to run as it is, instead of node with a script (the single executable). */
+  readonly executable?: string
 }
 
 const launch = (args: ReadonlyArray<string>, env: Record<string, string>, options: LaunchOptions) => {
-  const [file, ...fileArgs] = [...(options.prefix ?? []), process.execPath, options.bin ?? BIN, ...args]
+  const [file, ...fileArgs] = options.executable !== undefined
+    ? [options.executable, ...args]
+    : [...(options.prefix ?? []), process.execPath, options.bin ?? BIN, ...args]
   const child = spawn(file, fileArgs, {
     env: { PATH: process.env.PATH ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"]
