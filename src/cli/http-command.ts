@@ -14,7 +14,7 @@ import * as Logging from "./logger.js"
 import { checkPort, checkSeconds, optionalTextOption, textOption, UsageError } from "./options.js"
 import { reconnectLine, tunnelOptions } from "./tunnel-flags.js"
 
-const options = {
+export const options = {
   localPort: Args.integer({ name: "LOCAL_PORT" }).pipe(Args.withDescription("Port of the local web app to expose.")),
   to: optionalTextOption("to", "The server's HTTP front as a URL, e.g. https://tunnel.example.com or http://host:8080 (required).", {
     env: ["SPORE_HTTP_SERVER"],

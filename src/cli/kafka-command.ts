@@ -13,7 +13,7 @@ import * as Logging from "./logger.js"
 import { checkHostPort, textOption, UsageError } from "./options.js"
 import { checkTunnelFlags, statusLine as tunnelStatusLine, tunnelOptions } from "./tunnel-flags.js"
 
-const options = {
+export const options = {
   bootstrapServer: textOption("bootstrap-server", "HOST:PORT of a broker of the cluster to expose.", { default: "localhost:9092" }),
   brokerAddress: Options.text("broker-address").pipe(
     Options.withDescription(

@@ -5,7 +5,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import type { FileSystem } from "@effect/platform"
-import { Console, Effect, Layer, Option } from "effect"
+import { Config, Console, Effect, Layer, Option } from "effect"
 import * as Client from "../client/client.js"
 import type { ClientStatus } from "../client/status.js"
 import { ClientMetrics, makeClientMetrics, tunnelLabel } from "../client/client-metrics.js"
@@ -20,7 +20,7 @@ import { checkChoice, checkHostPort, checkPort, integerOption, metricsAddrOption
 import { readTunnelFile, type TunnelEntry, type TunnelFile } from "./tunnel-file.js"
 import { checkTunnelFlags, statusLine, tunnelOptions } from "./tunnel-flags.js"
 
-const options = {
+export const options = {
   localPortArgs: Args.integer({ name: "LOCAL_PORT" }).pipe(
     Args.withDescription("Port of a local service to expose; give several for several tunnels (or use --local-port)."),
     Args.repeated
@@ -52,14 +52,20 @@ const tunnelEntries = (flags: Flags, file: Option.Option<TunnelFile>) =>
     const flagged = yield* Effect.forEach(flags.localPorts, (text) =>
       /^\d+$/.test(text) ? Effect.succeed(Number(text)) : new UsageError({ message: `--local-port must be a port number, not ${text}` }))
     const fromCommandLine = [...new Set([...flags.localPortArgs, ...flagged])].map((localPort): TunnelEntry => ({ localPort }))
-    return [...fromCommandLine, ...Option.match(file, { onNone: () => [], onSome: (f) => f.tunnels })]
+    const entries = [...fromCommandLine, ...Option.match(file, { onNone: () => [], onSome: (f) => f.tunnels })]
+    if (entries.length > 0) return entries
+    // bore's own environment variable for its LOCAL_PORT, when nothing else names a port.
+    const fromEnv = yield* Config.option(Config.string("BORE_LOCAL_PORT")).pipe(Effect.orElseSucceed(() => Option.none<string>()))
+    if (Option.isNone(fromEnv)) return entries
+    if (!/^\d+$/.test(fromEnv.value)) return yield* new UsageError({ message: `BORE_LOCAL_PORT must be a port number, not ${fromEnv.value}` })
+    return [{ localPort: Number(fromEnv.value) }]
   })
 
 const toConfigs = (flags: Flags): Effect.Effect<ReadonlyArray<ClientConfig>, UsageError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const file = yield* Effect.transposeMapOption(flags.config, readTunnelFile)
     const entries = yield* tunnelEntries(flags, file)
-    if (entries.length === 0) return yield* new UsageError({ message: "missing the local port: give LOCAL_PORT, --local-port or --config" })
+    if (entries.length === 0) return yield* new UsageError({ message: "missing the local port: give LOCAL_PORT, --local-port, --config or BORE_LOCAL_PORT" })
     if (entries.length > 1 && flags.port !== 0) {
       return yield* new UsageError({ message: "--port applies to one tunnel; give each tunnel its port in --config" })
     }

@@ -4,7 +4,7 @@
  * - json (`--log-format json`): one object a line, `{"time","level","message",...}` with every
  *   annotation (tunnel, conn, peer, visitor) as a field of its own, for machines.
  */
-import { Effect, HashMap, Layer, Logger } from "effect"
+import { Data, Effect, HashMap, Layer, Logger } from "effect"
 import { checkChoice } from "./options.js"
 
 export type LogFormat = "text" | "json"
@@ -33,6 +33,34 @@ export const layer = Logger.replace(Logger.defaultLogger, textLogger)
 /** For a command's run: the logger `format` asks for in place of the program's text logger. */
 export const layerFor = (format: LogFormat) => format === "json" ? Logger.replace(textLogger, jsonLogger) : Layer.empty
 
-/** Runs a command with `--log-format` checked (a usage error otherwise) and its logger in place. */
+/** A failure's line: its message (a parse error's with its reason: the message is bore's wire text). */
+export const describeError = (error: unknown): string => {
+  if (typeof error !== "object" || error === null || !("message" in error)) return String(error)
+  const detail = "_tag" in error && error._tag === "MessageParseError" && "reason" in error ? `: ${String(error.reason)}` : ""
+  return `${String(error.message)}${detail}`
+}
+
+/**
+ * A command's failure that has been logged already (as a JSON line, under `--log-format json`):
+ * main.ts only exits with `exitCode`.
+ */
+export class ReportedFailure extends Data.TaggedError("ReportedFailure")<{ readonly exitCode: number }> {}
+
+/** The exit code of a failure: 2 for a usage error, 1 for anything else. */
+export const exitCodeOf = (error: unknown) =>
+  typeof error === "object" && error !== null && "_tag" in error && error._tag === "UsageError" ? 2 : 1
+
+/**
+ * Runs a command with `--log-format` checked (a usage error otherwise) and its logger in place.
+ * Under json, the failure that ends the command is a JSON line too (level FATAL), so that a
+ * machine reading the log sees why it stopped.
+ */
 export const withLogFormat = <A, E, R>(flag: string, run: (format: LogFormat) => Effect.Effect<A, E, R>) =>
-  Effect.flatMap(checkChoice("log-format", flag, ["text", "json"] as const), (format) => Effect.provide(run(format), layerFor(format)))
+  Effect.flatMap(checkChoice("log-format", flag, ["text", "json"] as const), (format) =>
+    Effect.provide(
+      Effect.catchAll(run(format), (error): Effect.Effect<never, E | ReportedFailure> =>
+        format === "json"
+          ? Effect.zipRight(Effect.logFatal(describeError(error)), Effect.fail(new ReportedFailure({ exitCode: exitCodeOf(error) })))
+          : Effect.fail(error)),
+      layerFor(format)
+    ))

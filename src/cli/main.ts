@@ -8,12 +8,14 @@ import { Command, ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
-import { httpCommand } from "./http-command.js"
-import { kafkaCommand } from "./kafka-command.js"
-import { localCommand } from "./local-command.js"
+import { checkArgs, knownOptions } from "./argv-check.js"
+import { httpCommand, options as httpOptions } from "./http-command.js"
+import { kafkaCommand, options as kafkaOptions } from "./kafka-command.js"
+import { localCommand, options as localOptions } from "./local-command.js"
 import * as Logging from "./logger.js"
-import { serverCommand } from "./server-command.js"
+import { options as serverOptions, serverCommand } from "./server-command.js"
 import { VERSION } from "../version.js"
+import { UsageError } from "./options.js"
 
 const version = VERSION
 
@@ -24,20 +26,22 @@ const spore = Command.make("spore").pipe(
 
 const cli = Command.run(spore, { name: "spore", version })
 
-const describeError = (error: unknown): string => {
-  if (typeof error !== "object" || error === null || !("message" in error)) return String(error)
-  // A parse error's message is bore's wire text; the reason says what was wrong.
-  const detail = "_tag" in error && error._tag === "MessageParseError" && "reason" in error ? `: ${String(error.reason)}` : ""
-  return `${String(error.message)}${detail}`
-}
+// Mistakes @effect/cli would answer with a misleading line get their own (argv-check.ts).
+const mistake = checkArgs(process.argv.slice(2), new Map([
+  ["server", knownOptions(serverOptions)],
+  ["local", knownOptions(localOptions)],
+  ["http", knownOptions(httpOptions)],
+  ["kafka-proxy", knownOptions(kafkaOptions)]
+]))
 
-const program = cli(process.argv).pipe(
+const program = (mistake === undefined ? cli(process.argv) : Effect.fail(new UsageError({ message: mistake }))).pipe(
   Effect.as(0),
   Effect.catchAll((error) => {
     // @effect/cli has already printed its own validation messages.
     if (ValidationError.isValidationError(error)) return Effect.succeed(2)
-    const code = typeof error === "object" && error !== null && "_tag" in error && error._tag === "UsageError" ? 2 : 1
-    return Effect.as(Console.error(`error: ${describeError(error)}`), code)
+    // Said already, as a JSON line (--log-format json).
+    if (error instanceof Logging.ReportedFailure) return Effect.succeed((error as Logging.ReportedFailure).exitCode)
+    return Effect.as(Console.error(`error: ${Logging.describeError(error)}`), Logging.exitCodeOf(error))
   }),
   Effect.provide(NodeContext.layer),
   Effect.provide(Logging.layer)

@@ -37,7 +37,7 @@ const limitOptions = {
   )
 }
 
-const options = {
+export const options = {
   minPort: integerOption("min-port", "Lowest public port a tunnel may get.", {
     default: 1024,
     env: ["SPORE_MIN_PORT", "BORE_MIN_PORT"]

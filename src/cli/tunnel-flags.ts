@@ -96,13 +96,17 @@ export const checkTunnelFlags = (
   Effect.gen(function*() {
     const to = Option.orElse(flags.to, () => Option.fromNullable(fallback.to))
     if (Option.isNone(to)) return yield* new UsageError({ message: "missing --to: the address of the server" })
+    const server = yield* splitServer(to.value)
     const tls = yield* checkClientTls(flags)
-    const controlPort = Option.getOrElse(
-      Option.orElse(flags.controlPort, () => Option.fromNullable(fallback.controlPort)),
-      () => Option.isSome(tls) ? DEFAULT_TLS_CONTROL_PORT : DEFAULT_CONTROL_PORT
-    )
+    const given = Option.orElse(flags.controlPort, () => Option.fromNullable(fallback.controlPort))
+    if (server.port !== undefined && Option.isSome(given) && given.value !== server.port) {
+      return yield* new UsageError({
+        message: `--to ${to.value} and --control-port ${given.value} name two control ports: give it once, in --to or in --control-port`
+      })
+    }
+    const controlPort = server.port ?? Option.getOrElse(given, () => Option.isSome(tls) ? DEFAULT_TLS_CONTROL_PORT : DEFAULT_CONTROL_PORT)
     return {
-      to: to.value,
+      to: server.host,
       secret: yield* checkSecret(flags.secret),
       controlPort: yield* checkPort("control-port", controlPort, { allowZero: false }),
       tls,
@@ -113,6 +117,24 @@ export const checkTunnelFlags = (
       drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 }))
     }
   })
+
+/**
+ * `--to` as a host and, when it says one, the control port: `host:7835` and `[2001:db8::1]:7835`
+ * carry it, a bare IPv6 address (two colons or more) does not. A URL is refused with what to give.
+ */
+export const splitServer = (to: string): Effect.Effect<{ readonly host: string; readonly port: number | undefined }, UsageError> => {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(to)) {
+    return Effect.fail(new UsageError({ message: `--to takes the server's host, with :PORT for its control port if need be, not a URL (${to}); spore http is the one that takes URLs` }))
+  }
+  const bracketed = /^\[([^\]]+)\](?::(\d*))?$/.exec(to)
+  const plain = /^([^:]+):(\d*)$/.exec(to)
+  const [host, port] = bracketed !== null ? [bracketed[1]!, bracketed[2]] : plain !== null ? [plain[1]!, plain[2]] : [to, undefined]
+  if (port === undefined) return Effect.succeed({ host, port: undefined })
+  const number = Number(port)
+  return port === "" || !Number.isInteger(number) || number < 1 || number > 65535
+    ? Effect.fail(new UsageError({ message: `--to ${to}: the control port after the colon must be 1-65535` }))
+    : Effect.succeed({ host, port: number })
+}
 
 /** `--tls` and the flags that imply it: how the client will check the server, built once. */
 const checkClientTls = (flags: TunnelFlags): Effect.Effect<ClientConfig["tls"], UsageError> =>

@@ -6,10 +6,10 @@ import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { Effect } from "effect"
 import { KEY_A, writeKeys } from "../support/http.js"
-import { dial, freePort, readAll } from "../support/net.js"
+import { dial, echoService, freePort, LOOPBACK, randomPayload, readAll, roundTrip, sha256 } from "../support/net.js"
 import { tlsFixture as fixture } from "../support/tls.js"
 import { DEFAULT_LIMITS } from "../../src/limits/limits.js"
-import { runSpore, startSpore } from "../support/process.js"
+import { runSpore, startSpore, within } from "../support/process.js"
 
 const version = (await import("../../package.json", { with: { type: "json" } })).default.version
 
@@ -96,6 +96,14 @@ describe("spore CLI", () => {
         [["server", "--min-port", "5000", "--max-port", "10"], /port range is empty/],
         [["server", "--bind-addr", "not-an-ip"], /--bind-addr must be an IP address/],
         [["server", "--min-port", "abc"], /is not a integer/],
+        [["local", "3000", "--too", "x"], /^error: unknown option --too for spore local: did you mean --to\?$/m],
+        [["serer"], /^error: unknown command serer: did you mean server\? \(commands: server, local, http, kafka-proxy\)$/m],
+        [["--log-level", "verbose", "local", "3000", "--to", "x"], /^error: --log-level must be one of all, trace, debug, info, warning, error, fatal, none, not verbose$/m],
+        [["server", "--max-prot", "2"], /unknown option --max-prot for spore server: did you mean --max-port\?/],
+        [["http", "3000", "--tokn", "k"], /unknown option --tokn for spore http: did you mean --token\?/],
+        [["local", "3000", "--to", "h:7835", "--control-port", "7836"], /--to h:7835 and --control-port 7836 name two control ports: give it once/],
+        [["local", "3000", "--to", "h:99999"], /--to h:99999: the control port after the colon must be 1-65535/],
+        [["local", "3000", "--to", "http://h.example"], /--to takes the server's host, with :PORT for its control port if need be, not a URL/],
         [["local", "--to", "127.0.0.1"], /missing the local port/],
         [["local", "8080"], /missing --to/],
         [["local", "8080", "--local-port", "9090", "--to", "x", "--port", "20000"], /--port applies to one tunnel/],
@@ -135,6 +143,29 @@ describe("spore CLI", () => {
         expect(result.stderr, args.join(" ")).toMatch(message)
         expect(result.stderr).not.toMatch(/\n\s+at /)
       }
+    }))
+
+  it.scopedLive("bore's habits: --to HOST:PORT names the control port, BORE_LOCAL_PORT the local one; a fatal error under --log-format json is a JSON line", () =>
+    Effect.gen(function*() {
+      const echo = yield* echoService
+      const controlPort = yield* freePort
+      const server = yield* startSpore(["server", "--bind-addr", LOOPBACK, "--control-port", String(controlPort), "--min-port", "37400", "--max-port", "37500"])
+      yield* within("the server", 15, server.waitFor(/server listening/))
+      const byTo = yield* startSpore(["local", String(echo), "--local-host", LOOPBACK, "--to", `${LOOPBACK}:${controlPort}`])
+      const port = Number((yield* within("--to HOST:PORT", 15, byTo.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
+      const payload = randomPayload(64 * 1024)
+      expect(sha256(yield* roundTrip(port, payload))).toBe(sha256(payload))
+      const byEnv = yield* startSpore(["local", "--local-host", LOOPBACK, "--to", LOOPBACK, "--control-port", String(controlPort)], { BORE_LOCAL_PORT: String(echo) })
+      const envPort = Number((yield* within("BORE_LOCAL_PORT", 15, byEnv.waitFor(/listening at 127\.0\.0\.1:(\d+)/)))[1])
+      expect(sha256(yield* roundTrip(envPort, payload))).toBe(sha256(payload))
+
+      const unreachable = yield* runSpore(["local", "3000", "--to", `${LOOPBACK}:${yield* freePort}`, "--no-reconnect", "--log-format", "json"])
+      expect(unreachable.code).toBe(1)
+      const lines = unreachable.stderr.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>)
+      expect(lines.at(-1)).toMatchObject({ level: "FATAL", message: expect.stringMatching(/^could not connect to 127\.0\.0\.1:\d+: ECONNREFUSED$/) })
+      const usage = yield* runSpore(["local", "3000", "--to", "x", "--pool", "99", "--log-format", "json"])
+      expect(usage.code).toBe(2)
+      expect(JSON.parse(usage.stderr.trim())).toMatchObject({ level: "FATAL", message: "--pool must be a whole number from 0 to 64, not 99" })
     }))
 
   it.live("--trusted-proxy reaches the HTTP front: its X-Forwarded-For decides the visitor filter, a stranger's does not", () =>
