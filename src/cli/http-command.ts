@@ -14,6 +14,9 @@ import * as Logging from "./logger.js"
 import { checkPort, checkSeconds, optionalTextOption, textOption, UsageError } from "./options.js"
 import { reconnectLine, tunnelOptions } from "./tunnel-flags.js"
 
+/** What the command does, in `--help`. */
+export const description = "Expose a local web app at a named URL through a server's HTTP front."
+
 export const options = {
   localPort: Args.integer({ name: "LOCAL_PORT" }).pipe(Args.withDescription("Port of the local web app to expose.")),
   to: optionalTextOption("to", "The server's HTTP front as a URL, e.g. https://tunnel.example.com or http://host:8080 (required).", {
@@ -148,5 +151,5 @@ export const httpCommand = Command.make("http", options, (flags) =>
         Effect.catchTag("TunnelExpired", (expired) => say(`${expired.message}; exiting`))
       )
     }).pipe(Effect.scoped, Effect.provide(Drain.layer)))).pipe(
-    Command.withDescription("Expose a local web app at a named URL through a server's HTTP front.")
+    Command.withDescription(description)
   )

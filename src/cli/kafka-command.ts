@@ -13,6 +13,9 @@ import * as Logging from "./logger.js"
 import { checkHostPort, textOption, UsageError } from "./options.js"
 import { checkTunnelFlags, statusLine as tunnelStatusLine, tunnelOptions } from "./tunnel-flags.js"
 
+/** What the command does, in `--help`. */
+export const description = "Expose a whole Kafka cluster: the bootstrap broker and every broker it names."
+
 export const options = {
   bootstrapServer: textOption("bootstrap-server", "HOST:PORT of a broker of the cluster to expose.", { default: "localhost:9092" }),
   brokerAddress: Options.text("broker-address").pipe(
@@ -68,5 +71,5 @@ export const kafkaCommand = Command.make("kafka-proxy", options, (flags) =>
       // The tunnels' metrics are kept (nobody serves them yet: kafka-proxy has no --metrics-addr).
       return yield* KafkaProxy.run(config, reporter(logFormat)).pipe(Effect.provide(Layer.mergeAll(Drain.layer, ClientMetrics.layer)))
     }).pipe(Effect.scoped))).pipe(
-    Command.withDescription("Expose a whole Kafka cluster: the bootstrap broker and every broker it names.")
+    Command.withDescription(description)
   )

@@ -20,6 +20,9 @@ import { checkChoice, checkHostPort, checkPort, integerOption, metricsAddrOption
 import { readTunnelFile, type TunnelEntry, type TunnelFile } from "./tunnel-file.js"
 import { checkTunnelFlags, statusLine, tunnelOptions } from "./tunnel-flags.js"
 
+/** What the command does, in `--help`. */
+export const description = "Expose local ports through a remote server."
+
 export const options = {
   localPortArgs: Args.integer({ name: "LOCAL_PORT" }).pipe(
     Args.withDescription("Port of a local service to expose; give several for several tunnels (or use --local-port)."),
@@ -115,7 +118,7 @@ const serveClientMetrics = (flags: Flags) =>
 
 export const localCommand = Command.make("local", options, (flags) =>
   Logging.withLogFormat(flags.logFormat, (logFormat) => Effect.scoped(serveTunnels(flags, logFormat)))).pipe(
-    Command.withDescription("Expose local ports through a remote server.")
+    Command.withDescription(description)
   )
 
 const serveTunnels = (flags: Flags, logFormat: Logging.LogFormat) =>

@@ -9,11 +9,12 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
 import { checkArgs, knownOptions } from "./argv-check.js"
-import { httpCommand, options as httpOptions } from "./http-command.js"
-import { kafkaCommand, options as kafkaOptions } from "./kafka-command.js"
-import { localCommand, options as localOptions } from "./local-command.js"
+import { type CommandHelp, commandHelp, programHelp } from "./help.js"
+import { description as httpDescription, httpCommand, options as httpOptions } from "./http-command.js"
+import { description as kafkaDescription, kafkaCommand, options as kafkaOptions } from "./kafka-command.js"
+import { description as localDescription, localCommand, options as localOptions } from "./local-command.js"
 import * as Logging from "./logger.js"
-import { options as serverOptions, serverCommand } from "./server-command.js"
+import { description as serverDescription, options as serverOptions, serverCommand } from "./server-command.js"
 import { VERSION } from "../version.js"
 import { UsageError } from "./options.js"
 
@@ -26,15 +27,37 @@ const spore = Command.make("spore").pipe(
 
 const cli = Command.run(spore, { name: "spore", version })
 
-// Mistakes @effect/cli would answer with a misleading line get their own (argv-check.ts).
-const mistake = checkArgs(process.argv.slice(2), new Map([
-  ["server", knownOptions(serverOptions)],
-  ["local", knownOptions(localOptions)],
-  ["http", knownOptions(httpOptions)],
-  ["kafka-proxy", knownOptions(kafkaOptions)]
-]))
+const helps: ReadonlyArray<CommandHelp> = [
+  { name: "server", description: serverDescription, args: "", fields: serverOptions, footer: ["Example: spore server --min-port 20000 --max-port 21000"] },
+  {
+    name: "local",
+    description: localDescription,
+    args: "LOCAL_PORT...",
+    argLines: [["LOCAL_PORT...", "Port of a local service to expose; several for several tunnels. Env: BORE_LOCAL_PORT (one port)."]],
+    fields: localOptions,
+    footer: ["Example: spore local 3000 --to my.server.example"]
+  },
+  {
+    name: "http",
+    description: httpDescription,
+    args: "LOCAL_PORT",
+    argLines: [["LOCAL_PORT", "Port of the local web app to expose."]],
+    fields: httpOptions,
+    footer: ["Example: spore http 3000 --to https://tunnel.example.com --token KEY --name myapp"]
+  },
+  { name: "kafka-proxy", description: kafkaDescription, args: "", fields: kafkaOptions, footer: ["Example: spore kafka-proxy --to my.server.example --bootstrap-server localhost:9092"] }
+]
 
-const program = (mistake === undefined ? cli(process.argv) : Effect.fail(new UsageError({ message: mistake }))).pipe(
+const args = process.argv.slice(2)
+// Mistakes @effect/cli would answer with a misleading line get their own (argv-check.ts).
+const mistake = checkArgs(args, new Map(helps.map((help) => [help.name, knownOptions(help.fields)])))
+// --help is Spore's own (help.ts): the command's, or the program's before any command.
+const wantsHelp = args.includes("--help") || args.includes("-h")
+const helpFor = helps.find((help) => args.includes(help.name))
+
+const help = Console.log(helpFor === undefined ? programHelp(version, helps) : commandHelp(version, helpFor))
+
+const program = (wantsHelp ? Effect.as(help, 0) : mistake === undefined ? cli(process.argv) : Effect.fail(new UsageError({ message: mistake }))).pipe(
   Effect.as(0),
   Effect.catchAll((error) => {
     // @effect/cli has already printed its own validation messages.

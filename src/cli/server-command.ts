@@ -37,6 +37,9 @@ const limitOptions = {
   )
 }
 
+/** What the command does, in `--help`. */
+export const description = "Run the public server that clients open tunnels on."
+
 export const options = {
   minPort: integerOption("min-port", "Lowest public port a tunnel may get.", {
     default: 1024,
@@ -286,5 +289,5 @@ export const serverCommand = Command.make("server", options, (flags) =>
       yield* startServer(config)
       return yield* Effect.never
     }).pipe(Effect.scoped))).pipe(
-    Command.withDescription("Run the public server that clients open tunnels on.")
+    Command.withDescription(description)
   )

@@ -32,7 +32,7 @@ export const DEFAULT_CONTROL_PORT = 7835
 export const DEFAULT_TLS_CONTROL_PORT = 7836
 
 export const tunnelOptions = {
-  to: optionalTextOption("to", "Address of the server (required).", { env: ["SPORE_SERVER", "BORE_SERVER"], alias: "t" }),
+  to: optionalTextOption("to", "The server: HOST, or HOST:PORT to give its control port too (required).", { env: ["SPORE_SERVER", "BORE_SERVER"], alias: "t" }),
   secret: secretOption,
   // Its default is applied in checkTunnelFlags: `spore local --config` may give it in between.
   controlPort: optionalIntegerOption("control-port", "The server's control port.", {

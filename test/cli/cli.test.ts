@@ -68,6 +68,15 @@ describe("spore CLI", () => {
         expect(local).toContain(text)
       }
       expect(local).not.toContain("do-not-print-me")
+      // One line an option in Spore's words: no filler, no colour codes, usage as typed, short.
+      const top = (yield* runSpore(["--help"])).stdout
+      for (const [name, text, most] of [["spore", top, 25], ["server", server, 50], ["local", local, 40], ["http", http, 30], ["kafka-proxy", kafka, 30]] as const) {
+        expect(text.split("\n").length, name).toBeLessThanOrEqual(most)
+        expect(text, name).not.toMatch(/\x1b\[|A user-defined piece of text|This setting is optional|--wizard|--completions/)
+      }
+      expect(local).toContain("Usage: spore [--log-level LEVEL] local [OPTIONS] LOCAL_PORT...")
+      expect(local).toMatch(/^ {2}-t, --to HOST\[:PORT\] +The server: HOST, or HOST:PORT to give its control port too \(required\)\. Env: SPORE_SERVER, BORE_SERVER\.$/m)
+      for (const command of ["server", "local", "http", "kafka-proxy"]) expect(top).toMatch(new RegExp(`^ {2}${command} +\\S`, "m"))
     }))
 
   it.live("bad arguments get one clear line and exit code 2, never a stack trace", () =>
