@@ -10,7 +10,7 @@ import * as ClientMetrics from "../client/client-metrics.js"
 import * as KafkaProxy from "../kafka/proxy.js"
 import * as Drain from "../net/drain.js"
 import * as Logging from "./logger.js"
-import { checkHostPort, textOption, UsageError } from "./options.js"
+import { checkHostPort, checkPort, integerOption, textOption, UsageError } from "./options.js"
 import { checkTunnelFlags, statusLine as tunnelStatusLine, tunnelOptions } from "./tunnel-flags.js"
 
 /** What the command does, in `--help`. */
@@ -22,6 +22,14 @@ export const options = {
     Options.withDescription(
       "ID=HOST:PORT: reach broker ID there instead of at the address it advertises (repeat for more). Default: the advertised addresses."
     ),
+    Options.repeated
+  ),
+  port: integerOption("port", "Public port to ask the server for the bootstrap tunnel, so that clients' bootstrap.servers survive a restart; 0 lets it choose.", {
+    default: 0,
+    alias: "p"
+  }),
+  brokerPort: Options.text("broker-port").pipe(
+    Options.withDescription("ID=PORT: the public port to ask for broker ID's tunnel (repeat for more). Default: the server picks."),
     Options.repeated
   ),
   ...tunnelOptions
@@ -36,6 +44,13 @@ const checkBrokerAddress = (text: string) => {
     : Effect.fail(new UsageError({ message: `--broker-address must be ID=HOST:PORT, not ${text}` }))
 }
 
+const checkBrokerPort = (text: string) => {
+  const match = /^(\d+)=(\d+)$/.exec(text)
+  return match === null
+    ? Effect.fail(new UsageError({ message: `--broker-port must be ID=PORT, not ${text}` }))
+    : Effect.map(checkPort("broker-port", Number(match[2]), { allowZero: false }), (port) => [Number(match[1]), port] as const)
+}
+
 const toConfig = (flags: Flags): Effect.Effect<KafkaProxy.KafkaProxyConfig, UsageError> =>
   Effect.gen(function*() {
     const tunnel = yield* checkTunnelFlags(flags)
@@ -44,6 +59,8 @@ const toConfig = (flags: Flags): Effect.Effect<KafkaProxy.KafkaProxyConfig, Usag
     return {
       bootstrap,
       brokerAddresses: new Map(yield* Effect.forEach(flags.brokerAddress, checkBrokerAddress)),
+      port: yield* checkPort("port", flags.port, { allowZero: true }),
+      brokerPorts: new Map(yield* Effect.forEach(flags.brokerPort, checkBrokerPort)),
       tunnel
     }
   })

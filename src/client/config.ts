@@ -31,4 +31,6 @@ export interface ClientConfig {
   readonly proxyProtocol: Option.Option<ProxyProtocolVersion>
   /** TLS to the server for every stream (control, data, pool): how to check it. None: plaintext. */
   readonly tls: Option.Option<ClientTls>
+  /** Said with a visitor's drop when the local host's name does not resolve (the Kafka proxy's hint). */
+  readonly unreachableHint?: string
 }

@@ -71,6 +71,10 @@ const joinLocal = (config: ClientConfig, stream: FramedSocket, local: net.Socket
   })
 
 /** A visitor that cannot be served is counted and logged; the tunnel carries on. */
+/** The config's hint, for a local host whose name does not resolve. */
+const hintFor = (config: ClientConfig, error: { readonly message: string }) =>
+  config.unreachableHint !== undefined && /ENOTFOUND|EAI_AGAIN/.test(error.message) ? `; ${config.unreachableHint}` : ""
+
 const dropOnFailure = (config: ClientConfig, id: Uuid) =>
 <R>(effect: Effect.Effect<void, { readonly message: string }, R>): Effect.Effect<void, never, R | ClientMetrics> =>
   Effect.catchAll(effect, (error) =>
@@ -78,5 +82,5 @@ const dropOnFailure = (config: ClientConfig, id: Uuid) =>
       Effect.map(ClientMetrics, (metrics) => metrics.visitorsFailed.inc(tunnelLabel(config))),
       // Annotated line by line, not as a region, which would hold a copy of the fiber's refs
       // for the life of every connection.
-      Effect.annotateLogs(Effect.logWarning(`visitor ${id} dropped: ${error.message}`), { conn: id })
+      Effect.annotateLogs(Effect.logWarning(`visitor ${id} dropped: ${error.message}${hintFor(config, error)}`), { conn: id })
     ))

@@ -103,6 +103,9 @@ const sizePrefixed = (body: Buffer) => {
   return Buffer.concat([size, body])
 }
 
+/** Metadata's api key: its responses list every broker of the cluster. */
+const METADATA_API_KEY = 3
+
 /**
  * Joins `client` (the tunnel's data stream) and `broker` until both directions are done.
  * `firstToBroker` are request bytes already read from the client. Interrupting destroys both.
@@ -111,7 +114,9 @@ export const relayKafka = (
   client: net.Socket,
   broker: net.Socket,
   firstToBroker: Buffer,
-  publicAddressOf: PublicAddressOf
+  publicAddressOf: PublicAddressOf,
+  /** Told the node ids of every Metadata response: the cluster's whole broker list as of then. */
+  brokersListed: (nodeIds: ReadonlyArray<number>) => void = () => {}
 ): Effect.Effect<void> =>
   Effect.flatMap(Effect.runtime<never>(), (runtime) =>
     Effect.async<void>((resume) => {
@@ -154,6 +159,7 @@ export const relayKafka = (
         }
         // Every broker named gets its tunnel (new ones open side by side) before the frame goes on.
         const named = brokersIn(request, frame)
+        if (request.apiKey === METADATA_API_KEY) brokersListed(named.map((broker) => broker.nodeId))
         const addresses = await runPromise(Effect.forEach(named, publicAddressOf, { concurrency: "unbounded" }))
         const mapped = new Map(named.map((broker, index) => [broker.nodeId, addresses[index]!] as const))
         return rewriteResponse(request, frame, (broker) => mapped.get(broker.nodeId) ?? broker)
