@@ -8,6 +8,7 @@
 # - kcat, a librdkafka 2.0 client, from Debian's packages when it is missing;
 # - pebble, the ACME test server (with pebble-challtestsrv), for the certificate issuance tests,
 #   from Debian's packages when it is missing;
+# - promtool (Debian's prometheus package), which checks every metrics endpoint, when it is missing;
 # - Debian's Chromium, for the HTTP tunnels' browser tests, when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,15 @@ if [ ! -x /usr/bin/pebble ]; then
     (apt-get update -qq && apt-get install -y -qq pebble) >/dev/null
   else
     echo "pebble is missing: install it (sudo apt-get install pebble) and run the tests again" >&2
+    exit 1
+  fi
+fi
+if [ ! -x /usr/bin/promtool ]; then
+  if [ "$(id -u)" = 0 ]; then
+    # The package's service is not wanted, only its promtool: policy-rc.d keeps it from starting.
+    (apt-get update -qq && RUNLEVEL=1 apt-get install -y -qq --no-install-recommends prometheus) >/dev/null
+  else
+    echo "promtool is missing: install it (sudo apt-get install prometheus) and run the tests again" >&2
     exit 1
   fi
 fi

@@ -11,8 +11,9 @@ import * as HttpClient from "../client/http-client.js"
 import type { HttpClientStatus } from "../client/status.js"
 import { makeClientTls } from "../net/tls.js"
 import * as Logging from "./logger.js"
-import { checkPort, checkSeconds, optionalTextOption, textOption, UsageError } from "./options.js"
-import { reconnectLine, tunnelOptions } from "./tunnel-flags.js"
+import { checkPort, checkSeconds, metricsAddrOption, optionalTextOption, textOption, UsageError } from "./options.js"
+import { reconnectLine, serveClientMetrics, tunnelOptions } from "./tunnel-flags.js"
+import { ClientMetrics } from "../client/client-metrics.js"
 
 /** What the command does, in `--help`. */
 export const description = "Expose a local web app at a named URL through a server's HTTP front."
@@ -52,6 +53,7 @@ export const options = {
     { env: ["SPORE_TLS_SERVERNAME"] }
   ),
   localHost: textOption("local-host", "Host of the local web app.", { default: "localhost", alias: "l" }),
+  metricsAddr: metricsAddrOption,
   // The same reconnection, shutdown and log flags as `spore local`.
   noReconnect: tunnelOptions.noReconnect,
   maxReconnectDelay: tunnelOptions.maxReconnectDelay,
@@ -146,7 +148,9 @@ export const httpCommand = Command.make("http", options, (flags) =>
     Effect.gen(function*() {
       const config = yield* toConfig(flags)
       const say = (line: string) => format === "json" ? Effect.logInfo(line) : Console.error(line)
+      const metrics = yield* serveClientMetrics(flags.metricsAddr)
       return yield* HttpClient.run(config, (status) => say(httpStatusLine(status))).pipe(
+        Effect.provideService(ClientMetrics, metrics),
         // The end --ttl asked for (or the server's own ttl): done, not failed, so exit 0.
         Effect.catchTag("TunnelExpired", (expired) => say(`${expired.message}; exiting`))
       )

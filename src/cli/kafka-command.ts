@@ -4,14 +4,14 @@
  * responses rewritten to the server's host and each broker's tunnel port.
  */
 import { Command, Options } from "@effect/cli"
-import { Console, Effect, Layer, Option } from "effect"
+import { Console, Effect, Option } from "effect"
 import type { ClientStatus } from "../client/status.js"
 import * as ClientMetrics from "../client/client-metrics.js"
 import * as KafkaProxy from "../kafka/proxy.js"
 import * as Drain from "../net/drain.js"
 import * as Logging from "./logger.js"
-import { checkHostPort, checkPort, integerOption, textOption, UsageError } from "./options.js"
-import { checkTunnelFlags, statusLine as tunnelStatusLine, tunnelOptions } from "./tunnel-flags.js"
+import { checkHostPort, checkPort, integerOption, metricsAddrOption, textOption, UsageError } from "./options.js"
+import { checkTunnelFlags, serveClientMetrics, statusLine as tunnelStatusLine, tunnelOptions } from "./tunnel-flags.js"
 
 /** What the command does, in `--help`. */
 export const description = "Expose a whole Kafka cluster: the bootstrap broker and every broker it names."
@@ -32,6 +32,7 @@ export const options = {
     Options.withDescription("ID=PORT: the public port to ask for broker ID's tunnel (repeat for more). Default: the server picks."),
     Options.repeated
   ),
+  metricsAddr: metricsAddrOption,
   ...tunnelOptions
 }
 
@@ -85,8 +86,12 @@ export const kafkaCommand = Command.make("kafka-proxy", options, (flags) =>
   Logging.withLogFormat(flags.logFormat, (logFormat) =>
     Effect.gen(function*() {
       const config = yield* toConfig(flags)
-      // The tunnels' metrics are kept (nobody serves them yet: kafka-proxy has no --metrics-addr).
-      return yield* KafkaProxy.run(config, reporter(logFormat)).pipe(Effect.provide(Layer.mergeAll(Drain.layer, ClientMetrics.layer)))
+      // Every tunnel's metrics (the bootstrap's and each broker's, by their target) at --metrics-addr.
+      const metrics = yield* serveClientMetrics(flags.metricsAddr)
+      return yield* KafkaProxy.run(config, reporter(logFormat)).pipe(
+        Effect.provide(Drain.layer),
+        Effect.provideService(ClientMetrics.ClientMetrics, metrics)
+      )
     }).pipe(Effect.scoped))).pipe(
     Command.withDescription(description)
   )

@@ -21,6 +21,7 @@ import * as ControlListener from "../server/control-listener.js"
 import * as ServerMetrics from "../server/server-metrics.js"
 import * as Tunnels from "../server/tunnels.js"
 import { TcpTunnelDirectory } from "../visitors/tunnel-directory.js"
+import * as FrontMetrics from "../front/front-metrics.js"
 import * as PendingRegistry from "../visitors/pending-registry.js"
 import * as WaitingVisitors from "../visitors/waiting-visitors.js"
 
@@ -56,7 +57,9 @@ const serverServices = (config: ServerProgramConfig) => {
   const base = Layer.mergeAll(ServerMetrics.layer, DescriptorWatch.layer, Drain.layer, certificate)
   // The operator's dashboard lists the TCP tunnels through this window (front/ and server/ stay apart).
   const directory = Layer.effect(TcpTunnelDirectory, Effect.map(Tunnels.Tunnels, (tunnels) => TcpTunnelDirectory.of({ list: tunnels.list })))
-  return directory.pipe(
+  // The front's counts go in the server's registry: one --metrics-addr serves both.
+  const frontMetrics = Layer.unwrapEffect(Effect.map(ServerMetrics.ServerMetrics, (metrics) => FrontMetrics.layer(metrics.registry)))
+  return Layer.merge(directory, frontMetrics).pipe(
     Layer.provideMerge(Tunnels.layer(config)),
     Layer.provideMerge(Layer.mergeAll(visitors, admission, httpTunnels)),
     Layer.provideMerge(base)

@@ -8,17 +8,15 @@ import type { FileSystem } from "@effect/platform"
 import { Config, Console, Effect, Layer, Option } from "effect"
 import * as Client from "../client/client.js"
 import type { ClientStatus } from "../client/status.js"
-import { ClientMetrics, makeClientMetrics, tunnelLabel } from "../client/client-metrics.js"
+import { ClientMetrics, tunnelLabel } from "../client/client-metrics.js"
 import type { ClientConfig } from "../client/config.js"
 import * as LocalRelay from "../client/local-relay.js"
 import type { ProxyProtocolVersion } from "../client/proxy-header.js"
-import { serveMetrics } from "../metrics/http.js"
-import { formatHostPort } from "../net/address.js"
 import * as Drain from "../net/drain.js"
 import * as Logging from "./logger.js"
-import { checkChoice, checkHostPort, checkPort, integerOption, metricsAddrOption, optionalTextOption, textOption, UsageError } from "./options.js"
+import { checkChoice, checkPort, integerOption, metricsAddrOption, optionalTextOption, textOption, UsageError } from "./options.js"
 import { readTunnelFile, type TunnelEntry, type TunnelFile } from "./tunnel-file.js"
-import { checkTunnelFlags, statusLine, tunnelOptions } from "./tunnel-flags.js"
+import { checkTunnelFlags, serveClientMetrics, statusLine, tunnelOptions } from "./tunnel-flags.js"
 
 /** What the command does, in `--help`. */
 export const description = "Expose local ports through a remote server."
@@ -104,18 +102,6 @@ const reporter = (config: ClientConfig, format: Logging.LogFormat, several: bool
   return Console.error(several ? `[${tunnelLabel(config).tunnel}] ${line}` : line)
 }
 
-/** Serves the client's metrics at `--metrics-addr`, if given, for the rest of the scope. */
-const serveClientMetrics = (flags: Flags) =>
-  Effect.gen(function*() {
-    const metrics = makeClientMetrics()
-    if (Option.isSome(flags.metricsAddr)) {
-      const address = yield* checkHostPort("metrics-addr", flags.metricsAddr.value)
-      const { port } = yield* serveMetrics(address, metrics.registry)
-      yield* Effect.logInfo(`metrics at http://${formatHostPort(address.host, port)}/metrics`)
-    }
-    return metrics
-  })
-
 export const localCommand = Command.make("local", options, (flags) =>
   Logging.withLogFormat(flags.logFormat, (logFormat) => Effect.scoped(serveTunnels(flags, logFormat)))).pipe(
     Command.withDescription(description)
@@ -124,7 +110,7 @@ export const localCommand = Command.make("local", options, (flags) =>
 const serveTunnels = (flags: Flags, logFormat: Logging.LogFormat) =>
   Effect.gen(function*() {
     const configs = yield* toConfigs(flags)
-    const metrics = yield* serveClientMetrics(flags)
+    const metrics = yield* serveClientMetrics(flags.metricsAddr)
     // Every tunnel runs on its own; the first to fail for good (a wrong secret, say) ends all.
     return yield* Effect.all(
       configs.map((config) =>

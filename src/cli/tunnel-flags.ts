@@ -7,12 +7,15 @@ import { Options } from "@effect/cli"
 import { Duration, Effect, Either, Option } from "effect"
 import type { ClientStatus, ReconnectStatus } from "../client/status.js"
 import type { ClientConfig } from "../client/config.js"
+import { makeClientMetrics } from "../client/client-metrics.js"
 import { DEFAULT_POOL_SIZE } from "../client/warm-pool.js"
+import { serveAndAnnounceMetrics } from "../metrics/http.js"
 import { makeClientTls, parseFingerprint } from "../net/tls.js"
 import { MAX_POOL_STREAMS } from "../protocol/messages.js"
 import {
   bufferOptions,
   checkBuffers,
+  checkHostPort,
   checkCount,
   checkPort,
   checkSeconds,
@@ -172,3 +175,17 @@ export const statusLine = (status: ClientStatus) =>
   status._tag === "Listening"
     ? `${status.resumed ? "resumed: " : ""}listening at ${status.host}:${status.port}`
     : reconnectLine(status)
+
+/**
+ * A client's metrics, served with Node's process metrics at `--metrics-addr` when given, for the
+ * rest of the scope (spore local, spore http, spore kafka-proxy).
+ */
+export const serveClientMetrics = (metricsAddr: Option.Option<string>) =>
+  Effect.gen(function*() {
+    const metrics = makeClientMetrics()
+    if (Option.isSome(metricsAddr)) {
+      const address = yield* checkHostPort("metrics-addr", metricsAddr.value)
+      yield* serveAndAnnounceMetrics(address, metrics.registry)
+    }
+    return metrics
+  })

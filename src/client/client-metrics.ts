@@ -19,7 +19,7 @@ export const makeClientMetrics = (registry: Registry = makeRegistry()) => ({
   visitorsActive: registry.gauge("spore_visitors_active", "Visitors forwarded to the local service right now.", ["tunnel"]),
   poolIdle: registry.gauge("spore_pool_idle", "Warm pool streams open to the server and idle, ready for a visitor.", ["tunnel"]),
   visitorsFailed: registry.counter("spore_visitors_failed_total", "Visitors that could not be forwarded (local service or server unreachable).", ["tunnel"]),
-  traffic: makeTraffic(registry, "spore_tunnel_bytes_total", "Bytes between the client and the local service; in is toward the local service.")
+  traffic: makeTraffic(registry, "spore_tunnel_bytes_total", "Bytes between the client and the local service; in is toward the local service.", ["tunnel"])
 })
 
 export type ClientMetricsShape = ReturnType<typeof makeClientMetrics>
@@ -35,7 +35,7 @@ export const tunnelLabel = (config: Pick<ClientConfig, "localHost" | "localPort"
 })
 
 /** Gives every series of a tunnel its zero, so a scrape shows it before anything happens. */
-export const registerTunnel = (config: ClientConfig) =>
+export const registerTunnel = (config: Pick<ClientConfig, "localHost" | "localPort">) =>
   Effect.map(ClientMetrics, (metrics) => {
     const labels = tunnelLabel(config)
     for (const counter of [metrics.losses, metrics.reconnects, metrics.resumes, metrics.attemptsFailed, metrics.visitors, metrics.visitorsFailed]) {

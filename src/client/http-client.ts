@@ -23,6 +23,7 @@ import { explainVerifyError, isCertificateRejection } from "../net/tls.js"
 import { Drain, tracked } from "../net/drain.js"
 import { connect } from "../net/socket.js"
 import { parseUuid, type Uuid } from "../protocol/uuid.js"
+import { ClientMetrics, type ClientMetricsShape, registerTunnel, tunnelLabel } from "./client-metrics.js"
 import { reconnecting } from "./reconnect.js"
 import { silenceWatchdog } from "./silence-watchdog.js"
 import type { HttpClientStatus } from "./status.js"
@@ -270,8 +271,9 @@ const channelFailure = (error: Error & { code?: string }) =>
     : error.message
 
 /** Serves one visitor: connects to the local app and opens its data channel, spliced until both are done. */
-const serveVisitorChannel = (config: HttpClientConfig, id: Uuid, framing: Framing) =>
+const serveVisitorChannel = (config: HttpClientConfig, id: Uuid, framing: Framing, metrics: ClientMetricsShape) =>
   Effect.gen(function*() {
+    const labels = tunnelLabel(config)
     // Both at once: a new visitor waits for one round trip less.
     const [local, { held }] = yield* Effect.all([
       Effect.either(connect(config.localHost, config.localPort)),
@@ -280,14 +282,21 @@ const serveVisitorChannel = (config: HttpClientConfig, id: Uuid, framing: Framin
     if (local._tag === "Left") {
       // Closing the channel unused tells the server to show the visitor a 502.
       held.ws.close(4502, "local service unreachable")
+      metrics.visitorsFailed.inc(labels)
       return yield* Effect.logWarning(`visitor ${id}: cannot reach ${config.localHost}:${config.localPort}: ${local.left.reason}`)
     }
     let failure: string | undefined
     held.ws.on("error", (error: Error) => (failure ??= channelFailure(error)))
-    yield* tracked(spliceChannel(local.right, held, framing))
-    if (failure !== undefined) yield* Effect.logWarning(`visitor ${id} dropped: ${failure}`)
+    metrics.visitors.inc(labels)
+    metrics.visitorsActive.inc(labels)
+    metrics.traffic.track(labels, local.right, "bytesWritten")
+    yield* tracked(spliceChannel(local.right, held, framing)).pipe(Effect.ensuring(Effect.sync(() => metrics.visitorsActive.dec(labels))))
+    if (failure !== undefined) {
+      metrics.visitorsFailed.inc(labels)
+      yield* Effect.logWarning(`visitor ${id} dropped: ${failure}`)
+    }
   }).pipe(
-    Effect.catchAll((error) => Effect.logWarning(`visitor ${id} dropped: ${error.message}`)),
+    Effect.catchAll((error) => Effect.zipRight(Effect.sync(() => metrics.visitorsFailed.inc(tunnelLabel(config))), Effect.logWarning(`visitor ${id} dropped: ${error.message}`))),
     Effect.scoped
   )
 
@@ -336,7 +345,7 @@ const serveControl = <R>(
 export const run = (
   config: HttpClientConfig,
   report: (status: HttpClientStatus) => Effect.Effect<void>
-): Effect.Effect<never, HttpApiError | TlsVerifyError | ControlConnectionLost | TunnelExpired, Drain | Scope.Scope> =>
+): Effect.Effect<never, HttpApiError | TlsVerifyError | ControlConnectionLost | TunnelExpired, Drain | ClientMetrics | Scope.Scope> =>
   Effect.gen(function*() {
     // Visitors belong to the client, not to one control connection.
     const visitors = yield* FiberSet.make<void, never>()
@@ -374,11 +383,23 @@ export const run = (
       return { tunnel, ...(yield* controlOf(tunnel)) }
     })
 
+    const metrics = yield* ClientMetrics
+    const labels = tunnelLabel(config)
+    // Every series from the start, so a scrape shows the tunnel before anything happens.
+    yield* registerTunnel({ localHost: config.localHost, localPort: config.localPort })
+
     const serve = ({ framing, held, tunnel }: OpenedWebSocket & { readonly tunnel: TunnelInfo }) =>
       Effect.gen(function*() {
         yield* report({ _tag: "Online", url: tunnel.url, name: tunnel.name, again: online })
+        if (online) metrics.reconnects.inc(labels)
         online = true
-        const lost = yield* Effect.flip(serveControl(held, (id) => FiberSet.run(visitors, serveVisitorChannel(config, id, framing))))
+        metrics.up.set(labels, 1)
+        const lost = yield* Effect.flip(serveControl(held, (id) => FiberSet.run(visitors, serveVisitorChannel(config, id, framing, metrics)))).pipe(
+          Effect.ensuring(Effect.sync(() => {
+            metrics.up.set(labels, 0)
+            metrics.losses.inc(labels)
+          }))
+        )
         // An expired tunnel is the end, not a loss to come back from.
         return lost._tag === "TunnelExpired" ? yield* lost : lost
       })

@@ -48,6 +48,7 @@ import { makeRequestReader } from "./request-reader.js"
 import { REQUEST_HEAD_TIMEOUT_SECONDS, requestRefusal, respondAndClose, serveVisitor, type VisitorLimits } from "./visitor.js"
 import { WaitingVisitors } from "../visitors/waiting-visitors.js"
 import type { TcpTunnelDirectory } from "../visitors/tunnel-directory.js"
+import type { FrontMetrics } from "./front-metrics.js"
 
 export interface HttpFrontConfig {
   readonly host: string
@@ -83,7 +84,7 @@ export class HttpFront extends Context.Tag("spore/HttpFront")<HttpFront, {
 }>() {}
 
 /** The services the front serves from: its tunnels and waiting visitors, the server's drain and descriptor watch. */
-type FrontServices = HttpTunnels | WaitingVisitors | TcpTunnelDirectory | Drain | DescriptorWatch | OperatorCertificate
+type FrontServices = HttpTunnels | WaitingVisitors | TcpTunnelDirectory | FrontMetrics | Drain | DescriptorWatch | OperatorCertificate
 
 /** Starts the front; it serves until the scope closes, which closes all its sockets. */
 export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], BindError | AcmeError | StateDirError, FrontServices | Scope.Scope> =>

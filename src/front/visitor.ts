@@ -34,6 +34,7 @@ import type { RequestClient } from "./client-address.js"
 import { givesBasicAuth, rewriteHead, routeOf, type RequestHead } from "./http-request.js"
 import { keepInsidePrefix, type ResponseTransform } from "./response-head.js"
 import { makeResponseTracker } from "./response-framing.js"
+import { FrontMetrics } from "./front-metrics.js"
 import type { LoggedRequest } from "./request-log.js"
 import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
 import { validateName } from "./names.js"
@@ -114,6 +115,7 @@ export const serveVisitor = (
       const tunnels = yield* HttpTunnels
       const waiting = yield* WaitingVisitors
 
+      const metrics = yield* FrontMetrics
       const runtime = yield* Effect.runtime<never>()
       const now = () => Runtime.runSync(runtime)(Clock.currentTimeMillis)
 
@@ -143,7 +145,13 @@ export const serveVisitor = (
           // The requests sent down this channel whose responses are still to come, oldest first.
           const awaiting: Array<LoggedRequest> = []
           const tracker = makeResponseTracker({
-            head: (status, text) => awaiting[0] !== undefined && tunnel.log.responseHead(now(), awaiting[0], status, text),
+            head: (status, text) => {
+              const entry = awaiting[0]
+              if (entry === undefined) return
+              const at = now()
+              tunnel.log.responseHead(at, entry, status, text)
+              metrics.responded(tunnel.name, status, (at - entry.at) / 1000)
+            },
             body: (bytes) => awaiting[0] !== undefined && tunnel.log.responseBody(awaiting[0], bytes),
             end: (size) => {
               const entry = awaiting.shift()

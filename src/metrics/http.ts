@@ -16,7 +16,6 @@ import { formatHostPort } from "../net/address.js"
 import { bindServer } from "../net/listener.js"
 import type { Registry } from "./registry.js"
 
-export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 export interface MetricsServer {
   /** The port actually bound (differs from the requested one when that was 0). */
@@ -33,9 +32,9 @@ export const serveMetrics = (
 ): Effect.Effect<MetricsServer, BindError, Scope.Scope> =>
   Effect.gen(function*() {
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
-    const routes: Record<string, () => { readonly contentType: string; readonly body: string }> = {
-      "/metrics": () => ({ contentType: METRICS_CONTENT_TYPE, body: registry.render() }),
-      "/healthz": () => ({ contentType: "text/plain; charset=utf-8", body: "ok\n" })
+    const routes: Record<string, () => Promise<{ readonly contentType: string; readonly body: string }>> = {
+      "/metrics": async () => ({ contentType: registry.contentType, body: await registry.render() }),
+      "/healthz": async () => ({ contentType: "text/plain; charset=utf-8", body: "ok\n" })
     }
     const server = http.createServer((request, response) => {
       const reply = (status: number, headers: http.OutgoingHttpHeaders, body: string) => {
@@ -48,15 +47,14 @@ export const serveMetrics = (
       if (request.method !== "GET" && request.method !== "HEAD") {
         return reply(405, { "Content-Type": text, "Allow": "GET, HEAD" }, "method not allowed\n")
       }
-      let page: ReturnType<typeof route>
-      try {
-        page = route()
-      } catch (error) {
-        // A computed metric that throws is a bug; the scrape fails but the server keeps going.
-        runFork(Effect.logError(`rendering ${request.url} failed`, error))
-        return reply(500, { "Content-Type": text }, "internal server error\n")
-      }
-      reply(200, { "Content-Type": page.contentType }, page.body)
+      route().then(
+        (page) => reply(200, { "Content-Type": page.contentType }, page.body),
+        (error: unknown) => {
+          // A computed metric that throws is a bug; the scrape fails but the server keeps going.
+          runFork(Effect.logError(`rendering ${request.url} failed`, error))
+          reply(500, { "Content-Type": text }, "internal server error\n")
+        }
+      )
     })
     yield* Effect.acquireRelease(
       bindServer(server, options.host, options.port),
@@ -71,7 +69,10 @@ export const serveMetrics = (
     return { port: (server.address() as net.AddressInfo).port }
   })
 
-/** `serveMetrics`, logging where the metrics are once they are served. */
+/**
+ * `serveMetrics` for a program's own endpoint (`--metrics-addr`), with Node's process metrics
+ * added to its registry, logging where the metrics are once they are served.
+ */
 export const serveAndAnnounceMetrics = (options: { readonly host: string; readonly port: number }, registry: Registry) =>
-  Effect.tap(serveMetrics(options, registry), ({ port }) =>
+  Effect.tap(Effect.zipRight(Effect.sync(() => registry.withProcessMetrics()), serveMetrics(options, registry)), ({ port }) =>
     Effect.logInfo(`metrics at http://${formatHostPort(options.host, port)}/metrics`))

@@ -25,10 +25,10 @@ interface Series {
 
 const outOf = (inIs: InIs): InIs => inIs === "bytesRead" ? "bytesWritten" : "bytesRead"
 
-export const makeTraffic = (registry: Registry, name: string, help: string): Traffic => {
+export const makeTraffic = (registry: Registry, name: string, help: string, labelNames: ReadonlyArray<string>): Traffic => {
   const series = new Map<string, Series>()
 
-  registry.computed(name, help, "counter", () => {
+  registry.computed(name, help, "counter", [...labelNames, "direction"], () => {
     const samples: Array<Sample> = []
     for (const entry of series.values()) {
       let bytesIn = entry.closedIn

@@ -38,7 +38,7 @@ const instruments = (registry: Registry) => ({
   claimSeconds: registry.histogram("spore_visitor_claim_seconds", "Time from a visitor's arrival to its client's Accept.", CLAIM_BUCKETS),
   handshakesInProgress: registry.gauge("spore_handshakes_in_progress", "Connections to the control port that have not sent their first message yet."),
   handshakeFailures: registry.counter("spore_handshake_failures_total", "Connections to the control port that failed or were refused, by reason.", ["reason"]),
-  traffic: makeTraffic(registry, "spore_tunnel_bytes_total", "Bytes between visitors and the server, per tunnel port; in is from the visitor.")
+  traffic: makeTraffic(registry, "spore_tunnel_bytes_total", "Bytes between visitors and the server, per tunnel port; in is from the visitor.", ["port"])
 })
 
 export class ServerMetrics extends Context.Tag("spore/ServerMetrics")<ServerMetrics, ReturnType<typeof instruments>>() {}

@@ -3,7 +3,10 @@
  * restart the client comes back from, both processes' /metrics say exactly what happened.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { spawn } from "node:child_process"
+import { existsSync } from "node:fs"
 import { Effect } from "effect"
+import { KEY_A, localApp, startHttpClient, startHttpServer, writeKeys } from "../support/http.js"
 import { echoService, freePort, LOOPBACK, randomPayload, roundTrip, sha256 } from "../support/net.js"
 import { type Running, startSpore, within } from "../support/process.js"
 import { sampleOf, scrape, scrapeUntil } from "../support/prometheus.js"
@@ -62,3 +65,47 @@ describe("metrics through the CLI", () => {
     }).pipe(Effect.scoped))
 })
 
+
+const PROMTOOL = "/usr/bin/promtool"
+
+/** `promtool check metrics` on a scrape: its exit code and what it said. */
+const promtool = (text: string) =>
+  Effect.promise(() =>
+    new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn(PROMTOOL, ["check", "metrics"], { stdio: ["pipe", "pipe", "pipe"] })
+      let output = ""
+      child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
+      child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()))
+      child.once("close", (code) => resolve({ code, output }))
+      child.stdin.end(text)
+    }))
+
+describe.skipIf(!existsSync(PROMTOOL))("every metrics endpoint, checked by promtool", () => {
+  it.scopedLive("server (with the HTTP front's series), spore local, spore http and spore kafka-proxy: promtool check metrics passes; process metrics are there", () =>
+    Effect.gen(function*() {
+      const app = yield* localApp
+      const server = yield* startHttpServer({ keysFile: writeKeys(KEY_A), extra: ["--metrics-addr", "127.0.0.1:0"] })
+      const serverMetrics = yield* metricsPortOf(server.process)
+      const controlPort = (yield* within("the control port", 15, server.process.waitFor(/server listening on 127\.0\.0\.1:(\d+)/)))[1]!
+      const http = yield* startHttpClient(server.port, app.port, { key: KEY_A, name: "app", extra: ["--metrics-addr", "127.0.0.1:0"] })
+      const httpMetrics = yield* metricsPortOf(http.process)
+      const local = yield* startSpore(["local", String(app.port), "--local-host", LOOPBACK, "--to", LOOPBACK, "--control-port", controlPort, "--metrics-addr", "127.0.0.1:0"])
+      const localMetrics = yield* metricsPortOf(local)
+      const kafka = yield* startSpore(["kafka-proxy", "--bootstrap-server", "127.0.0.1:9", "--to", LOOPBACK, "--control-port", controlPort, "--metrics-addr", "127.0.0.1:0"])
+      const kafkaMetrics = yield* metricsPortOf(kafka)
+      yield* Effect.promise(async () => (await fetch(`http://${LOOPBACK}:${server.port}/t/app/page`)).text())
+
+      const front = yield* scrapeUntil(serverMetrics, (text) => text.includes(`spore_http_requests_total{tunnel="app",class="2xx"} 1`))
+      expect(sampleOf(front, "spore_http_first_byte_seconds_count")).toBe(1)
+      expect(sampleOf(front, "spore_http_tunnels", { state: "online" })).toBe(1)
+      const clientScrape = yield* scrapeUntil(httpMetrics, (text) => sampleOf(text, "spore_visitors_total", { tunnel: `${LOOPBACK}:${app.port}` }) === 1)
+      expect(sampleOf(clientScrape, "spore_tunnel_up", { tunnel: `${LOOPBACK}:${app.port}` })).toBe(1)
+      for (const [name, port] of [["server", serverMetrics], ["spore http", httpMetrics], ["spore local", localMetrics], ["spore kafka-proxy", kafkaMetrics]] as const) {
+        const text = (yield* Effect.promise(() => scrape(port))).body
+        expect(text, name).toContain("# TYPE process_open_fds gauge")
+        expect(text, name).toContain("# TYPE nodejs_eventloop_lag_seconds gauge")
+        const checked = yield* promtool(text)
+        expect(checked, name).toEqual({ code: 0, output: "" })
+      }
+    }), 60_000)
+})

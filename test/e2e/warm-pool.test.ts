@@ -66,7 +66,7 @@ const pooledTunnel = (options: { pool: number; through?: (controlPort: number) =
     }))
     const idle = {
       server: serverSample(metricsPort, "spore_pool_idle"),
-      client: Effect.sync(() => sampleOf(clientMetrics.registry.render(), "spore_pool_idle", tunnelLabel(config)) ?? 0)
+      client: Effect.promise(async () => sampleOf(await clientMetrics.registry.render(), "spore_pool_idle", tunnelLabel(config)) ?? 0)
     }
     /** Waits until both sides count `count` idle streams. */
     const idleReaches = (count: number) =>

@@ -31,13 +31,13 @@ describe("serveMetrics", () => {
       const response = yield* get(port, "/metrics")
       expect(response.status).toBe(200)
       expect(response.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8")
-      expect(response.body).toBe(registry.render())
+      expect(response.body).toBe(yield* Effect.promise(() => registry.render()))
       expect(response.body).toContain("\nspore_accepted_total 3\n")
       // Rendered afresh at every scrape; the query string does not change the route.
       registry.counter("spore_late_total", "Registered after start.").inc()
       const again = yield* get(port, "/metrics?x=1")
       expect(again.status).toBe(200)
-      expect(again.body).toBe(registry.render())
+      expect(again.body).toBe(yield* Effect.promise(() => registry.render()))
       expect(again.body).toContain("\nspore_late_total 1\n")
     }))
 
@@ -51,7 +51,7 @@ describe("serveMetrics", () => {
       const head = yield* get(port, "/metrics", { method: "HEAD" })
       expect(head.status).toBe(200)
       expect(head.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8")
-      expect(head.headers.get("content-length")).toBe(String(Buffer.byteLength(registry.render())))
+      expect(head.headers.get("content-length")).toBe(String(Buffer.byteLength(yield* Effect.promise(() => registry.render()))))
       expect(head.body).toBe("")
     }))
 
@@ -75,7 +75,7 @@ describe("serveMetrics", () => {
     Effect.gen(function*() {
       const registry = makeRegistry()
       let broken = true
-      registry.computed("spore_flaky", "Flaky.", "gauge", () => {
+      registry.computed("spore_flaky", "Flaky.", "gauge", [], () => {
         if (broken) throw new Error("boom")
         return [{ labels: {}, value: 1 }]
       })
