@@ -10,20 +10,24 @@
  */
 import { Options } from "@effect/cli"
 
-/** An option's names (`--to`, `-t`) and whether it takes a value. */
-export type KnownOptions = ReadonlyMap<string, boolean>
+/**
+ * An option's names (`--to`, `-t`): whether it takes a value, and whether that value must be an
+ * integer (for which @effect/cli would say "is not a integer").
+ */
+export type KnownOptions = ReadonlyMap<string, { readonly takesValue: boolean; readonly integer: boolean }>
 
 /** The options @effect/cli adds to every command. */
-const BUILT_IN: KnownOptions = new Map([
-  ["--help", false], ["-h", false], ["--version", false], ["--wizard", false], ["--completions", true], ["--log-level", true]
-])
+const BUILT_IN: KnownOptions = new Map(
+  ([["--help", false], ["-h", false], ["--version", false], ["--wizard", false], ["--completions", true], ["--log-level", true]] as const)
+    .map(([name, takesValue]) => [name, { takesValue, integer: false }])
+)
 
 export const LOG_LEVELS = ["all", "trace", "debug", "info", "warning", "error", "fatal", "none"] as const
 
 interface UsageNode {
   readonly _tag: string
   readonly names?: ReadonlyArray<string>
-  readonly acceptedValues?: { readonly _tag: "Some" | "None" }
+  readonly acceptedValues?: { readonly _tag: "Some" | "None"; readonly value?: string }
   readonly usage?: UsageNode
   readonly left?: UsageNode
   readonly right?: UsageNode
@@ -33,10 +37,14 @@ interface UsageNode {
 export const knownOptions = (fields: Record<string, unknown>): KnownOptions => {
   // A command's record holds its positional Args too; only the options have names.
   const options = Object.fromEntries(Object.entries(fields).filter(([, field]) => Options.isOptions(field))) as Record<string, Options.Options<unknown>>
-  const known = new Map<string, boolean>()
+  const known = new Map<string, { readonly takesValue: boolean; readonly integer: boolean }>()
   const walk = (node: UsageNode | undefined): void => {
     if (node === undefined) return
-    if (node._tag === "Named") for (const name of node.names ?? []) known.set(name, node.acceptedValues?._tag === "Some")
+    if (node._tag === "Named") {
+      for (const name of node.names ?? []) {
+        known.set(name, { takesValue: node.acceptedValues?._tag === "Some", integer: node.acceptedValues?.value === "integer" })
+      }
+    }
     walk(node.usage)
     walk(node.left)
     walk(node.right)
@@ -93,14 +101,16 @@ export const checkArgs = (args: ReadonlyArray<string>, commands: ReadonlyMap<str
         if (inline === undefined) index++
         continue
       }
-      const takesValue = known.get(name) ?? BUILT_IN.get(name)
-      if (takesValue === undefined) {
+      const option = known.get(name) ?? BUILT_IN.get(name)
+      if (option === undefined) {
         // Negative numbers are values, not options.
         if (/^-\d/.test(arg)) continue
         const where = command === undefined ? "spore" : `spore ${command}`
         return `unknown option ${name} for ${where}${meant(closest(name, [...known.keys(), ...BUILT_IN.keys()].filter((n) => n.startsWith("--"))))}`
       }
-      if (takesValue && inline === undefined) index++
+      const value = inline ?? args[index + 1]
+      if (option.integer && value !== undefined && !/^-?\d+$/.test(value)) return `${name} must be a whole number, not ${value}`
+      if (option.takesValue && inline === undefined) index++
       continue
     }
     if (command === undefined) {

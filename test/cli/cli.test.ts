@@ -70,7 +70,7 @@ describe("spore CLI", () => {
       expect(local).not.toContain("do-not-print-me")
       // One line an option in Spore's words: no filler, no colour codes, usage as typed, short.
       const top = (yield* runSpore(["--help"])).stdout
-      for (const [name, text, most] of [["spore", top, 25], ["server", server, 50], ["local", local, 40], ["http", http, 30], ["kafka-proxy", kafka, 30]] as const) {
+      for (const [name, text, most] of [["spore", top, 25], ["server", server, 50], ["local", local, 40], ["http", http, 40], ["kafka-proxy", kafka, 40]] as const) {
         expect(text.split("\n").length, name).toBeLessThanOrEqual(most)
         expect(text, name).not.toMatch(/\x1b\[|A user-defined piece of text|This setting is optional|--wizard|--completions/)
       }
@@ -104,7 +104,8 @@ describe("spore CLI", () => {
         [["server", "--min-port", "70000"], /--min-port must be a port number/],
         [["server", "--min-port", "5000", "--max-port", "10"], /port range is empty/],
         [["server", "--bind-addr", "not-an-ip"], /--bind-addr must be an IP address/],
-        [["server", "--min-port", "abc"], /is not a integer/],
+        [["server", "--min-port", "abc"], /^error: --min-port must be a whole number, not abc$/m],
+        [["local", "3000", "--to", "x", "--pool=many"], /^error: --pool must be a whole number, not many$/m],
         [["local", "3000", "--too", "x"], /^error: unknown option --too for spore local: did you mean --to\?$/m],
         [["serer"], /^error: unknown command serer: did you mean server\? \(commands: server, local, http, kafka-proxy\)$/m],
         [["--log-level", "verbose", "local", "3000", "--to", "x"], /^error: --log-level must be one of all, trace, debug, info, warning, error, fatal, none, not verbose$/m],
