@@ -6,25 +6,16 @@
 import { statSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { killAll, start, startServices, startSpore } from "./processes.js"
+import { killAll, start, startServices, startSpore, timeToOutput } from "./processes.js"
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url))
 const EXE = join(ROOT, "dist", "spore-exe")
 const RUNS = Number(process.env.BENCH_RUNS ?? 11)
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
-const time = async (begin: () => ReturnType<typeof start>, pattern: RegExp) => {
-  const began = performance.now()
-  const started = begin()
-  await started.waitFor(pattern)
-  const elapsed = performance.now() - began
-  started.child.kill("SIGKILL")
-  return elapsed
-}
-
 const measure = async (begin: () => ReturnType<typeof start>, pattern: RegExp) => {
   const values: Array<number> = []
-  for (let run = 0; run < RUNS; run++) values.push(await time(begin, pattern))
+  for (let run = 0; run < RUNS; run++) values.push(await timeToOutput(begin, pattern))
   return median(values)
 }
 

@@ -20,7 +20,7 @@ import { openFileLimits } from "../src/net/descriptor-watch.js"
 import { BORE, inPrivateNamespace } from "./namespace.js"
 import { PAUSE_MS, RTT_MS, slowLinkFirstByte, VISITORS } from "./delayed.js"
 import type { ChildProcess } from "node:child_process"
-import { cpuMs, killAll, rss, type Side, sporeServerArgs, start, startClientOf, HTTP_BENCH_DOMAIN, startHttpTunnel, startServerOf, startServices, startSpore } from "./processes.js"
+import { cpuMs, killAll, timeToOutput, rss, type Side, sporeServerArgs, start, startClientOf, HTTP_BENCH_DOMAIN, startHttpTunnel, startServerOf, startServices, startSpore } from "./processes.js"
 
 inPrivateNamespace(import.meta.url, 25)
 
@@ -181,14 +181,7 @@ if (ONLY.has("memory")) {
 
 // Start-up: a client from spawn to "listening at", against bare `node` printing a line.
 if (ONLY.has("startup")) {
-  const startup = async (begin: () => ReturnType<typeof start>, pattern: RegExp) => {
-    const began = performance.now()
-    const started = begin()
-    await started.waitFor(pattern)
-    const elapsed = performance.now() - began
-    started.child.kill("SIGKILL")
-    return elapsed
-  }
+  const startup = timeToOutput
   const servers = [await startServerOf("bore", BORE), await startServerOf("spore", BORE), await startServerOf("spore-tls", BORE)]
   const values: Record<string, number> = {
     direct: await runs(() => startup(() => start(process.execPath, ["-e", "console.error('ready')"]), /ready/))

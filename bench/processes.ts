@@ -56,6 +56,16 @@ export const start = (command: string, args: ReadonlyArray<string>): Started => 
   return { child, waitFor }
 }
 
+/** Milliseconds from starting a process to `pattern` in its output (then it is killed). */
+export const timeToOutput = async (begin: () => Started, pattern: RegExp) => {
+  const began = performance.now()
+  const started = begin()
+  await started.waitFor(pattern)
+  const elapsed = performance.now() - began
+  started.child.kill("SIGKILL")
+  return elapsed
+}
+
 /**
  * V8 flags for the Spore processes only (BENCH_SPORE_FLAGS, e.g. "--max-semi-space-size=2"), to
  * measure their effect; bin/spore.js applies the chosen ones anyway.

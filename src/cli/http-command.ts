@@ -4,6 +4,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Config, Console, Duration, Effect, Either, Option, Redacted } from "effect"
+import { isHostValue } from "../front/create-request.js"
 import { parseGoDuration } from "../protocol/go-duration.js"
 import { formatHostPort } from "../net/address.js"
 import * as Drain from "../net/drain.js"
@@ -101,7 +102,7 @@ const checkHostHeader = (value: Option.Option<string>, localHost: string, localP
     onNone: () => Effect.succeedNone,
     onSome: (text) => {
       const host = text === "rewrite" ? formatHostPort(localHost, localPort) : text
-      return /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/.test(host)
+      return isHostValue(host)
         ? Effect.succeedSome(host)
         : Effect.fail(new UsageError({ message: `--host-header must be rewrite or a host (with a port if any), not ${text}` }))
     }

@@ -29,7 +29,7 @@ import { type HttpTunnel, HttpTunnels } from "./http-tunnels.js"
 import type { RateLimit } from "../limits/rate-limit.js"
 import { formatGoDuration } from "../protocol/go-duration.js"
 import { VERSION } from "../version.js"
-import { parseCreateRequest } from "./create-request.js"
+import { checkCreateRequest } from "./create-request.js"
 import type { LoggedRequest } from "./request-log.js"
 import { TcpTunnelDirectory } from "../visitors/tunnel-directory.js"
 
@@ -266,7 +266,7 @@ const route = (context: ApiContext, request: http.IncomingMessage, response: htt
     }
     yield* limited(context, owner)
     if (path === "/v1/tunnels" && method === "POST") {
-      const { name, options } = yield* Effect.flatMap(readJson(request), parseCreateRequest)
+      const { name, options } = yield* Effect.flatMap(readJson(request), checkCreateRequest)
       const { created, tunnel } = yield* tunnels.create(owner, name, options)
       return send(response, created ? 201 : 200, describe(tunnel, originOf(request), context.domain))
     }

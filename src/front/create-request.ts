@@ -18,7 +18,7 @@
  *
  * Anything else is refused by name, so that a typo is not silently ignored.
  */
-import { Duration, Effect, Either, Option } from "effect"
+import { Duration, Either, Option } from "effect"
 import { ApiRefusal } from "../errors.js"
 import { parseGoDuration } from "../protocol/go-duration.js"
 import type { CreateOptions } from "./http-tunnels.js"
@@ -30,6 +30,9 @@ const FIELDS = new Set(["name", "local_port", "ttl", "idle_ttl", "device_name", 
 
 /** A Host value: a name or an address, with a port if any (no spaces, no controls, no path). */
 const HOST = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/
+
+/** Whether `text` may be sent as a request's Host (`host_header`, `spore http --host-header`). */
+export const isHostValue = (text: string) => HOST.test(text)
 
 export interface CreateRequest {
   readonly name: Option.Option<string>
@@ -76,7 +79,7 @@ export const checkCreateRequest = (body: unknown): Either.Either<CreateRequest, 
     if (Option.isSome(user) && user.value.includes(":")) return yield* refuse("auth_user may not contain a colon")
 
     const hostHeader = yield* optionalText(fields, "host_header")
-    if (Option.isSome(hostHeader) && !HOST.test(hostHeader.value)) return yield* refuse("host_header must be a host, with a port if any")
+    if (Option.isSome(hostHeader) && !isHostValue(hostHeader.value)) return yield* refuse("host_header must be a host, with a port if any")
 
     return {
       name,
@@ -91,5 +94,3 @@ export const checkCreateRequest = (body: unknown): Either.Either<CreateRequest, 
       }
     }
   })
-
-export const parseCreateRequest = (body: unknown): Effect.Effect<CreateRequest, ApiRefusal> => checkCreateRequest(body)

@@ -119,6 +119,17 @@ function tick() {
   for (const td of document.querySelectorAll("td[data-since]")) td.textContent = ago(td.dataset.since);
 }
 
+// The single row of an empty table, across all its columns.
+function emptyRow(id, columns, text) {
+  const tr = document.createElement("tr");
+  tr.id = id;
+  const td = document.createElement("td");
+  td.colSpan = columns;
+  td.textContent = text;
+  tr.append(td);
+  return tr;
+}
+
 function chartOf(series) {
   const td = cell("plot", "");
   if (series) td.append(plot(series));
@@ -147,16 +158,7 @@ function renderTcp(tunnels) {
     );
     return tr;
   });
-  if (rows.length === 0) {
-    const tr = document.createElement("tr");
-    tr.id = "no-tcp-tunnels";
-    const td = document.createElement("td");
-    td.colSpan = 8;
-    td.textContent = "no tcp tunnels";
-    tr.append(td);
-    rows.push(tr);
-  }
-  table.querySelector("tbody").replaceChildren(...rows);
+  table.querySelector("tbody").replaceChildren(...(rows.length === 0 ? [emptyRow("no-tcp-tunnels", 8, "no tcp tunnels")] : rows));
 }
 
 let selected = null;
@@ -202,17 +204,7 @@ function render(tunnels) {
   if (json === shown) return;
   shown = json;
   const sorted = [...tunnels].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  if (sorted.length === 0) {
-    const tr = document.createElement("tr");
-    tr.id = "no-tunnels";
-    const td = document.createElement("td");
-    td.colSpan = 10;
-    td.textContent = "no tunnels";
-    tr.append(td);
-    tbody.replaceChildren(tr);
-  } else {
-    tbody.replaceChildren(...sorted.map(row));
-  }
+  tbody.replaceChildren(...(sorted.length === 0 ? [emptyRow("no-tunnels", 10, "no tunnels")] : sorted.map(row)));
 }
 
 function authHeaders() {

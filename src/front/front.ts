@@ -50,6 +50,9 @@ import { WaitingVisitors } from "../visitors/waiting-visitors.js"
 import type { TcpTunnelDirectory } from "../visitors/tunnel-directory.js"
 import type { FrontMetrics } from "./front-metrics.js"
 
+/** The longest a replayed request's connection is kept. */
+const REPLAY_LIMIT = "40 seconds"
+
 export interface HttpFrontConfig {
   readonly host: string
   readonly port: number
@@ -110,26 +113,32 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
     // The inspector's replay: the request goes to the front's own port as a visitor of its own
     // (over its TLS when it has some, since plain http then only redirects), so it is routed,
     // checked and logged like any other. The answer is read and dropped; the log shows it.
+    // Each replay's connection is a fiber of the front: closed with it, or when the front has
+    // closed it (after its 30 s wait for a next request), or at REPLAY_LIMIT.
+    const replays = yield* FiberSet.make<void, never>()
     const replay = (bytes: Buffer) =>
-      Effect.sync(() => {
-        const self = (host: string) => host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "::1" : host
-        const servername = /\r?\nhost:[ \t]*([^:\r\n]+)/i.exec(bytes.toString("latin1"))?.[1]
-        const socket: net.Socket = Option.isSome(config.https)
-          ? tls.connect({
-            host: self(config.https.value.host),
-            port: httpsPort,
-            // Our own certificate, on our own port: there is nobody in between to check for.
-            rejectUnauthorized: false,
-            ...(servername === undefined || net.isIP(servername) !== 0 ? {} : { servername })
-          })
-          : net.connect({ host: self(config.host), port: frontPort })
-        socket.setTimeout(30_000, () => socket.destroy())
-        socket.on("error", () => {})
-        socket.on("data", () => {})
-        // No FIN after it: a request followed by one is dropped by some servers (Node's among
-        // them); the front closes the connection after its 30 s wait for a next request.
-        socket.write(bytes)
-      })
+      Effect.asVoid(FiberSet.run(replays, Effect.acquireUseRelease(
+        Effect.sync(() => {
+          const self = (host: string) => host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "::1" : host
+          const servername = /\r?\nhost:[ \t]*([^:\r\n]+)/i.exec(bytes.toString("latin1"))?.[1]
+          const socket: net.Socket = Option.isSome(config.https)
+            ? tls.connect({
+              host: self(config.https.value.host),
+              port: httpsPort,
+              // Our own certificate, on our own port: there is nobody in between to check for.
+              rejectUnauthorized: false,
+              ...(servername === undefined || net.isIP(servername) !== 0 ? {} : { servername })
+            })
+            : net.connect({ host: self(config.host), port: frontPort })
+          socket.on("error", () => {})
+          socket.on("data", () => {})
+          // No FIN after it: a request followed by one is dropped by some servers (Node's among them).
+          socket.write(bytes)
+          return socket
+        }),
+        (socket) => untilSocketClosed(socket).pipe(Effect.timeout(REPLAY_LIMIT), Effect.ignore),
+        (socket) => Effect.sync(() => socket.destroy())
+      )))
     // Set once the plain port is bound.
     let frontPort = 0
     const domain = Option.getOrUndefined(config.domain)

@@ -84,18 +84,11 @@ export class HttpTunnels extends Context.Tag("spore/HttpTunnels")<HttpTunnels, {
   readonly touch: (tunnel: HttpTunnel) => Effect.Effect<void>
 }>() {}
 
-/** A tunnel's creation, as NullBore's API reports it (Spore's own clients leave most out). */
-export interface TunnelMeta {
-  readonly createdAt: Date
-  /** The client's local port, as its client reports it. */
-  readonly localPort: Option.Option<number>
-  readonly deviceName: Option.Option<string>
-  readonly source: Option.Option<string>
-  /** Visitors must give this user and password (HTTP basic auth), checked by the front. */
-  readonly basicAuth: Option.Option<BasicAuth>
-  /** The Host the app is sent instead of the visitor's. */
-  readonly hostHeader: Option.Option<string>
-}
+/**
+ * A tunnel's creation, as NullBore's API reports it (Spore's own clients leave most out): what
+ * the create request said of it, but its time, which is the tunnel's `expiry`.
+ */
+export type TunnelMeta = Omit<CreateOptions, "ttl" | "idleTtl"> & { readonly createdAt: Date }
 
 export interface BasicAuth {
   readonly user: string
@@ -108,10 +101,13 @@ export interface CreateOptions {
   readonly ttl: Option.Option<Duration.Duration>
   /** The ttl counts from the last request instead (NullBore's `idle_ttl`). */
   readonly idleTtl: boolean
+  /** The client's local port, as its client reports it. */
   readonly localPort: Option.Option<number>
   readonly deviceName: Option.Option<string>
   readonly source: Option.Option<string>
+  /** Visitors must give this user and password (HTTP basic auth), checked by the front. */
   readonly basicAuth: Option.Option<BasicAuth>
+  /** The Host the app is sent instead of the visitor's. */
   readonly hostHeader: Option.Option<string>
 }
 
@@ -166,20 +162,14 @@ export const make = (maxTunnels: number) =>
           return yield* new ApiRefusal({ reason: "max-tunnels", limit: maxTunnels })
         }
         const now = yield* Clock.currentTimeMillis
+        const { idleTtl: _idle, ttl: _ttl, ...described } = options
         const tunnel: HttpTunnel = {
           id: yield* randomUuid,
           name,
           owner,
           counts: makeVisitorCounts(),
           stats: { connections: 0, requests: 0, bytesIn: 0, bytesOut: 0 },
-          meta: {
-            createdAt: new Date(now),
-            localPort: options.localPort,
-            deviceName: options.deviceName,
-            source: options.source,
-            basicAuth: options.basicAuth,
-            hostHeader: options.hostHeader
-          },
+          meta: { ...described, createdAt: new Date(now) },
           expiry: {
             ttl: options.ttl,
             idle: options.idleTtl && Option.isSome(options.ttl),

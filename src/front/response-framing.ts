@@ -99,83 +99,52 @@ export const makeResponseTracker = (events: ResponseEvents): ResponseTracker => 
     return lf === -1 ? -1 : lf + 1
   }
 
+  /** What a whole line read in `state` means: a chunk's size, the end of its data, a trailer. */
+  const onLine = (tag: "ChunkSize" | "ChunkDataEnd" | "Trailers", text: Buffer) => {
+    if (tag === "ChunkDataEnd") state = { _tag: "ChunkSize" }
+    else if (tag === "Trailers") {
+      // The blank line after the trailers ends the body.
+      if (text.length === 1 || (text.length === 2 && text[0] === 0x0d)) finish()
+    } else {
+      const chunkSize = parseInt(text.toString("latin1"), 16)
+      state = Number.isNaN(chunkSize) ? { _tag: "Done" } : chunkSize === 0 ? { _tag: "Trailers" } : { _tag: "ChunkData", left: chunkSize }
+    }
+  }
+
   const push = (chunk: Buffer) => {
-    if (state._tag === "Done") return
     let data = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
     pending = Buffer.alloc(0)
     while (data.length > 0) {
       const current: State = state
-      switch (current._tag) {
-        case "Done":
-          return
-        case "Head": {
-          const used = readHead(data)
-          if (used === -1) {
-            pending = data
-            return
-          }
-          data = data.subarray(used)
-          break
-        }
-        case "Length": {
-          const take = Math.min(current.left, data.length)
-          events.body(data.subarray(0, take))
-          size += take
-          current.left -= take
-          data = data.subarray(take)
-          if (current.left === 0) finish()
-          break
-        }
-        case "UntilClose":
-          events.body(data)
-          size += data.length
-          return
-        case "ChunkSize": {
-          const used = line(data)
-          if (used === -1) {
-            pending = data
-            return
-          }
-          const chunkSize = parseInt(data.subarray(0, used).toString("latin1"), 16)
-          size += used
-          data = data.subarray(used)
-          if (Number.isNaN(chunkSize)) state = { _tag: "Done" }
-          else state = chunkSize === 0 ? { _tag: "Trailers" } : { _tag: "ChunkData", left: chunkSize }
-          break
-        }
-        case "ChunkData": {
-          const take = Math.min(current.left, data.length)
-          events.body(data.subarray(0, take))
-          size += take
-          current.left -= take
-          data = data.subarray(take)
-          if (current.left === 0) state = { _tag: "ChunkDataEnd" }
-          break
-        }
-        case "ChunkDataEnd": {
-          const used = line(data)
-          if (used === -1) {
-            pending = data
-            return
-          }
-          size += used
-          data = data.subarray(used)
-          state = { _tag: "ChunkSize" }
-          break
-        }
-        case "Trailers": {
-          const used = line(data)
-          if (used === -1) {
-            pending = data
-            return
-          }
-          const blank = used <= 2 && (used === 1 || data[0] === 0x0d)
-          size += used
-          data = data.subarray(used)
-          if (blank) finish()
-          break
-        }
+      if (current._tag === "Done") return
+      if (current._tag === "UntilClose") {
+        events.body(data)
+        size += data.length
+        return
       }
+      if (current._tag === "Length" || current._tag === "ChunkData") {
+        const take = Math.min(current.left, data.length)
+        events.body(data.subarray(0, take))
+        size += take
+        current.left -= take
+        data = data.subarray(take)
+        if (current.left === 0) {
+          if (current._tag === "Length") finish()
+          else state = { _tag: "ChunkDataEnd" }
+        }
+        continue
+      }
+      // A head or a line: nothing is done with it until all of it has come.
+      const used = current._tag === "Head" ? readHead(data) : line(data)
+      if (used === -1) {
+        pending = data
+        return
+      }
+      if (current._tag !== "Head") {
+        size += used
+        onLine(current._tag, data.subarray(0, used))
+      }
+      data = data.subarray(used)
     }
   }
 

@@ -24,7 +24,7 @@
  * many waiting visitors, 504 no data channel within the pending timeout.
  */
 import type * as net from "node:net"
-import { Clock, Deferred, Effect, Either, Option, Runtime, Scope } from "effect"
+import { Deferred, Effect, Either, Option, Scope } from "effect"
 import type { WebSocket } from "ws"
 import { type HttpRequestError, VisitorRefused } from "../errors.js"
 import type { AuthLockout } from "../limits/auth-lockout.js"
@@ -116,8 +116,9 @@ export const serveVisitor = (
       const waiting = yield* WaitingVisitors
 
       const metrics = yield* FrontMetrics
-      const runtime = yield* Effect.runtime<never>()
-      const now = () => Runtime.runSync(runtime)(Clock.currentTimeMillis)
+      // The fiber's clock (tests run it on theirs), read in socket callbacks.
+      const clock = yield* Effect.clock
+      const now = () => clock.unsafeCurrentTimeMillis()
 
       const openFor = (tunnel: HttpTunnel, keepInside: ResponseTransform | undefined) =>
         Effect.gen(function*() {

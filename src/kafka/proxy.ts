@@ -5,7 +5,7 @@
  * broker addresses in responses to the server's host and the broker's tunnel port, opening a
  * broker's tunnel before the response that names it is released.
  */
-import { Cause, Deferred, Duration, Effect, Fiber, FiberId, FiberMap, Option, Runtime, Scope } from "effect"
+import { Cause, Deferred, Duration, Effect, Fiber, FiberId, FiberMap, FiberSet, Option, Scope } from "effect"
 import * as Client from "../client/client.js"
 import type { ClientStatus } from "../client/status.js"
 import type { ClientMetrics } from "../client/client-metrics.js"
@@ -139,10 +139,11 @@ export const run = (
         Effect.map(() => ({ host: config.tunnel.to, port: tunnel.port! }))
       )
 
-    const runtime = yield* Effect.runtime<never>()
+    // Metadata is seen in the relay's callbacks; what it says runs as a fiber of the proxy's scope.
+    const runListed = yield* FiberSet.makeRuntime<never>()
     const relay = LocalRelay.of({
       join: (stream, local, firstToLocal) =>
-        relayKafka(stream, local, firstToLocal, publicAddressOf, (nodeIds) => Runtime.runFork(runtime)(listed(nodeIds)))
+        relayKafka(stream, local, firstToLocal, publicAddressOf, (nodeIds) => runListed(listed(nodeIds)))
     })
 
     const bootstrap = Client.run(tunnelConfig({ ...config.bootstrap }, config.port), (status) =>

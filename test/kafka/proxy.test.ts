@@ -88,28 +88,35 @@ const refuses = (port: number) =>
     socket.once("error", () => resume(Effect.succeed(true)))
   })
 
+/**
+ * A Spore server and the proxy of the cluster whose bootstrap broker listens on `brokerPort`,
+ * once its bootstrap tunnel listens: that tunnel's public port, and what the proxy logged.
+ */
+const startProxy = (brokerPort: number, brokerPorts: ReadonlyMap<number, number> = new Map()) =>
+  Effect.gen(function*() {
+    const server = yield* startRunningServer()
+    const { localHost: _host, localPort: _local, port: _port, proxyProtocol: _proxy, ...tunnel } = clientConfig(server.controlPort, 0)
+    const bootstrapPort = yield* freeTunnelPort
+    const statuses: Array<ClientStatus> = []
+    const lines: Array<string> = []
+    yield* Effect.forkScoped(KafkaProxy.run(
+      { tunnel, bootstrap: { host: LOOPBACK, port: brokerPort }, brokerAddresses: new Map(), port: bootstrapPort, brokerPorts },
+      (label, status) => Effect.sync(() => Option.isNone(label.nodeId) && statuses.push(status))
+    ).pipe(Effect.provide(clientLayer), Effect.provide(Logger.add(Logger.make(({ message }) => lines.push(String(message)))))))
+    yield* until("the bootstrap tunnel", Effect.sync(() => statuses.some((status) => status._tag === "Listening")))
+    return { bootstrapPort, lines }
+  })
+
+const GONE = "broker 2 has been gone from the cluster's metadata for 1m"
+
 describe("the Kafka proxy, operated", () => {
   it.scoped("fixed ports for the bootstrap and a broker; a broker gone from the metadata keeps its tunnel for the grace, then loses it", () =>
     Effect.gen(function*() {
       let listed: ReadonlyArray<Broker> = []
       const broker = yield* fakeBroker(() => listed)
       listed = [{ nodeId: 1, host: LOOPBACK, port: broker.port }, { nodeId: 2, host: LOOPBACK, port: broker.port }]
-      const server = yield* startRunningServer()
-      const [bootstrapPort, brokerOnePort] = [yield* freeTunnelPort, yield* freeTunnelPort]
-      const statuses: Array<[Option.Option<number>, ClientStatus]> = []
-      const lines: Array<string> = []
-      const { localHost: _h, localPort: _p, port: _port, proxyProtocol: _pp, ...tunnel } = clientConfig(server.controlPort, 0)
-      yield* Effect.forkScoped(KafkaProxy.run({
-        tunnel,
-        bootstrap: { host: LOOPBACK, port: broker.port },
-        brokerAddresses: new Map(),
-        port: bootstrapPort,
-        brokerPorts: new Map([[1, brokerOnePort]])
-      }, (label, status) => Effect.sync(() => statuses.push([label.nodeId, status]))).pipe(
-        Effect.provide(clientLayer),
-        Effect.provide(Logger.add(Logger.make(({ message }) => lines.push(String(message)))))
-      ))
-      yield* until("the bootstrap tunnel", Effect.sync(() => statuses.some(([id, s]) => Option.isNone(id) && s._tag === "Listening")))
+      const brokerOnePort = yield* freeTunnelPort
+      const { bootstrapPort, lines } = yield* startProxy(broker.port, new Map([[1, brokerOnePort]]))
       const first = yield* askMetadata(bootstrapPort)
       expect(first.map(([id]) => id)).toEqual([1, 2])
       expect(first[0]![1]).toBe(brokerOnePort)
@@ -121,7 +128,7 @@ describe("the Kafka proxy, operated", () => {
       yield* TestClock.adjust("59 seconds")
       expect(yield* refuses(brokerTwoPort)).toBe(false)
       yield* TestClock.adjust("2 seconds")
-      yield* until("broker 2's tunnel closed", Effect.sync(() => lines.some((line) => line.startsWith("broker 2 has been gone from the cluster's metadata for 1m"))))
+      yield* until("broker 2's tunnel closed", Effect.sync(() => lines.some((line) => line.startsWith(GONE))))
       // Its client is gone; the server then holds the port for the client's lease, as for any
       // Spore client that leaves, and frees it after.
       yield* TestClock.adjust("31 seconds")
@@ -135,15 +142,7 @@ describe("the Kafka proxy, operated", () => {
       const broker = yield* fakeBroker(() => listed)
       const both = [{ nodeId: 1, host: LOOPBACK, port: broker.port }, { nodeId: 2, host: LOOPBACK, port: broker.port }]
       listed = both
-      const server = yield* startRunningServer()
-      const statuses: Array<ClientStatus> = []
-      const { localHost: _h, localPort: _p, port: _port, proxyProtocol: _pp, ...tunnel } = clientConfig(server.controlPort, 0)
-      const bootstrapPort = yield* freeTunnelPort
-      yield* Effect.forkScoped(KafkaProxy.run(
-        { tunnel, bootstrap: { host: LOOPBACK, port: broker.port }, brokerAddresses: new Map(), port: bootstrapPort, brokerPorts: new Map() },
-        (_label, status) => Effect.sync(() => statuses.push(status))
-      ).pipe(Effect.provide(clientLayer)))
-      yield* until("the bootstrap tunnel", Effect.sync(() => statuses.some((s) => s._tag === "Listening")))
+      const { bootstrapPort, lines } = yield* startProxy(broker.port)
       const port = (yield* askMetadata(bootstrapPort))[1]![1]
       listed = [both[0]!]
       yield* askMetadata(bootstrapPort)
@@ -152,6 +151,7 @@ describe("the Kafka proxy, operated", () => {
       expect((yield* askMetadata(bootstrapPort))[1]![1]).toBe(port)
       yield* TestClock.adjust("60 seconds")
       expect(yield* refuses(port)).toBe(false)
+      expect(lines.filter((line) => line.startsWith(GONE))).toEqual([])
     }))
 })
 
@@ -159,16 +159,7 @@ describe("the Kafka proxy, a broker that does not resolve", () => {
   it.scopedLive("a visitor of a broker advertising a name that does not resolve is dropped with a line that names --broker-address", () =>
     Effect.gen(function*() {
       const broker = yield* fakeBroker(() => [{ nodeId: 9, host: "kafka-9.invalid", port: 9092 }])
-      const server = yield* startRunningServer()
-      const lines: Array<string> = []
-      const statuses: Array<ClientStatus> = []
-      const { localHost: _h, localPort: _p, port: _port, proxyProtocol: _pp, ...tunnel } = clientConfig(server.controlPort, 0)
-      const bootstrapPort = yield* freeTunnelPort
-      yield* Effect.forkScoped(KafkaProxy.run(
-        { tunnel, bootstrap: { host: LOOPBACK, port: broker.port }, brokerAddresses: new Map(), port: bootstrapPort, brokerPorts: new Map() },
-        (_label, status) => Effect.sync(() => statuses.push(status))
-      ).pipe(Effect.provide(clientLayer), Effect.provide(Logger.add(Logger.make(({ message }) => lines.push(String(message)))))))
-      yield* until("the bootstrap tunnel", Effect.sync(() => statuses.some((s) => s._tag === "Listening")))
+      const { bootstrapPort, lines } = yield* startProxy(broker.port)
       const [[nodeId, port]] = (yield* askMetadata(bootstrapPort)) as unknown as [[number, number]]
       expect(nodeId).toBe(9)
       const visitor = net.connect(port, LOOPBACK)
