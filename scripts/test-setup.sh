@@ -9,6 +9,7 @@
 # - pebble, the ACME test server (with pebble-challtestsrv), for the certificate issuance tests,
 #   from Debian's packages when it is missing;
 # - promtool (Debian's prometheus package), which checks every metrics endpoint, when it is missing;
+# - redis-server (Debian's), the store of the cluster's tests, when it is missing;
 # - Debian's Chromium, for the HTTP tunnels' browser tests, when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,16 @@ if [ ! -x /usr/bin/promtool ]; then
     (apt-get update -qq && RUNLEVEL=1 apt-get install -y -qq --no-install-recommends prometheus) >/dev/null
   else
     echo "promtool is missing: install it (sudo apt-get install prometheus) and run the tests again" >&2
+    exit 1
+  fi
+fi
+if [ ! -x /usr/bin/redis-server ]; then
+  if [ "$(id -u)" = 0 ]; then
+    # Only the binary is wanted: policy-rc.d-less containers do not start its service, and the
+    # tests start their own on a free port.
+    (apt-get update -qq && RUNLEVEL=1 apt-get install -y -qq --no-install-recommends redis-server) >/dev/null
+  else
+    echo "redis-server is missing: install it (sudo apt-get install redis-server) and run the tests again" >&2
     exit 1
   fi
 fi

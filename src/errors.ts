@@ -392,7 +392,8 @@ const API_REFUSAL_STATUS = {
   "invalid-name": 400,
   "name-taken": 409,
   "max-tunnels": 429,
-  "closed-in-handshake": 400
+  "closed-in-handshake": 400,
+  "cluster-unavailable": 503
 } as const
 
 /**
@@ -443,7 +444,23 @@ export class ApiRefusal extends Data.TaggedError("ApiRefusal")<{
         return `the server has reached its limit of ${this.limit} http tunnels`
       case "closed-in-handshake":
         return "closed during the WebSocket handshake"
+      case "cluster-unavailable":
+        return `new tunnels cannot be created now: ${this.detail}; tunnels already online keep serving`
     }
+  }
+}
+
+// Cluster
+
+/**
+ * The cluster's store (Redis, `spore server --cluster`) did not answer: names cannot be claimed,
+ * renewed or looked up until it is back. Tunnels already served by this node keep serving.
+ */
+export class ClusterUnavailable extends Data.TaggedError("ClusterUnavailable")<{
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `the cluster's Redis is unreachable (${this.reason})`
   }
 }
 

@@ -21,7 +21,7 @@ export const description = "Expose a local web app at a named URL through a serv
 
 export const options = {
   localPort: Args.integer({ name: "LOCAL_PORT" }).pipe(Args.withDescription("Port of the local web app to expose.")),
-  to: optionalTextOption("to", "The server's HTTP front as a URL, e.g. https://tunnel.example.com or http://host:8080 (required).", {
+  to: optionalTextOption("to", "The server's HTTP front as a URL, e.g. https://tunnel.example.com or http://host:8080 (required); several, comma-separated, for the nodes of a cluster, tried in turn.", {
     env: ["SPORE_HTTP_SERVER"],
     alias: "t"
   }),
@@ -114,7 +114,11 @@ const toConfig = (flags: Flags): Effect.Effect<HttpClient.HttpClientConfig, Usag
     if (Option.isNone(flags.token) || Redacted.value(flags.token.value).length === 0) {
       return yield* new UsageError({ message: "missing --token: an API key of the server" })
     }
-    const server = yield* checkServerUrl(flags.to.value)
+    // Several servers, comma-separated: the nodes of a cluster, tried in turn.
+    const servers = yield* Effect.forEach(flags.to.value.split(",").map((text) => text.trim()).filter((text) => text !== ""), checkServerUrl)
+    const server = servers[0]
+    if (server === undefined) return yield* new UsageError({ message: "missing --to: the URL of the server's HTTP front" })
+    if (new Set(servers.map((url) => url.protocol)).size > 1) return yield* new UsageError({ message: "--to: give every server with the same scheme, all http:// or all https://" })
     if (server.protocol !== "https:" && (Option.isSome(flags.tlsCa) || Option.isSome(flags.tlsServername))) {
       return yield* new UsageError({ message: "--tls-ca and --tls-servername need an https:// --to" })
     }
@@ -124,6 +128,7 @@ const toConfig = (flags: Flags): Effect.Effect<HttpClient.HttpClientConfig, Usag
     )
     return {
       server,
+      servers,
       tls: { context: tls.context, servername: tls.servername },
       token: flags.token.value,
       name: flags.name,

@@ -7,7 +7,10 @@
  * while every listener and socket is still open (the drain stops the listeners accepting and
  * waits for the connections forwarded); then the listeners close; then the services.
  */
-import { Context, Effect, Layer, Option, type Scope } from "effect"
+import { randomBytes } from "node:crypto"
+import { Context, Effect, Layer, Option, type Redacted, type Scope } from "effect"
+import * as Cluster from "../cluster/cluster.js"
+import * as NodeLink from "../cluster/node-link.js"
 import type { AcmeError, BindError, StateDirError, TlsConfigError } from "../errors.js"
 import * as HttpFront from "../front/front.js"
 import * as HttpTunnels from "../front/http-tunnels.js"
@@ -28,7 +31,36 @@ import * as WaitingVisitors from "../visitors/waiting-visitors.js"
 /** What `spore server` was asked to do: the TCP server, and the HTTP front if asked for. */
 export interface ServerProgramConfig extends ServerConfig {
   readonly http: Option.Option<HttpFront.HttpFrontConfig>
+  /** `--cluster`: the HTTP front's names shared with other nodes through Redis. */
+  readonly cluster: Option.Option<ClusterConfig>
 }
+
+export interface ClusterConfig {
+  /** redis://[:PASSWORD@]HOST:PORT[/DB] */
+  readonly url: string
+  /** `--node-addr`: where this node listens for the others (port 0: a free one). */
+  readonly nodeAddress: NodeLink.NodeAddress
+  /** SPORE_CLUSTER_SECRET: what nodes prove to each other. */
+  readonly secret: Redacted.Redacted<string>
+}
+
+/** The HTTP tunnels, alone or as a node of a cluster (then with its Cluster and NodeLink too). */
+const httpTunnelsOf = (config: ServerProgramConfig) =>
+  Option.match(config.cluster, {
+    onNone: () => HttpTunnels.layer(config.limits.maxTunnels),
+    onSome: (cluster) => {
+      const store = Layer.unwrapEffect(Effect.gen(function*() {
+        const link = yield* NodeLink.NodeLink
+        const metrics = yield* ServerMetrics.ServerMetrics
+        const node = { id: randomBytes(8).toString("hex"), addr: NodeLink.formatNodeAddress(link.address) }
+        return Cluster.layer({ url: cluster.url, node, registry: metrics.registry })
+      }))
+      return HttpTunnels.clusterLayer(config.limits.maxTunnels).pipe(
+        Layer.provideMerge(store),
+        Layer.provideMerge(NodeLink.layer({ address: cluster.nodeAddress, secret: cluster.secret }))
+      )
+    }
+  })
 
 /** Waiting visitors, TCP and HTTP alike, counted in the server's metrics. */
 const pendingEventsOf = (metrics: ServerMetrics.ServerMetrics["Type"]): PendingRegistry.PendingEvents => ({
@@ -51,7 +83,7 @@ const serverServices = (config: ServerProgramConfig) => {
     })
   )
   // Kept whether or not the front is asked for: without it, nothing uses it.
-  const httpTunnels = HttpTunnels.layer(config.limits.maxTunnels)
+  const httpTunnels = httpTunnelsOf(config)
   // One certificate store for the TLS control port and the HTTPS front.
   const certificate = CertificateStore.layer(Option.map(config.tls, ({ certFile, keyFile }) => ({ certFile, keyFile })))
   const base = Layer.mergeAll(ServerMetrics.layer, DescriptorWatch.layer, Drain.layer, certificate)

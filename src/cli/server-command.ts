@@ -2,7 +2,7 @@
 import { Command, Options } from "@effect/cli"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Duration, Effect, Either, Option } from "effect"
+import { Config, Duration, Effect, Either, Option, Redacted } from "effect"
 import { DEFAULT_WEEKLY_LIMIT, LETS_ENCRYPT_DIRECTORY } from "../front/acme.js"
 import type { HttpsConfig } from "../front/https.js"
 import { loadApiKeys } from "../front/api-keys.js"
@@ -132,6 +132,16 @@ export const options = {
     "trusted-proxy",
     "With --http-addr: a load balancer's address or CIDR block whose connections may name their client (PROXY header or X-Forwarded-For); repeat for more. Default: nobody is believed."
   ),
+  cluster: optionalTextOption(
+    "cluster",
+    "With --http-addr: serve HTTP tunnels as one node of a cluster whose names live in this Redis (redis://[:PASSWORD@]HOST:PORT[/DB]); needs --node-addr and SPORE_CLUSTER_SECRET.",
+    { env: ["SPORE_CLUSTER"] }
+  ),
+  nodeAddr: optionalTextOption(
+    "node-addr",
+    "With --cluster: the IP:PORT this node listens on for the other nodes, which reach it there (keep it on a private network).",
+    { env: ["SPORE_NODE_ADDR"] }
+  ),
   logFormat: logFormatOption,
   ...bufferOptions,
   ...limitOptions
@@ -183,8 +193,36 @@ const toConfig = (flags: Flags): Effect.Effect<ServerProgramConfig, UsageError> 
       drain: Duration.seconds(yield* checkSeconds("drain-seconds", flags.drainSeconds, { min: 0 })),
       metricsAddr: yield* Effect.transposeMapOption(flags.metricsAddr, (text) => checkHostPort("metrics-addr", text)),
       tls: yield* checkTls(flags),
-      http: yield* checkHttpFront(flags, limits)
+      http: yield* checkHttpFront(flags, limits),
+      cluster: yield* checkCluster(flags)
     }
+  })
+
+/** The shortest cluster secret accepted: nodes trust each other's word about visitors on it. */
+const MIN_CLUSTER_SECRET = 16
+
+const checkCluster = (flags: Flags): Effect.Effect<ServerProgramConfig["cluster"], UsageError> =>
+  Effect.gen(function*() {
+    if (Option.isNone(flags.cluster)) {
+      if (Option.isSome(flags.nodeAddr)) return yield* usage("--node-addr needs --cluster")
+      return Option.none()
+    }
+    const url = flags.cluster.value
+    if (!/^rediss?:\/\/[^/\s]+(\/\d+)?$/.test(url)) return yield* usage(`--cluster must be a Redis URL like redis://10.0.0.5:6379, not ${url}`)
+    if (Option.isNone(flags.httpAddr)) return yield* usage("--cluster needs --http-addr: a cluster serves HTTP tunnels (TCP tunnels stay per server)")
+    if (Option.isSome(flags.acmeEmail)) {
+      return yield* usage("--acme-email does not work in a cluster (each node would answer other nodes' challenges): give every node the same --tls-cert, a wildcard for *.DOMAIN")
+    }
+    if (Option.isNone(flags.nodeAddr)) return yield* usage("--cluster needs --node-addr IP:PORT: where the other nodes reach this one")
+    const nodeAddress = yield* checkHostPort("node-addr", flags.nodeAddr.value)
+    if (nodeAddress.host === "0.0.0.0" || nodeAddress.host === "::") {
+      return yield* usage(`--node-addr must be the address other nodes reach this one at, not ${nodeAddress.host}`)
+    }
+    const secret = yield* Config.option(Config.redacted("SPORE_CLUSTER_SECRET")).pipe(Effect.orElseSucceed(() => Option.none()))
+    if (Option.isNone(secret) || Redacted.value(secret.value).length < MIN_CLUSTER_SECRET) {
+      return yield* usage(`--cluster needs SPORE_CLUSTER_SECRET in the environment: the same secret of at least ${MIN_CLUSTER_SECRET} characters on every node`)
+    }
+    return Option.some({ url, nodeAddress, secret: secret.value })
   })
 
 const checkTls = (flags: Flags): Effect.Effect<ServerProgramConfig["tls"], UsageError> =>

@@ -24,7 +24,7 @@ import { Drain, tracked } from "../net/drain.js"
 import { connect } from "../net/socket.js"
 import { parseUuid, type Uuid } from "../protocol/uuid.js"
 import { ClientMetrics, type ClientMetricsShape, registerTunnel, tunnelLabel } from "./client-metrics.js"
-import { reconnecting } from "./reconnect.js"
+import { isRetryable, reconnecting } from "./reconnect.js"
 import { silenceWatchdog } from "./silence-watchdog.js"
 import type { HttpClientStatus } from "./status.js"
 import {
@@ -48,6 +48,11 @@ export const PING_TIMEOUT = Duration.seconds(75)
 export interface HttpClientConfig {
   /** The server's HTTP front, `http://host:port` or `https://host`. */
   readonly server: URL
+  /**
+   * Every server given (`--to A,B,C`: the nodes of a cluster), `server` first: a failed attempt
+   * to reach one moves on to the next.
+   */
+  readonly servers?: ReadonlyArray<URL>
   /**
    * How an https server is checked: the CAs to trust (the system's, or `--tls-ca`) and the name
    * its certificate must have (`--tls-servername`; default: the URL's host).
@@ -352,36 +357,49 @@ export const run = (
     // Runs before the visitors are interrupted as the scope closes (added after their set).
     const drain = yield* Drain
     yield* Effect.addFinalizer(() => drain.run(config.drain))
-    let known = Option.none<TunnelInfo>()
+    // The server tried now; a failed attempt moves on to the next (one server: it stays).
+    const servers = config.servers ?? [config.server]
+    let at = 0
+    const current = (): HttpClientConfig => ({ ...config, server: servers[at % servers.length]! })
+    // Our tunnel, and the server it is on.
+    let known = Option.none<TunnelInfo & { readonly at: number }>()
     let online = false
 
     const controlOf = (tunnel: TunnelInfo) =>
-      openWebSocket(endpoint(config, `/ws/control?tunnel_id=${tunnel.id}`, true), config, "control")
+      openWebSocket(endpoint(current(), `/ws/control?tunnel_id=${tunnel.id}`, true), current(), "control")
 
     /** A new tunnel under the name we had, or else (a name of the server's choosing) under any. */
     const recreate = Effect.gen(function*() {
-      if (Option.isNone(known)) return yield* createTunnel(config, config.name)
-      // The name we were given last time, random ones too: that is how a restart keeps URLs.
-      const again = yield* Effect.either(createTunnel(config, Option.some(known.value.name)))
+      if (Option.isNone(known)) return yield* createTunnel(current(), config.name)
+      // The name we were given last time, random ones too: that is how a restart keeps URLs (and
+      // how a client moved to another node of a cluster takes its name over there).
+      const again = yield* Effect.either(createTunnel(current(), Option.some(known.value.name)))
       if (again._tag === "Right") return again.right
       // A NullBore server gives names only to accounts with a namespace (403): a name it picked
       // is then gone for good, and a new one is better than no tunnel.
       if (Option.isSome(config.name) || again.left._tag !== "HttpApiError" || again.left.status !== 403) return yield* again.left
       yield* Effect.logWarning(`the server no longer gives the name ${known.value.name} (${again.left.reason}); asking for a new one`)
-      return yield* createTunnel(config, Option.none())
+      return yield* createTunnel(current(), Option.none())
     })
 
     /** The control connection of our tunnel: the one we know, else a new one under our name. */
     const establish = Effect.gen(function*() {
-      if (Option.isSome(known)) {
+      // A tunnel id is its server's: on another server the name is asked for again.
+      if (Option.isSome(known) && known.value.at === at) {
         const reopened = yield* Effect.either(controlOf(known.value))
         if (reopened._tag === "Right") return { tunnel: known.value, ...reopened.right }
         if (reopened.left._tag !== "HttpApiError" || reopened.left.status !== 404) return yield* reopened.left
       }
       const tunnel = yield* recreate
-      known = Option.some(tunnel)
+      known = Option.some({ ...tunnel, at })
       return { tunnel, ...(yield* controlOf(tunnel)) }
-    })
+    }).pipe(
+      Effect.tapError((error) =>
+        Effect.sync(() => {
+          if (servers.length > 1 && isRetryable(error)) at = (at + 1) % servers.length
+        })
+      )
+    )
 
     const metrics = yield* ClientMetrics
     const labels = tunnelLabel(config)
@@ -394,7 +412,7 @@ export const run = (
         if (online) metrics.reconnects.inc(labels)
         online = true
         metrics.up.set(labels, 1)
-        const lost = yield* Effect.flip(serveControl(held, (id) => FiberSet.run(visitors, serveVisitorChannel(config, id, framing, metrics)))).pipe(
+        const lost = yield* Effect.flip(serveControl(held, (id) => FiberSet.run(visitors, serveVisitorChannel(current(), id, framing, metrics)))).pipe(
           Effect.ensuring(Effect.sync(() => {
             metrics.up.set(labels, 0)
             metrics.losses.inc(labels)

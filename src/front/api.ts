@@ -32,6 +32,7 @@ import { VERSION } from "../version.js"
 import { checkCreateRequest } from "./create-request.js"
 import type { LoggedRequest } from "./request-log.js"
 import { TcpTunnelDirectory } from "../visitors/tunnel-directory.js"
+import { Cluster, SOLO } from "../cluster/cluster.js"
 
 /** The version of NullBore's API this front speaks, sent as X-NullBore-API. */
 export const NULLBORE_API_VERSION = "1"
@@ -65,7 +66,7 @@ export const originOf = (request: http.IncomingMessage): Origin => ({
 })
 
 /** The public URL of a tunnel, as seen from `origin`. */
-export const publicUrl = (tunnel: HttpTunnel, { host, proto }: Origin, domain: Option.Option<string>) => {
+export const publicUrl = (tunnel: { readonly name: string }, { host, proto }: Origin, domain: Option.Option<string>) => {
   if (Option.isNone(domain)) return `${proto}://${host}/t/${tunnel.name}/`
   const port = /:(\d+)$/.exec(host)?.[1]
   return `${proto}://${tunnel.name}.${domain.value}${port === undefined ? "" : `:${port}`}`
@@ -116,6 +117,36 @@ const describeLive = (tunnel: HttpTunnel, origin: Origin, domain: Option.Option<
   ...describe(tunnel, origin, domain),
   series: tunnel.log.series(now)
 })
+
+/**
+ * The tunnels a listing shows: this node's (`local`, described by `show`) and, in a cluster, the
+ * other nodes' from their records (as of their last renewal), each with the node that holds it.
+ * Without Redis the others' are left out: a listing is not worth failing for.
+ */
+const listed = <A extends Record<string, unknown>>(
+  local: ReadonlyArray<HttpTunnel>,
+  show: (tunnel: HttpTunnel) => A,
+  owner: Option.Option<Owner>,
+  origin: Origin,
+  domain: Option.Option<string>,
+  live: boolean
+) =>
+  Effect.gen(function*() {
+    const cluster = Option.getOrElse(yield* Effect.serviceOption(Cluster), () => SOLO)
+    if (Option.isNone(cluster.self)) return local.map(show)
+    const self = cluster.self.value
+    const records = yield* Effect.orElseSucceed(cluster.all, () => [])
+    const remote = records
+      .filter((record) => record.node !== self.id && (Option.isNone(owner) || record.owner === owner.value))
+      .map((record) => {
+        const url = publicUrl(record, origin, domain)
+        // The plot's series only where the local tunnels have theirs (the status page's list).
+        const { series, ...view } = record.view
+        return { ...view, ...(live ? { series } : {}), id: record.id, name: record.name, slug: record.name, url, public_url: url, node: record.addr }
+      })
+    return [...local.map((tunnel) => ({ ...show(tunnel), node: self.addr })), ...remote]
+      .sort((a, b) => String(a.name).localeCompare(String(b.name)))
+  })
 
 const bodyText = (pieces: ReadonlyArray<Buffer>) => Buffer.concat(pieces).toString("utf8")
 
@@ -261,8 +292,9 @@ const route = (context: ApiContext, request: http.IncomingMessage, response: htt
     const owner = yield* authenticate(context, request)
     if (path === "/v1/status" && method === "GET") {
       const now = yield* Clock.currentTimeMillis
-      const listed = tunnels.list(Option.some(owner)).map((tunnel) => describeLive(tunnel, originOf(request), context.domain, now))
-      return send(response, 200, { tunnels: listed })
+      const origin = originOf(request)
+      const all = yield* listed(tunnels.list(Option.some(owner)), (tunnel) => describeLive(tunnel, origin, context.domain, now), Option.some(owner), origin, context.domain, true)
+      return send(response, 200, { tunnels: all })
     }
     yield* limited(context, owner)
     if (path === "/v1/tunnels" && method === "POST") {
@@ -271,7 +303,8 @@ const route = (context: ApiContext, request: http.IncomingMessage, response: htt
       return send(response, created ? 201 : 200, describe(tunnel, originOf(request), context.domain))
     }
     if (path === "/v1/tunnels" && method === "GET") {
-      return send(response, 200, tunnels.list(Option.some(owner)).map((t) => describe(t, originOf(request), context.domain)))
+      const origin = originOf(request)
+      return send(response, 200, yield* listed(tunnels.list(Option.some(owner)), (tunnel) => describe(tunnel, origin, context.domain), Option.some(owner), origin, context.domain, false))
     }
     const match = /^\/v1\/tunnels\/([^/]+)(\/.*)?$/.exec(path)
     if (match !== null) {
@@ -320,7 +353,15 @@ export const handleDashboardRequest = (
     const inspected = /^\/v1\/tunnels\/([^/]+)(\/requests.*)$/.exec(path)
     if (inspected !== null) {
       const tunnel = tunnels.byId(decodeURIComponent(inspected[1]!))
-      if (Option.isNone(tunnel)) return yield* new ApiRefusal({ reason: "no-such-tunnel" })
+      if (Option.isNone(tunnel)) {
+        // In a cluster, another node's tunnel: its log is kept there, and shown on its dashboard.
+        const cluster = Option.getOrElse(yield* Effect.serviceOption(Cluster), () => SOLO)
+        const record = yield* Effect.orElseSucceed(cluster.byId(decodeURIComponent(inspected[1]!)), () => Option.none())
+        if (Option.isSome(record)) {
+          return send(response, 404, { error: `${record.value.name} is held by node ${record.value.addr}: its request log is on that node's dashboard` })
+        }
+        return yield* new ApiRefusal({ reason: "no-such-tunnel" })
+      }
       if ((yield* inspect(context, tunnel.value, inspected[2]!, method, response)) !== undefined) return
       return yield* new ApiRefusal({ reason: "no-such-endpoint", detail: `${method} ${path}` })
     }
@@ -329,7 +370,9 @@ export const handleDashboardRequest = (
       const now = yield* Clock.currentTimeMillis
       // The TCP tunnels too, here only: they have no owner, so no key's page may list them.
       const tcp = (yield* (yield* TcpTunnelDirectory).list(now)).map((tunnel) => ({ ...tunnel, openedAt: new Date(tunnel.openedAt).toISOString() }))
-      return send(response, 200, { tunnels: tunnels.list(Option.none()).map((t) => describeLive(t, front(request), context.domain, now)), tcp })
+      const origin = front(request)
+      const all = yield* listed(tunnels.list(Option.none()), (tunnel) => describeLive(tunnel, origin, context.domain, now), Option.none(), origin, context.domain, true)
+      return send(response, 200, { tunnels: all, tcp })
     }
     if (path !== "/") return send(response, 404, { error: "not found" })
     const page = dashboardPage({ title: "spore tunnels (all)" })

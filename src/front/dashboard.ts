@@ -8,7 +8,8 @@
  * - `<table id="tunnels">` whose `<tbody>` holds one `<tr data-tunnel="NAME">` per tunnel, sorted
  *   by name, or a single `<tr id="no-tunnels">` when there are none;
  * - each row has one `<td data-field="...">` per field: name, url (a link), online ("online" or
- *   "offline"), client (its client's address), up (how long it has been online; `data-since`),
+ *   "offline"), client (its client's address), node (in a cluster: the node holding it, else "—"),
+ *   up (how long it has been online; `data-since`),
  *   connections, totalConnections, bytesIn, bytesOut, plot; the four counters carry the exact
  *   number in `data-value` (the bytes cells' text is human-readable); `plot` holds an `<svg>`
  *   with one `<polyline data-series="requests|bytes">` each, `data-total` their sums;
@@ -177,7 +178,7 @@ function row(t) {
   online.className = t.online ? "online" : "offline";
   const chart = chartOf(t.series);
   tr.append(
-    cell("name", t.name), url, online, cell("client", t.client || "—"), uptime(t.onlineSince),
+    cell("name", t.name), url, online, cell("client", t.client || "—"), cell("node", t.node || "—"), uptime(t.onlineSince),
     cell("connections", String(t.connections), t.connections),
     cell("totalConnections", String(t.totalConnections), t.totalConnections),
     cell("bytesIn", humanBytes(t.bytesIn), t.bytesIn),
@@ -204,7 +205,7 @@ function render(tunnels) {
   if (json === shown) return;
   shown = json;
   const sorted = [...tunnels].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  tbody.replaceChildren(...(sorted.length === 0 ? [emptyRow("no-tunnels", 10, "no tunnels")] : sorted.map(row)));
+  tbody.replaceChildren(...(sorted.length === 0 ? [emptyRow("no-tunnels", 11, "no tunnels")] : sorted.map(row)));
 }
 
 function authHeaders() {
@@ -358,7 +359,7 @@ export const dashboardPage = (options: { readonly title: string }): string => {
 <h1>${title}</h1>
 <p id="status"></p>
 <table id="tunnels">
-<thead><tr><th>name</th><th>url</th><th>status</th><th>client</th><th>up</th><th>connections</th><th>total</th><th>in</th><th>out</th><th>last 15 min</th></tr></thead>
+<thead><tr><th>name</th><th>url</th><th>status</th><th>client</th><th>node</th><th>up</th><th>connections</th><th>total</th><th>in</th><th>out</th><th>last 15 min</th></tr></thead>
 <tbody></tbody>
 </table>
 <p class="legend"><span style="color:#1a73e8">— requests/s</span><span style="color:#e37400">— bytes/s</span>click a tunnel for its requests</p>

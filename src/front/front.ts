@@ -47,6 +47,10 @@ import { makeRateLimit } from "../limits/rate-limit.js"
 import { makeRequestReader } from "./request-reader.js"
 import { REQUEST_HEAD_TIMEOUT_SECONDS, requestRefusal, respondAndClose, serveVisitor, type VisitorLimits } from "./visitor.js"
 import { WaitingVisitors } from "../visitors/waiting-visitors.js"
+import { Cluster, SOLO } from "../cluster/cluster.js"
+import { type ForwardHeader, NodeLink } from "../cluster/node-link.js"
+import { describeForCluster, elsewhere, jsonError, keepClusterNames, tunnelIdOf } from "./cluster-routing.js"
+import type { RequestClient } from "./client-address.js"
 import type { TcpTunnelDirectory } from "../visitors/tunnel-directory.js"
 import type { FrontMetrics } from "./front-metrics.js"
 
@@ -165,6 +169,9 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
 
     // TLS, when asked for: certificates for the front's domain and its tunnels' names only.
     const tunnels = yield* HttpTunnels
+    // In a cluster: the names of every node, and the channel to the others.
+    const cluster = Option.getOrElse(yield* Effect.serviceOption(Cluster), () => SOLO)
+    const link = yield* Effect.serviceOption(NodeLink)
     const isOwnName = (name: string) => {
       if (domain === undefined) return false
       if (name === domain) return true
@@ -187,10 +194,16 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
       return Option.some(redirectToHttps(head, httpsPort))
     }
 
-    const serveConnection = (socket: net.Socket, secure: boolean) =>
+    /**
+     * Serves one connection. `forwarded`: it came from another node of the cluster, which counted
+     * it and says whose it is (node-link.ts); it is served as that client's.
+     */
+    const serveConnection = (socket: net.Socket, secure: boolean, forwarded?: ForwardHeader) =>
       Effect.gen(function*() {
-        let origin = originOfPeer(socket.remoteAddress, proxies)
-        if (!origin.trusted && !(yield* slots.take(origin.peer))) return yield* tooMany(socket)
+        let origin = forwarded === undefined
+          ? originOfPeer(socket.remoteAddress, proxies)
+          : { peer: forwarded.client, trusted: false, proxied: undefined }
+        if (forwarded === undefined && !origin.trusted && !(yield* slots.take(origin.peer))) return yield* tooMany(socket)
         const reader = makeRequestReader(socket)
         if (origin.trusted) {
           const header = yield* withinHeadTimeout(reader.readProxyHeader)
@@ -204,10 +217,13 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
         const first = yield* withinHeadTimeout(reader.readHead)
         if (Option.isNone(first) || Option.isNone(first.value)) return
         const request = first.value.value
-        const answer = secure ? Option.none() : plainAnswer(request.head, origin)
+        const answer = secure || forwarded !== undefined ? Option.none() : plainAnswer(request.head, origin)
         if (Option.isSome(answer)) return yield* respondAndClose(socket, answer.value)
         const connection = origin
-        const clientOf = (head: RequestHead) => requestClient(connection, forwardedForOf(head), proxies)
+        const clientOf = (head: RequestHead) =>
+          forwarded === undefined ? requestClient(connection, forwardedForOf(head), proxies) : { address: forwarded.client, before: forwarded.before }
+        const hops = forwarded?.hops ?? 0
+        const proto = secure ? "https" as const : "http" as const
         if (origin.trusted && origin.proxied === undefined && !(yield* slots.take(clientOf(request.head).address))) {
           return yield* tooMany(socket)
         }
@@ -217,10 +233,21 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
             limits: config.limits,
             clientOf,
             allows: config.limits.visitors.allows,
-            proto: secure ? "https" as const : "http" as const,
-            basicAuthLockout
+            proto,
+            basicAuthLockout,
+            ...(Option.isSome(link) ? { elsewhere: (name: string, raw: Buffer, client: RequestClient) => elsewhere(link.value, { socket, reader, raw, client, proto, hops }, cluster.byName(name)) } : {})
           }
           return yield* tracked(serveVisitor(socket, reader, request, options))
+        }
+        // A call about a tunnel another node holds (the API by id) is answered by that node.
+        const id = Option.isSome(link) ? tunnelIdOf(request.head.target) : undefined
+        if (id !== undefined && Option.isSome(link) && Option.isNone(tunnels.byId(id))) {
+          const client = clientOf(request.head)
+          const outcome = yield* elsewhere(link.value, { socket, reader, raw: request.raw, client, proto, hops }, cluster.byId(id))
+          if (outcome === "forwarded") return
+          if (outcome === "unavailable") {
+            return yield* respondAndClose(socket, jsonError(503, "the server holding this tunnel cannot be reached now; try again in a few seconds", 5))
+          }
         }
         origins.set(socket, origin)
         reader.release(request.raw)
@@ -234,6 +261,11 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
       )
 
     const front = yield* listenManaged({ host: config.host, port: config.port, buffers: config.buffers ?? {} }, (socket) => serveConnection(socket, false))
+    if (Option.isSome(link)) {
+      const services = yield* Effect.context<HttpTunnels | WaitingVisitors | FrontMetrics | Drain>()
+      yield* link.value.serve((socket, header) => serveConnection(socket, header.proto === "https", header).pipe(Effect.asVoid, Effect.provide(services)))
+      yield* Effect.forkScoped(keepClusterNames(tunnels, cluster, describeForCluster(config.domain)))
+    }
     frontPort = front.port
     yield* Effect.logInfo(`http front listening on ${config.host}:${front.port}` + (domain === undefined ? "" : `, tunnels at NAME.${domain}`))
     if (Option.isSome(config.https) && Option.isSome(frontTls)) {

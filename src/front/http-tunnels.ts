@@ -13,8 +13,9 @@
  * connection closed with 1000 (EXPIRED_CLOSE_CODE), which tells the client not to come back. An
  * idle ttl counts from the last request (`touch`). Reclaiming a name does not move its end.
  */
-import { Clock, Context, Duration, Effect, Either, Exit, FiberMap, Layer, Option, Scope } from "effect"
+import { Clock, Context, Duration, Effect, Either, Exit, FiberMap, Layer, Option, Queue, Scope } from "effect"
 import type { WebSocket } from "ws"
+import { Cluster, solo } from "../cluster/cluster.js"
 import { ApiRefusal } from "../errors.js"
 import { randomUuid, type Uuid } from "../protocol/uuid.js"
 import { EXPIRED_CLOSE_CODE, type Framing } from "../net/ws-channel.js"
@@ -75,6 +76,8 @@ export class HttpTunnels extends Context.Tag("spore/HttpTunnels")<HttpTunnels, {
   readonly list: (owner: Option.Option<Owner>) => ReadonlyArray<HttpTunnel>
   /** Removes a tunnel: its control connection and waiting visitors are closed. */
   readonly remove: (tunnel: HttpTunnel) => Effect.Effect<void>
+  /** In a cluster: another node took the tunnel's name (its owner came back there); it ends here. */
+  readonly lose: (tunnel: HttpTunnel) => Effect.Effect<void>
   /**
    * Brings a tunnel online over `ws` for as long as the caller's scope is open (replacing any
    * previous control connection); when it closes, the tunnel goes offline.
@@ -82,6 +85,8 @@ export class HttpTunnels extends Context.Tag("spore/HttpTunnels")<HttpTunnels, {
   readonly attach: (tunnel: HttpTunnel, ws: WebSocket, framing: Framing, peer: string) => Effect.Effect<ControlSession, never, Scope.Scope>
   /** A request reached the tunnel: counted, and an idle ttl starts again. */
   readonly touch: (tunnel: HttpTunnel) => Effect.Effect<void>
+  /** Waits until a tunnel is created, comes online or goes offline (changes since the last wait count). */
+  readonly changed: Effect.Effect<void>
 }>() {}
 
 /**
@@ -124,7 +129,12 @@ export const NO_CREATE_OPTIONS: CreateOptions = {
 
 export const make = (maxTunnels: number) =>
   Effect.gen(function*() {
+    const cluster = yield* Cluster
     const byName = new Map<string, HttpTunnel>()
+    // Names being claimed in the cluster right now: a second create of one waits for nobody.
+    const claiming = new Set<string>()
+    // One pending change at most: whoever waits sees that something changed, not how often.
+    const changes = yield* Queue.sliding<void>(1)
     const byId = new Map<string, HttpTunnel>()
     // One timer per offline tunnel; coming online interrupts it.
     const offlineTimers = yield* FiberMap.make<string>()
@@ -136,14 +146,30 @@ export const make = (maxTunnels: number) =>
         if (byId.get(tunnel.id) !== tunnel) return Effect.void
         byId.delete(tunnel.id)
         byName.delete(tunnel.name)
-        return Effect.logInfo(`http tunnel ${tunnel.name} removed`).pipe(Effect.annotateLogs({ tunnel: tunnel.name }))
+        return Effect.zipRight(
+          cluster.release(tunnel.name, tunnel.id),
+          Effect.logInfo(`http tunnel ${tunnel.name} removed`).pipe(Effect.annotateLogs({ tunnel: tunnel.name }))
+        )
       })
 
     const goOffline = (tunnel: HttpTunnel) =>
       FiberMap.run(offlineTimers, tunnel.id, Effect.zipRight(Effect.sleep(OFFLINE_TTL), forget(tunnel)))
 
+    /** Takes `name` in the cluster for a new tunnel `id` (alone: it is ours already). */
+    const claim = (name: string, id: Uuid, owner: Owner) =>
+      Option.match(cluster.self, {
+        onNone: () => Effect.succeed(true),
+        onSome: (node) =>
+          Effect.acquireUseRelease(
+            Effect.sync(() => claiming.add(name)),
+            () => cluster.claim({ name, id, owner, node: node.id, addr: node.addr, view: {} }),
+            () => Effect.sync(() => claiming.delete(name))
+          ).pipe(Effect.mapError((error) => new ApiRefusal({ reason: "cluster-unavailable", detail: error.message })))
+      })
+
     const create = (owner: Owner, requested: Option.Option<string>, options: CreateOptions = NO_CREATE_OPTIONS) =>
       Effect.gen(function*() {
+        const id = yield* randomUuid
         let name: string
         if (Option.isSome(requested)) {
           const checked = validateName(requested.value)
@@ -154,17 +180,27 @@ export const make = (maxTunnels: number) =>
             if (existing.owner !== owner) return yield* new ApiRefusal({ reason: "name-taken", detail: name })
             return { tunnel: existing, created: false }
           }
+          if (byId.size >= maxTunnels) return yield* new ApiRefusal({ reason: "max-tunnels", limit: maxTunnels })
+          if (claiming.has(name) || !(yield* claim(name, id, owner))) return yield* new ApiRefusal({ reason: "name-taken", detail: name })
         } else {
-          do name = yield* randomName
-          while (byName.has(name))
+          if (byId.size >= maxTunnels) return yield* new ApiRefusal({ reason: "max-tunnels", limit: maxTunnels })
+          // A random name another node holds is drawn again (bounded: collisions are rare).
+          let attempts = 0
+          do {
+            do name = yield* randomName
+            while (byName.has(name) || claiming.has(name))
+            if (++attempts > 20) return yield* new ApiRefusal({ reason: "name-taken", detail: name })
+          } while (!(yield* claim(name, id, owner)))
         }
-        if (byId.size >= maxTunnels) {
-          return yield* new ApiRefusal({ reason: "max-tunnels", limit: maxTunnels })
+        // While the claim was out, another request of this node may have taken the name or the last place.
+        if (byName.has(name) || byId.size >= maxTunnels) {
+          yield* cluster.release(name, id)
+          return yield* (byName.has(name) ? new ApiRefusal({ reason: "name-taken", detail: name }) : new ApiRefusal({ reason: "max-tunnels", limit: maxTunnels }))
         }
         const now = yield* Clock.currentTimeMillis
         const { idleTtl: _idle, ttl: _ttl, ...described } = options
         const tunnel: HttpTunnel = {
-          id: yield* randomUuid,
+          id,
           name,
           owner,
           counts: makeVisitorCounts(),
@@ -185,6 +221,7 @@ export const make = (maxTunnels: number) =>
         // Offline until its client connects, and removed if it never does.
         yield* goOffline(tunnel)
         yield* Effect.logInfo(`http tunnel ${name} created`).pipe(Effect.annotateLogs({ tunnel: name }))
+        yield* Queue.offer(changes, undefined)
         return { tunnel, created: true }
       })
 
@@ -198,6 +235,12 @@ export const make = (maxTunnels: number) =>
 
     const remove = (tunnel: HttpTunnel) =>
       Effect.zipRight(end(tunnel, 4001, "tunnel deleted"), FiberMap.remove(expiryTimers, tunnel.id))
+
+    const lose = (tunnel: HttpTunnel) =>
+      Effect.zipRight(
+        Effect.logWarning(`http tunnel ${tunnel.name} is now held by another node of the cluster; closed here`).pipe(Effect.annotateLogs({ tunnel: tunnel.name })),
+        Effect.zipRight(end(tunnel, 4000, "the tunnel's name is held by another server of the cluster"), FiberMap.remove(expiryTimers, tunnel.id))
+      )
 
     // The tunnel's own expiry timer: it sleeps until the time due, which requests may have moved
     // on meanwhile (an idle ttl), so it looks again when it wakes. It ends the tunnel itself, so
@@ -230,12 +273,14 @@ export const make = (maxTunnels: number) =>
         const session: ControlSession = { ws, framing, peer, since: yield* Clock.currentTimeMillis, scope }
         tunnel.control = session
         yield* FiberMap.remove(offlineTimers, tunnel.id)
+        yield* Queue.offer(changes, undefined)
         yield* Effect.addFinalizer(() =>
           Effect.gen(function*() {
             // Waiting visitors of this session are let go (they get a 502).
             yield* Scope.close(scope, Exit.void)
             if (tunnel.control !== session) return
             tunnel.control = undefined
+            yield* Queue.offer(changes, undefined)
             if (byId.get(tunnel.id) === tunnel) yield* goOffline(tunnel)
           })
         )
@@ -251,9 +296,15 @@ export const make = (maxTunnels: number) =>
           .filter((tunnel) => Option.isNone(owner) || tunnel.owner === owner.value)
           .sort((a, b) => a.name.localeCompare(b.name)),
       remove,
+      lose,
       attach,
-      touch
+      touch,
+      changed: Queue.take(changes)
     })
   })
 
-export const layer = (maxTunnels: number) => Layer.scoped(HttpTunnels, make(maxTunnels))
+/** The tunnels of one server alone. */
+export const layer = (maxTunnels: number) => Layer.scoped(HttpTunnels, make(maxTunnels)).pipe(Layer.provide(solo))
+
+/** The tunnels of a node, their names claimed in the cluster the Cluster service stands for. */
+export const clusterLayer = (maxTunnels: number) => Layer.scoped(HttpTunnels, make(maxTunnels))

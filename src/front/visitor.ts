@@ -107,6 +107,11 @@ export const serveVisitor = (
     readonly proto: "http" | "https"
     /** Wrong user and password pairs for tunnels' basic auth, by address. */
     readonly basicAuthLockout: AuthLockout
+    /**
+     * In a cluster: hands the connection, from this request on (its raw head put back), to the
+     * node holding `name`. "unknown": no node does; "unavailable": it cannot be reached now.
+     */
+    readonly elsewhere?: (name: string, raw: Buffer, client: RequestClient) => Effect.Effect<"forwarded" | "unknown" | "unavailable">
   }
 ) =>
   Effect.suspend(() => {
@@ -234,6 +239,17 @@ export const serveVisitor = (
         if (current !== undefined && (Option.isNone(tunnel) || tunnel.value !== current.tunnel)) {
           yield* finish(current, true)
           current = undefined
+        }
+        if (Option.isNone(tunnel) && name !== undefined && options.elsewhere !== undefined) {
+          const outcome = yield* options.elsewhere(name, request.raw, client)
+          if (outcome === "forwarded") return
+          if (outcome === "unavailable") {
+            // The holder is down or moving (its client reconnecting through another node): soon back.
+            return yield* respondAndClose(
+              socket,
+              errorResponse(503, "Tunnel unavailable", `The tunnel ${name} is moving between servers: try again in a few seconds.`, ["Retry-After: 5"])
+            )
+          }
         }
         if (Option.isNone(tunnel) || route._tag !== "Tunnel") {
           return yield* respondAndClose(

@@ -68,6 +68,7 @@ export const startRunningServer = (options: TestServerOptions = {}) => {
     bindTunnels: options.bindTunnels ?? LOOPBACK,
     controlPort: options.controlPort ?? 0,
     lease: Duration.seconds(options.leaseSeconds ?? 30),
+    cluster: Option.none(),
     buffers: options.buffers ?? {},
     limits: { ...DEFAULT_LIMITS, visitors: makeVisitorFilter([], []), ...options.limits },
     // In-process servers close with their test's scope, under the TestClock: no waiting.
