@@ -20,7 +20,7 @@ import { openFileLimits } from "../src/net/descriptor-watch.js"
 import { BORE, inPrivateNamespace } from "./namespace.js"
 import { PAUSE_MS, RTT_MS, slowLinkFirstByte, VISITORS } from "./delayed.js"
 import type { ChildProcess } from "node:child_process"
-import { cpuMs, killAll, timeToOutput, rss, type Side, sporeServerArgs, start, startClientOf, HTTP_BENCH_DOMAIN, startHttpTunnel, startServerOf, startServices, startSpore } from "./processes.js"
+import { cpuMs, killAll, timeToOutput, rss, type Side, sporeServerArgs, start, startClientOf, HTTP_BENCH_DOMAIN, startClusterTunnel, startHttpTunnel, startServerOf, startServices, startSpore } from "./processes.js"
 
 inPrivateNamespace(import.meta.url, 25)
 
@@ -41,8 +41,8 @@ const IDLE = Number(process.env.BENCH_IDLE ?? 5000)
  */
 const HELD = Number(process.env.BENCH_HELD ?? Math.min(10_000, Math.floor(((openFileLimits()?.hard ?? 20_000) - 500) / 2)))
 
-/** BENCH_ONLY=throughput,latency,memory,startup,http,delayed runs only those sections. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? "throughput,latency,memory,startup,http,delayed").split(","))
+/** BENCH_ONLY=throughput,latency,memory,startup,http,cluster,delayed runs only those sections. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? "throughput,latency,memory,startup,http,cluster,delayed").split(","))
 
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
@@ -265,6 +265,44 @@ if (ONLY.has("http")) {
   httpRows.push({ figure: `http: RSS per idle visitor (${HTTP_IDLE} open), client`, unit: "KiB", direct: median(perDirect), spore: median(perClient) })
 }
 
+/**
+ * The cost of the extra hop in a cluster: the same tunnel (its client on node A) visited through
+ * A itself and through B, which hands each visitor to A over the node channel; the web app
+ * reached directly beside them. By host, so keep-alive is kept.
+ */
+const clusterRows: Array<{ readonly figure: string; readonly unit: string; readonly direct: number; readonly owner: number; readonly other: number }> = []
+if (ONLY.has("cluster")) {
+  const key = "bench-key-0123456789abcdef"
+  const keyFile = join(mkdtempSync(join(tmpdir(), "spore-bench-")), "api-keys")
+  writeFileSync(keyFile, `${key}\n`)
+  const cluster = await startClusterTunnel(services.web, keyFile, key)
+  const direct = `http://127.0.0.1:${services.web}`
+  const owner = `http://127.0.0.1:${cluster.owner}`
+  const other = `http://127.0.0.1:${cluster.other}`
+  const hostOf = (port: number) => `bench.${HTTP_BENCH_DOMAIN}:${port}`
+  const CLUSTER_BYTES = Math.min(TRANSFER, 256 * MiB)
+  clusterRows.push({
+    figure: `http GET of ${CLUSTER_BYTES / MiB} MiB`,
+    unit: "MB/s",
+    direct: await runs(() => download(direct, CLUSTER_BYTES)),
+    owner: await runs(() => download(owner, CLUSTER_BYTES, hostOf(cluster.owner))),
+    other: await runs(() => download(other, CLUSTER_BYTES, hostOf(cluster.other)))
+  })
+  const fresh = { direct: [] as Array<number>, owner: [] as Array<number>, other: [] as Array<number> }
+  const kept = { direct: [] as Array<number>, owner: [] as Array<number>, other: [] as Array<number> }
+  for (let i = 0; i < RUNS; i++) {
+    fresh.direct.push(await newConnectionLatency(direct, SEQUENTIAL / 4))
+    fresh.owner.push(await newConnectionLatency(owner, SEQUENTIAL / 4, hostOf(cluster.owner)))
+    fresh.other.push(await newConnectionLatency(other, SEQUENTIAL / 4, hostOf(cluster.other)))
+    kept.direct.push((await requestLatency(direct, SEQUENTIAL)).p50)
+    kept.owner.push((await requestLatency(owner, SEQUENTIAL, hostOf(cluster.owner))).p50)
+    kept.other.push((await requestLatency(other, SEQUENTIAL, hostOf(cluster.other))).p50)
+  }
+  clusterRows.push({ figure: "http GET on a new connection, p50", unit: "ms", direct: median(fresh.direct), owner: median(fresh.owner), other: median(fresh.other) })
+  clusterRows.push({ figure: "http GET on a kept-alive connection, p50", unit: "ms", direct: median(kept.direct), owner: median(kept.owner), other: median(kept.other) })
+  for (const child of cluster.processes) child.kill("SIGKILL")
+}
+
 /** A visitor's first byte over a slow link (delayed.ts), by row: direct, bore↔bore, Spore's. */
 const delayedRows: Array<{ readonly row: string; readonly p50: number; readonly p99: number }> = []
 if (ONLY.has("delayed")) {
@@ -311,6 +349,11 @@ const tlsToPlain = Object.fromEntries(rows.filter((row) => row.unit === "MB/s").
 }))
 for (const [figure, value] of Object.entries(tlsToPlain)) process.stdout.write(`${TLS_PAIRING} / spore↔spore, ${figure}: ${value}\n`)
 if (httpRows.length > 0) process.stdout.write(`\nSpore's HTTP tunnels against the web app directly:\n\n${httpTable}\n`)
+const clusterTable = markdown(
+  ["figure", "unit", "direct", "owner node", "other node", "other / owner"],
+  clusterRows.map((row) => [row.figure, row.unit, format(row.direct), format(row.owner), format(row.other), (row.other / row.owner).toFixed(2)])
+)
+if (clusterRows.length > 0) process.stdout.write(`\nA cluster of two nodes: the tunnel through its owner node and through the other one (one hop more):\n\n${clusterTable}\n`)
 const delayedBore = delayedRows.find((row) => row.row === "bore↔bore")
 const delayed = delayedRows.map((row) => ({
   ...row,
@@ -334,6 +377,7 @@ const report = {
   tunnels: rows.map((row) => ({ ...row, ratioToBore: Object.fromEntries(PAIRINGS.map((p) => [p.name, ratio(row, p.name)])) })),
   tlsToPlain,
   http: httpRows,
+  cluster: clusterRows,
   delayed: { runs: DELAYED_RUNS, rttMs: RTT_MS, visitors: VISITORS, pauseMs: PAUSE_MS, rows: delayed }
 }
 writeFileSync(new URL("./results/latest.json", import.meta.url), `${JSON.stringify(report, null, 2)}\n`)

@@ -174,3 +174,30 @@ export const startHttpTunnel = async (localPort: number, keyFile: string, key: s
   await client.waitFor(/bench is online at/)
   return { server: server.child, client: client.child, front }
 }
+
+/**
+ * Two `spore server --cluster` nodes on one Redis (Debian's redis-server, in memory, on a port of
+ * its own) and a `spore http` client on node A exposing `localPort` as `bench`: A is the owner,
+ * B reaches the tunnel only by handing its visitors to A. Returns both fronts' ports.
+ */
+export const startClusterTunnel = async (localPort: number, keyFile: string, key: string) => {
+  const redisPort = 16400 + Math.floor(Math.random() * 1000)
+  const redis = start("/usr/bin/redis-server", ["--bind", "127.0.0.1", "--port", String(redisPort), "--save", "", "--appendonly", "no"])
+  await redis.waitFor(/Ready to accept connections/)
+  const node = () =>
+    start("/usr/bin/env", [`SPORE_CLUSTER_SECRET=bench-cluster-secret-0123456789`, process.execPath, ...SPORE_FLAGS, SPORE,
+      "server", "--bind-addr", "127.0.0.1", "--control-port", "0", "--min-port", "30000", "--max-port", "32000",
+      "--http-addr", "127.0.0.1:0", "--domain", HTTP_BENCH_DOMAIN, "--api-keys", keyFile, "--max-pending", "10000", "--max-conns-per-tunnel", "10000",
+      "--max-http-conns-per-ip", "10000", "--cluster", `redis://127.0.0.1:${redisPort}`, "--node-addr", "127.0.0.1:0"])
+  const [a, b] = [node(), node()]
+  const frontOf = async (started: Started) => {
+    const port = Number((await started.waitFor(/http front listening on 127\.0\.0\.1:(\d+)/))[1])
+    await started.waitFor(/cluster: Redis \S+ is reachable/)
+    return port
+  }
+  const owner = await frontOf(a)
+  const other = await frontOf(b)
+  const client = startSpore(["http", String(localPort), "--local-host", "127.0.0.1", "--to", `http://127.0.0.1:${owner}`, "--token", key, "--name", "bench"])
+  await client.waitFor(/bench is online at/)
+  return { owner, other, processes: [redis.child, a.child, b.child, client.child] }
+}
