@@ -72,7 +72,8 @@ const NAMED: Record<string, string> = {
   "--tls-fingerprint": "SHA256", "--tls-servername": "NAME", "--name": "NAME", "--proxy-protocol": "v1|v2",
   "--log-format": "text|json", "--acme-email": "EMAIL", "--acme-directory": "URL", "--ttl": "DURATION",
   "--basic-auth": "USER:PASS", "--host-header": "rewrite|HOST", "--bootstrap-server": "HOST:PORT",
-  "--broker-address": "ID=HOST:PORT", "--allow-visitor": "CIDR", "--deny-visitor": "CIDR", "--trusted-proxy": "CIDR"
+  "--broker-address": "ID=HOST:PORT", "--allow-visitor": "CIDR", "--deny-visitor": "CIDR", "--trusted-proxy": "CIDR",
+  "--cluster": "REDIS_URL", "--node-addr": "IP:PORT"
 }
 
 /** `(-t, --to text)...` → `-t, --to HOST[:PORT]...`. */

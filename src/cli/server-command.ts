@@ -134,7 +134,7 @@ export const options = {
   ),
   cluster: optionalTextOption(
     "cluster",
-    "With --http-addr: serve HTTP tunnels as one node of a cluster whose names live in this Redis (redis://[:PASSWORD@]HOST:PORT[/DB]); needs --node-addr and SPORE_CLUSTER_SECRET.",
+    "With --http-addr: serve HTTP tunnels as a node of the cluster whose names are in this Redis, redis://[:PASSWORD@]HOST:PORT[/DB]; needs --node-addr and the nodes' shared SPORE_CLUSTER_SECRET.",
     { env: ["SPORE_CLUSTER"] }
   ),
   nodeAddr: optionalTextOption(

@@ -46,7 +46,8 @@ describe("spore CLI", () => {
         "--max-pending", "Default: 1024", "--max-conns-per-tunnel", "SPORE_MAX_CONNS_PER_TUNNEL", "--allow-visitor", "--deny-visitor", "--trusted-proxy",
         "--drain-seconds", "Default: 10", "SPORE_DRAIN_SECONDS", "--tls-cert", "SPORE_TLS_CERT", "--tls-key", "--tls-port", "Default: 7836",
         "--require-tls", "bore clients then cannot connect", "--https-addr", "SPORE_HTTPS_ADDR", "--acme-email", "--acme-directory",
-        "Default: https://acme-v02.api.letsencrypt.org/directory", "--acme-ca", "--acme-weekly-limit", "Default: 40", "--state-dir", "SPORE_STATE_DIR"]) {
+        "Default: https://acme-v02.api.letsencrypt.org/directory", "--acme-ca", "--acme-weekly-limit", "Default: 40", "--state-dir", "SPORE_STATE_DIR",
+        "--cluster", "SPORE_CLUSTER", "SPORE_CLUSTER_SECRET", "--node-addr", "SPORE_NODE_ADDR"]) {
         expect(server).toContain(text)
       }
       expect((yield* runSpore(["server", "--help"], { SPORE_SECRET: "do-not-print-me" })).stdout).not.toContain("do-not-print-me")
@@ -148,7 +149,17 @@ describe("spore CLI", () => {
         [["server", "--require-tls"], /--require-tls needs --tls-cert and --tls-key/],
         [["server", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-port", "7835"], /--tls-port must differ from --control-port/],
         [["local", "8080", "--to", "x", "--tls-fingerprint", "AB:CD"], /--tls-fingerprint must be a SHA-256 fingerprint/],
-        [["local", "8080", "--to", "x", "--tls-ca", "/nonexistent/ca.pem"], /--tls-ca: .*\/nonexistent\/ca\.pem: ENOENT/]
+        [["local", "8080", "--to", "x", "--tls-ca", "/nonexistent/ca.pem"], /--tls-ca: .*\/nonexistent\/ca\.pem: ENOENT/],
+        [[...front, "--cluster", "redis://127.0.0.1:6379"], /--cluster needs --node-addr IP:PORT/],
+        [[...front, "--cluster", "redis://127.0.0.1:6379", "--node-addr", "127.0.0.1:7900"], /--cluster needs SPORE_CLUSTER_SECRET in the environment/],
+        [[...front, "--cluster", "http://127.0.0.1:6379"], /--cluster must be a Redis URL like redis:\/\/10\.0\.0\.5:6379, not http:/],
+        [[...front, "--cluster", "redis://127.0.0.1:6379", "--node-addr", "0.0.0.0:7900"], /--node-addr must be the address other nodes reach this one at, not 0\.0\.0\.0/],
+        [[...front, "--cluster", "redis://127.0.0.1:6379", "--node-addr", "node-a:7900"], /--node-addr must be IP:PORT/],
+        [["server", "--cluster", "redis://127.0.0.1:6379", "--node-addr", "127.0.0.1:0"], /--cluster needs --http-addr/],
+        [["server", "--node-addr", "127.0.0.1:7900"], /--node-addr needs --cluster/],
+        [[...acme, "--acme-email", "ops@example.com", "--cluster", "redis://127.0.0.1:6379"], /--acme-email does not work in a cluster/],
+        [["http", "3000", "--to", "http://a.example,https://b.example", "--token", "k"], /--to: give every server with the same scheme/],
+        [["http", "3000", "--to", "http://a.example,b.example", "--token", "k"], /--to must be the server's URL.*not b\.example/]
       ]
       for (const [args, message] of cases) {
         const result = yield* runSpore(args)

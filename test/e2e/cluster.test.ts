@@ -217,6 +217,50 @@ describe.skipIf(!hasRedis())("a cluster of three servers on one Redis", () => {
       expect((yield* send(dispatcher, via(c, "moving", "echo"))).status).toBe(200)
     }), 90_000)
 
+  it.scopedLive("a dead node's names are free within 10 s: visitors get 503 until then, 404 after, and another owner may take the name", () =>
+    Effect.gen(function*() {
+      const { nodes } = yield* startCluster(writeKeys(KEY_A, KEY_B))
+      const [a, b, c] = nodes as [Node, Node, Node]
+      const app = yield* localApp
+      // Its client knows only A: nobody takes the name back.
+      yield* startHttpClient(a.port, app.port, { key: KEY_A, name: "orphan" })
+      const dispatcher = yield* agent
+      expect((yield* send(dispatcher, via(b, "orphan", "echo"), { fresh: true })).status).toBe(200)
+      a.process.child.kill("SIGKILL")
+      yield* within("node A dead", 5, a.process.exited)
+      const diedAt = Date.now()
+      let freeAt: number | undefined
+      for (let attempt = 0; attempt < 200 && freeAt === undefined; attempt++) {
+        const answer = yield* send(dispatcher, via(b, "orphan", "echo"), { fresh: true })
+        if (answer.status === 404) freeAt = Date.now()
+        else {
+          expect(answer.status).toBe(503)
+          yield* Effect.sleep(Duration.millis(100))
+        }
+      }
+      console.log(`the name was free ${freeAt === undefined ? "never" : `${freeAt - diedAt} ms`} after the node died`)
+      expect(freeAt).toBeDefined()
+      expect(freeAt! - diedAt).toBeLessThan(10_000)
+      const taken = yield* callApi(c.port, "POST", "/v1/tunnels", { key: KEY_B, body: { name: "orphan" } })
+      expect(taken.status).toBe(201)
+    }), 90_000)
+
+  it.scopedLive("a client back through another node while its old node lives takes its name over: the old node lets go and forwards", () =>
+    Effect.gen(function*() {
+      const { nodes } = yield* startCluster(writeKeys(KEY_A))
+      const [a, b, c] = nodes as [Node, Node, Node]
+      const app = yield* localApp
+      const first = yield* startHttpClient(a.port, app.port, { key: KEY_A, name: "hop" })
+      first.process.child.kill("SIGKILL")
+      const dispatcher = yield* agent
+      // A holds the tunnel for its lost client (the single server's 5 minutes), offline.
+      yield* eventually("offline on A", 10, Effect.map(send(dispatcher, via(a, "hop", "echo"), { fresh: true }), (answer) => answer.status === 502))
+      const second = yield* startHttpClient(b.port, app.port, { key: KEY_A, name: "hop" })
+      expect(second.url).toBe(via(b, "hop"))
+      yield* within("A lets it go", 10, a.process.waitFor(/http tunnel hop is now held by another node of the cluster/))
+      for (const node of [a, b, c]) expect((yield* send(dispatcher, via(node, "hop", "echo"), { fresh: true })).status).toBe(200)
+    }), 90_000)
+
   it.scopedLive("Redis stopped and started again: local tunnels keep serving, new names fail clearly, and it heals without a restart", () =>
     Effect.gen(function*() {
       const { redis, nodes } = yield* startCluster(writeKeys(KEY_A))
