@@ -22,6 +22,7 @@ interface Tunnel {
   totalConnections: number
   bytesIn: number
   bytesOut: number
+  node?: string
 }
 
 const tunnel = (name: string, fields: Partial<Tunnel> = {}): Tunnel => ({
@@ -97,7 +98,7 @@ describe("the HTTP tunnels' dashboard in Chromium", () => {
 
   it("renders one row per tunnel, sorted by name, with the exact counters in data-value", async () => {
     tunnels = [
-      tunnel("beta", { online: false, totalConnections: 7, bytesIn: 1536, bytesOut: 5 * 1024 * 1024 }),
+      tunnel("beta", { node: "10.0.0.2:7000", online: false, totalConnections: 7, bytesIn: 1536, bytesOut: 5 * 1024 * 1024 }),
       tunnel("alpha", { connections: 2, totalConnections: 40, bytesIn: 512, bytesOut: 123_456_789 })
     ]
     await withPage(async (page) => {
@@ -111,7 +112,7 @@ describe("the HTTP tunnels' dashboard in Chromium", () => {
         "beta"
       ])
       const fields = await rows.first().locator("td").evaluateAll((tds) => tds.map((td) => td.getAttribute("data-field")))
-      expect(fields).toEqual(["name", "url", "online", "client", "up", "connections", "totalConnections", "bytesIn", "bytesOut", "plot"])
+      expect(fields).toEqual(["name", "url", "online", "client", "node", "up", "connections", "totalConnections", "bytesIn", "bytesOut", "plot"])
 
       expect(await cell(page, "alpha", "name").textContent()).toBe("alpha")
       const link = cell(page, "alpha", "url").locator("a")
@@ -119,6 +120,10 @@ describe("the HTTP tunnels' dashboard in Chromium", () => {
       expect(await link.getAttribute("href")).toBe("http://alpha.spore.test/")
       expect(await cell(page, "alpha", "online").textContent()).toBe("online")
       expect(await cell(page, "beta", "online").textContent()).toBe("offline")
+      // A server outside a cluster holds every tunnel itself: no node to name.
+      expect(await cell(page, "alpha", "node").textContent()).toBe("—")
+      // One held by another node of a cluster says which.
+      expect(await cell(page, "beta", "node").textContent()).toBe("10.0.0.2:7000")
 
       const counters = { connections: [2, 0], totalConnections: [40, 7], bytesIn: [512, 1536], bytesOut: [123_456_789, 5 * 1024 * 1024] }
       for (const [field, [alpha, beta]] of Object.entries(counters)) {
