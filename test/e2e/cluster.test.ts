@@ -12,9 +12,9 @@ import { createHash, randomBytes } from "node:crypto"
 import * as net from "node:net"
 import { Duration, Effect, type Scope } from "effect"
 import { Agent, request } from "undici"
-import { WebSocket } from "ws"
 import { callApi, KEY_A, KEY_B, localApp, startHttpClient, writeKeys } from "../support/http.js"
 import { type Running, startSpore, within } from "../support/process.js"
+import { echoOf, openWebSocket } from "../support/websocket.js"
 import { hasRedis, type RedisServer, startRedis } from "../support/redis.js"
 
 const SECRET = "cluster-secret-0123456789"
@@ -74,20 +74,6 @@ const send = (dispatcher: Agent, url: string, options: { method?: string; body?:
   }).pipe(Effect.mapError((error) => new Error(`${options.method ?? "GET"} ${url}: ${String(error.error)}`))))
 
 const via = (node: Node, name: string, path = "") => `http://${LOOPBACK}:${node.port}/t/${name}/${path}`
-
-const openWebSocket = (url: string) =>
-  within(`WebSocket ${url}`, 10, Effect.async<WebSocket, Error>((resume) => {
-    const ws = new WebSocket(url, { maxPayload: 8 * 1024 * 1024 })
-    ws.once("open", () => resume(Effect.succeed(ws)))
-    ws.once("unexpected-response", (_request, response) => resume(Effect.fail(new Error(`WebSocket refused with ${response.statusCode}`))))
-    ws.once("error", (error) => resume(Effect.fail(error)))
-  }))
-
-const echoOf = (ws: WebSocket, data: string | Buffer) =>
-  within("a WebSocket echo", 10, Effect.async<Buffer>((resume) => {
-    ws.once("message", (message: Buffer) => resume(Effect.succeed(message)))
-    ws.send(data)
-  }))
 
 const metric = (node: Node, name: string) =>
   Effect.promise(async () => {

@@ -14,7 +14,6 @@ import { Readable } from "node:stream"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { type Agent, fetch, request } from "undici"
-import { WebSocket } from "ws"
 import { hasChromium, withPage } from "../support/browser.js"
 import {
   callApi,
@@ -32,6 +31,7 @@ import {
 } from "../support/http.js"
 import { freePort, LOOPBACK, sha256 } from "../support/net.js"
 import { runSpore, within } from "../support/process.js"
+import { nextMessage, openWebSocket } from "../support/websocket.js"
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -111,24 +111,6 @@ const readUntilLastChunkHeld = async (body: AsyncIterable<unknown>) => {
 async function* pieces(payload: Buffer, size = 1024 * 1024) {
   for (let offset = 0; offset < payload.length; offset += size) yield payload.subarray(offset, offset + size)
 }
-
-/** A WebSocket, open, closed at the end of the scope (or at once if it does not open in time). */
-const openWebSocket = (url: string, options: ConstructorParameters<typeof WebSocket>[2] = {}) =>
-  within(`WebSocket ${url}`, 10, Effect.async<WebSocket, Error>((resume) => {
-    const ws = new WebSocket(url, options)
-    ws.once("open", () => resume(Effect.succeed(ws)))
-    ws.once("error", (error) => resume(Effect.fail(error)))
-    ws.once("unexpected-response", (_request, response) =>
-      resume(Effect.fail(new Error(`WebSocket refused with ${response.statusCode}`))))
-    // Not an acquireRelease: its acquisition could not be interrupted by the timeout.
-    return Effect.sync(() => ws.terminate())
-  })).pipe(Effect.tap((ws) => Effect.addFinalizer(() => Effect.sync(() => ws.terminate()))))
-
-/** The next message on `ws`. */
-const nextMessage = (ws: WebSocket) =>
-  within("a WebSocket message", 10, Effect.async<{ data: Buffer; isBinary: boolean }>((resume) => {
-    ws.once("message", (data: Buffer, isBinary: boolean) => resume(Effect.succeed({ data, isBinary })))
-  }))
 
 const writeFile = (name: string, content: string) => {
   const path = join(mkdtempSync(join(tmpdir(), "spore-http-")), name)

@@ -14,10 +14,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { createHash, randomBytes } from "node:crypto"
 import { Effect, type Scope } from "effect"
 import { Agent, request } from "undici"
-import { WebSocket } from "ws"
 import { callApi, type Echo, localApp, startHttpClient, startHttpServer, writeKeys } from "../support/http.js"
 import { hasNullbore, NULLBORE_KEY, startNullboreClient, startNullboreServer } from "../support/nullbore.js"
 import { runSpore, within } from "../support/process.js"
+import { echoOf, openWebSocket } from "../support/websocket.js"
 
 interface Tunnel {
   /** The tunnel's public URL, without a trailing slash: `${base}/path` reaches the app's /path. */
@@ -91,20 +91,6 @@ const getPatiently = (dispatcher: Agent, url: string) =>
     return yield* Effect.fail(new Error(`${url}: still 429 after 50 attempts`))
   })
 
-const openWebSocket = (url: string) =>
-  within(`WebSocket ${url}`, 10, Effect.async<WebSocket, Error>((resume) => {
-    const ws = new WebSocket(url, { maxPayload: 8 * 1024 * 1024 })
-    ws.once("open", () => resume(Effect.succeed(ws)))
-    ws.once("unexpected-response", (_request, response) => resume(Effect.fail(new Error(`WebSocket refused with ${response.statusCode}`))))
-    ws.once("error", (error) => resume(Effect.fail(error)))
-  }))
-
-const echoOf = (ws: WebSocket, data: string | Buffer) =>
-  within("a WebSocket echo", 10, Effect.async<Buffer>((resume) => {
-    ws.once("message", (message: Buffer) => resume(Effect.succeed(message)))
-    ws.send(data)
-  }))
-
 for (const direction of DIRECTIONS) {
   describe.skipIf(!hasNullbore())(`NullBore interop: ${direction.title}`, () => {
     it.scopedLive("creates the tunnel, serves a GET, and the API shows NullBore's fields", () =>
@@ -157,7 +143,7 @@ for (const direction of DIRECTIONS) {
       Effect.gen(function*() {
         const app = yield* localApp
         const tunnel = yield* direction.open(app.port)
-        const ws = yield* Effect.acquireRelease(openWebSocket(`${tunnel.base.replace(/^http/, "ws")}/echo`), (ws) => Effect.sync(() => ws.terminate()))
+        const ws = yield* openWebSocket(`${tunnel.base.replace(/^http/, "ws")}/echo`)
         expect((yield* echoOf(ws, "hello through the tunnel")).toString()).toBe("hello through the tunnel")
         const binary = randomBytes(1024 * 1024)
         expect(sha256(yield* echoOf(ws, binary))).toBe(sha256(binary))

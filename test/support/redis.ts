@@ -9,6 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync } from "node:fs"
 import * as net from "node:net"
 import { Effect, type Scope } from "effect"
+import { freePort } from "./net.js"
 
 const REDIS = "/usr/bin/redis-server"
 /** Run under it when present, so that Redis dies with the test process however that ends. */
@@ -30,16 +31,6 @@ export interface RedisServer {
   readonly logs: () => string
 }
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, HOST, () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-
 /** Sends PING and reads the answer: whether Redis serves on `port` now. */
 const pings = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -60,7 +51,7 @@ const pings = (port: number) =>
 
 /** A Redis of its own for the rest of the scope. */
 export const startRedis: Effect.Effect<RedisServer, Error, Scope.Scope> = Effect.gen(function*() {
-  const port = yield* Effect.promise(freePort)
+  const port = yield* freePort
   let child: ChildProcess | undefined
   let closed: Promise<void> = Promise.resolve()
   let output = ""
