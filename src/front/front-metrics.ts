@@ -17,6 +17,8 @@ export const statusClass = (status: number) => `${Math.floor(status / 100)}xx`
 export interface FrontInstruments {
   /** A response head came back for a request of `tunnel`, `seconds` after the request's head. */
   readonly responded: (tunnel: string, status: number, seconds: number) => void
+  /** In a cluster: a connection for another node's tunnel was handed to it, or got a 503 (unreachable). */
+  readonly handedOver: (outcome: "forwarded" | "unavailable") => void
 }
 
 export class FrontMetrics extends Context.Tag("spore/FrontMetrics")<FrontMetrics, FrontInstruments>() {}
@@ -25,6 +27,7 @@ export const make = (registry: Registry) =>
   Effect.gen(function*() {
     const tunnels = yield* HttpTunnels
     const requests = registry.counter("spore_http_requests_total", "Requests through the HTTP front answered, by tunnel and status class.", ["tunnel", "class"])
+    const handovers = registry.counter("spore_cluster_handovers_total", "Connections for a tunnel another node of the cluster holds: forwarded to it, or answered 503 (it, or Redis, unreachable).", ["outcome"])
     const firstByte = registry.histogram("spore_http_first_byte_seconds", "Time from a request's head to its response's head, through the HTTP front.", FIRST_BYTE_BUCKETS)
     registry.computed("spore_http_bytes_total", "Bytes of HTTP visitors, per tunnel; in is from the visitor (counted as each data channel ends).", "counter", ["tunnel", "direction"], () =>
       tunnels.list(Option.none()).flatMap((tunnel) => [
@@ -44,7 +47,8 @@ export const make = (registry: Registry) =>
       responded: (tunnel, status, seconds) => {
         requests.inc({ tunnel, class: statusClass(status) })
         firstByte.observe({}, seconds)
-      }
+      },
+      handedOver: (outcome) => handovers.inc({ outcome })
     })
   })
 

@@ -23,7 +23,7 @@ import * as net from "node:net"
 import * as tls from "node:tls"
 import { Context, Effect, FiberSet, Layer, Option, type Scope } from "effect"
 import { WebSocketServer } from "ws"
-import type { AcmeError, BindError, StateDirError } from "../errors.js"
+import type { AcmeError, BindError, ClusterUnavailable, StateDirError } from "../errors.js"
 import { OperatorCertificate } from "../net/certificate-store.js"
 import { canonicalAddress, formatHostPort } from "../net/address.js"
 import type { DescriptorWatch } from "../net/descriptor-watch.js"
@@ -47,12 +47,12 @@ import { makeRateLimit } from "../limits/rate-limit.js"
 import { makeRequestReader } from "./request-reader.js"
 import { REQUEST_HEAD_TIMEOUT_SECONDS, requestRefusal, respondAndClose, serveVisitor, type VisitorLimits } from "./visitor.js"
 import { WaitingVisitors } from "../visitors/waiting-visitors.js"
-import { Cluster, SOLO } from "../cluster/cluster.js"
+import { Cluster, SOLO, type TunnelRecord } from "../cluster/cluster.js"
 import { type ForwardHeader, NodeLink } from "../cluster/node-link.js"
-import { describeForCluster, elsewhere, jsonError, keepClusterNames, tunnelIdOf } from "./cluster-routing.js"
+import { describeForCluster, elsewhere, type HandedConnection, jsonError, keepClusterNames, tunnelIdOf } from "./cluster-routing.js"
 import type { RequestClient } from "./client-address.js"
 import type { TcpTunnelDirectory } from "../visitors/tunnel-directory.js"
-import type { FrontMetrics } from "./front-metrics.js"
+import { FrontMetrics } from "./front-metrics.js"
 
 /** The longest a replayed request's connection is kept. */
 const REPLAY_LIMIT = "40 seconds"
@@ -172,6 +172,13 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
     // In a cluster: the names of every node, and the channel to the others.
     const cluster = Option.getOrElse(yield* Effect.serviceOption(Cluster), () => SOLO)
     const link = yield* Effect.serviceOption(NodeLink)
+    const metrics = yield* FrontMetrics
+    /** Hands a connection to the node `locate` finds (cluster-routing.ts), counted. */
+    const handOver = (nodes: NodeLink["Type"], connection: HandedConnection, locate: Effect.Effect<Option.Option<TunnelRecord>, ClusterUnavailable>) =>
+      Effect.tap(elsewhere(nodes, connection, locate), (outcome) =>
+        Effect.sync(() => {
+          if (outcome !== "unknown") metrics.handedOver(outcome)
+        }))
     const isOwnName = (name: string) => {
       if (domain === undefined) return false
       if (name === domain) return true
@@ -235,7 +242,7 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
             allows: config.limits.visitors.allows,
             proto,
             basicAuthLockout,
-            ...(Option.isSome(link) ? { elsewhere: (name: string, raw: Buffer, client: RequestClient) => elsewhere(link.value, { socket, reader, raw, client, proto, hops }, cluster.byName(name)) } : {})
+            ...(Option.isSome(link) ? { elsewhere: (name: string, raw: Buffer, client: RequestClient) => handOver(link.value, { socket, reader, raw, client, proto, hops }, cluster.byName(name)) } : {})
           }
           return yield* tracked(serveVisitor(socket, reader, request, options))
         }
@@ -243,7 +250,7 @@ export const make = (config: HttpFrontConfig): Effect.Effect<HttpFront["Type"], 
         const id = Option.isSome(link) ? tunnelIdOf(request.head.target) : undefined
         if (id !== undefined && Option.isSome(link) && Option.isNone(tunnels.byId(id))) {
           const client = clientOf(request.head)
-          const outcome = yield* elsewhere(link.value, { socket, reader, raw: request.raw, client, proto, hops }, cluster.byId(id))
+          const outcome = yield* handOver(link.value, { socket, reader, raw: request.raw, client, proto, hops }, cluster.byId(id))
           if (outcome === "forwarded") return
           if (outcome === "unavailable") {
             return yield* respondAndClose(socket, jsonError(503, "the server holding this tunnel cannot be reached now; try again in a few seconds", 5))

@@ -124,6 +124,9 @@ describe.skipIf(!hasRedis())("a cluster of three servers on one Redis", () => {
       )
       expect(answers.map((answer) => answer.status)).toEqual(Array(100).fill(200))
       answers.forEach((answer, index) => expect(JSON.parse(answer.body.toString()).url).toBe(`/echo?visitor=${index}`))
+      // Counted by connection (kept alive, so fewer than the requests) on the nodes that forward.
+      for (const node of [b, c]) expect(yield* metric(node, `spore_cluster_handovers_total{outcome="forwarded"}`)).toBeGreaterThan(0)
+      expect(yield* metric(a, `spore_cluster_handovers_total{outcome="forwarded"}`)).toBeUndefined()
 
       // Every node's API lists it, with the node that holds it; one by id is answered by its node.
       const listed = yield* callApi(c.port, "GET", "/v1/tunnels", { key: KEY_A })
@@ -266,6 +269,7 @@ describe.skipIf(!hasRedis())("a cluster of three servers on one Redis", () => {
       const lost = yield* send(dispatcher, via(b, "steady", "echo"))
       expect(lost.status).toBe(503)
       expect(lost.headers["retry-after"]).toBe("5")
+      expect(yield* metric(b, `spore_cluster_handovers_total{outcome="unavailable"}`)).toBeGreaterThanOrEqual(1)
       const refused = yield* callApi(b.port, "POST", "/v1/tunnels", { key: KEY_A, body: { name: "newcomer" } })
       expect(refused.status).toBe(503)
       expect(String(refused.body?.error)).toMatch(/^new tunnels cannot be created now: the cluster's Redis is unreachable/)
