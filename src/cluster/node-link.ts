@@ -24,7 +24,8 @@
  *
  * The handshake costs two round trips and a connect, about 1-2 ms on loopback, more between
  * hosts: so a dialer keeps POOL_SIZE ready links to each node it has handed visitors to in the
- * last PEER_IDLE, and a visitor takes one and waits for none of that (a burst beyond the pool
+ * last PEER_IDLE (a pool nobody uses ends as its links' LINK_IDLE runs out after that), and a
+ * visitor takes one and waits for none of that (a burst beyond the pool
  * dials fresh links). Each ready link is replaced when taken, and retired after LINK_IDLE, well
  * before the listener's READY_TIMEOUT, so that no link is closed by one side as the other uses
  * it. While ready, a link is read: the node at its other end closing it (a node that dies or
@@ -190,15 +191,6 @@ const parseAddress = (text: string): NodeAddress | undefined => {
   return match === null ? undefined : { host: match[1]!, port: Number(match[2]) }
 }
 
-/** Keepalive and a user timeout on a link (tuning.ts); a socket closed meanwhile fails where it is used. */
-const tune = (socket: net.Socket) => {
-  try {
-    tuneNodeLinkSocket(socket)
-  } catch {
-    // EBADF: already closed.
-  }
-}
-
 /** An authenticated link, its socket closed with `scope`: the pool's while ready, then its user's. */
 interface Link {
   readonly socket: net.Socket
@@ -218,6 +210,7 @@ interface ReadyLink extends Link {
 /** The pool's links to one node address. */
 interface Peer {
   readonly address: string
+  readonly target: NodeAddress
   readonly ready: Array<ReadyLink>
   lastUsed: number
 }
@@ -231,7 +224,7 @@ export const make = (config: { readonly address: NodeAddress; readonly secret: R
     const handler = yield* Deferred.make<ForwardedHandler>()
     const listener = yield* listenManaged({ host: config.address.host, port: config.address.port }, (socket) =>
       Effect.gen(function*() {
-        tune(socket)
+        tuneNodeLinkSocket(socket)
         const nonce = yield* Effect.either(authenticateDialer(socket, key))
         if (Either.isLeft(nonce)) {
           return yield* Effect.logWarning(`cluster: refused a node connection: ${nonce.left}`).pipe(
@@ -261,7 +254,7 @@ export const make = (config: { readonly address: NodeAddress; readonly secret: R
             const socket = yield* connect(target.host, target.port)
             // Its errors end it as a close does (seen where it is used); unheard, one would throw.
             socket.on("error", () => {})
-            tune(socket)
+            tuneNodeLinkSocket(socket)
             const nonce = yield* authenticateTo(socket, key).pipe(
               Effect.timeoutFail({ duration: AUTH_TIMEOUT, onTimeout: () => "timed out" }),
               Effect.mapError((reason) => new ConnectError({ host: target.host, port: target.port, reason: `node channel: ${reason}` }))
@@ -313,10 +306,10 @@ export const make = (config: { readonly address: NodeAddress; readonly secret: R
     }
 
     /** One ready link of `peer`'s, from its dial until it is taken, closed, or idle too long. */
-    const readyOnce = (peer: Peer, target: NodeAddress) =>
+    const readyOnce = (peer: Peer) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
-          const ready = yield* Effect.flatMap(restore(openLink(target)), (link) => makeReady(peer, link))
+          const ready = yield* Effect.flatMap(restore(openLink(peer.target)), (link) => makeReady(peer, link))
           const settled = yield* restore(Effect.raceFirst(
             Effect.as(Deferred.await(ready.settled), true),
             Effect.as(Effect.sleep(LINK_IDLE), false)
@@ -334,11 +327,11 @@ export const make = (config: { readonly address: NodeAddress; readonly secret: R
       )
 
     /** Keeps one ready link to `peer` while it is dialed, a closed or failed one with backoff. */
-    const slot = (peer: Peer, target: NodeAddress) =>
+    const slot = (peer: Peer) =>
       Effect.gen(function*() {
         let failures = 0
         while ((yield* Clock.currentTimeMillis) - peer.lastUsed < PEER_IDLE_MS) {
-          const outcome = yield* Effect.either(readyOnce(peer, target))
+          const outcome = yield* Effect.either(readyOnce(peer))
           if (Either.isRight(outcome) && outcome.right !== "closed") {
             failures = 0
             continue
@@ -349,22 +342,22 @@ export const make = (config: { readonly address: NodeAddress; readonly secret: R
         }
       })
 
-    /** `text`'s pool, started at its first use; the time of this use noted. */
-    const peerOf = (text: string, target: NodeAddress) =>
+    /** `address`'s pool, started at its first use; the time of this use noted. */
+    const peerOf = (address: string, target: NodeAddress) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const known = peers.get(text)
+        const known = peers.get(address)
         if (known !== undefined) {
           known.lastUsed = now
           return known
         }
-        const peer: Peer = { address: text, ready: [], lastUsed: now }
-        peers.set(text, peer)
+        const peer: Peer = { address, target, ready: [], lastUsed: now }
+        peers.set(address, peer)
         yield* FiberSet.run(
           slots,
-          Effect.all(Array.from({ length: POOL_SIZE }, () => slot(peer, target)), { concurrency: "unbounded", discard: true }).pipe(
+          Effect.all(Array.from({ length: POOL_SIZE }, () => slot(peer)), { concurrency: "unbounded", discard: true }).pipe(
             Effect.ensuring(Effect.sync(() => {
-              if (peers.get(text) === peer) peers.delete(text)
+              if (peers.get(address) === peer) peers.delete(address)
             }))
           )
         )
